@@ -1,0 +1,464 @@
+"""Campaign configuration: frozen dataclasses, one home for every default.
+
+A campaign is configured by a TOML file with the sections ``[data]``,
+``[model]``, ``[ticket]``, ``[finetune]``, ``[ga]`` and ``[campaign]``; every key
+is optional and defaults to the value written in this module (and nowhere
+else). Every key is validated once, when the configuration is built; an error
+names the key and what would be valid, e.g. ``ga.population: must be >= 2, got 0``.
+
+Example::
+
+    [ticket]
+    density = 0.1
+
+    [finetune]
+    steps = 100
+    mode = "lamarckian"
+
+    [ga.operator_args.mutMaskSwap]
+    indpb = 0.05
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import math
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evoticket.errors import ConfigError
+
+Check = Callable[[Any], str | None]
+
+
+def _check(fn: Callable[[Any], bool], valid: str) -> dict[str, Check]:
+    """Field metadata: ``fn(value)`` must hold, else the error says ``valid``."""
+    return {"check": lambda v: None if fn(v) else valid}
+
+
+def _choice(*names: str) -> dict[str, Check]:
+    return _check(lambda v: v in names, "one of " + ", ".join(repr(n) for n in names))
+
+
+def _at_least(lo: float) -> dict[str, Check]:
+    return _check(lambda v: v >= lo, f"must be >= {lo}")
+
+
+def _positive() -> dict[str, Check]:
+    return _check(lambda v: v > 0 and math.isfinite(v), "must be a finite number > 0")
+
+
+def _probability() -> dict[str, Check]:
+    return _check(lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, and how its validation split is carved out."""
+
+    name: str = "mnist1d"
+    """Data set name: mnist1d, digits, mnist or fashion_mnist (see ``evoticket.data.DATASETS``)."""
+    root: str = ""
+    """Directory holding the IDX files of mnist / fashion_mnist; unused by the others."""
+    val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "must be in (0, 1)"))
+    """Fraction of the training split held out for validation (fitness); in (0, 1)."""
+    seed: int = field(default=0, metadata=_at_least(0))
+    """Seed of the stratified train/validation split; >= 0."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network whose tickets are evolved."""
+
+    name: str = "mlp"
+    """Model name: mlp, mlp_residual or cnn1d (see ``evoticket.models.MODELS``)."""
+    hidden: tuple[int, ...] = field(
+        default=(), metadata=_check(lambda v: all(h >= 1 for h in v), "must be sizes >= 1")
+    )
+    """Hidden sizes (mlp) or channels (cnn1d); empty takes the model's default ([300, 100] for mlp)."""
+    init: str = field(
+        default="kaiming_normal", metadata=_choice("kaiming_normal", "glorot_normal", "signed_constant")
+    )
+    """Weight initialiser of theta0: kaiming_normal, glorot_normal or signed_constant."""
+
+
+@dataclass(frozen=True)
+class TicketConfig:
+    """The masks of the initial population."""
+
+    density: float = field(default=0.1, metadata=_check(lambda v: 0 < v <= 1, "must be in (0, 1]"))
+    """Fraction of each layer's weights kept by the initial random masks; in (0, 1]."""
+    layer_densities: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_check(lambda v: all(0 < d <= 1 for d in v.values()), "densities must be in (0, 1]"),
+    )
+    """Per-layer override of ``density``: weight name (e.g. "fc1.weight") -> density in (0, 1]."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The short gradient fine-tuning every individual gets before its fitness is read."""
+
+    steps: int = field(default=100, metadata=_at_least(0))
+    """Gradient steps per individual per evaluation (steps, not epochs); >= 0. 0: no fine-tuning (supermask search)."""
+    lr: float = field(default=2e-2, metadata=_positive())
+    """Learning rate of the optimizer; > 0."""
+    optimizer: str = field(default="adam", metadata=_choice("adam", "sgd"))
+    """adam, or sgd (with momentum)."""
+    momentum: float = field(default=0.9, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    """SGD momentum; in [0, 1). Unused by adam."""
+    weight_decay: float = field(default=0.0, metadata=_at_least(0.0))
+    """L2 weight decay; >= 0."""
+    batch_size: int = field(default=100, metadata=_at_least(1))
+    """Examples per minibatch (shared by the whole population); >= 1."""
+    mode: str = field(default="baldwinian", metadata=_choice("baldwinian", "lamarckian"))
+    """baldwinian: fine-tuned weights are discarded; lamarckian: they become the individual's theta0."""
+    max_memory_mb: float = field(default=2048.0, metadata=_positive())
+    """Memory budget of one batched fine-tuning (MiB); the population is split into chunks to fit; > 0."""
+
+
+@dataclass(frozen=True)
+class GAConfig:
+    """The (mu + lambda) genetic algorithm."""
+
+    population: int = field(default=24, metadata=_at_least(2))
+    """Population size mu; >= 2."""
+    offspring: int = field(default=24, metadata=_at_least(1))
+    """Offspring per generation lambda; >= 1."""
+    generations: int = field(default=12, metadata=_at_least(0))
+    """Generations after the initial population; >= 0."""
+    cxpb: float = field(default=0.5, metadata=_probability())
+    """Probability that a pair of offspring is made by crossover; in [0, 1]."""
+    mutpb: float = field(default=1.0, metadata=_probability())
+    """Probability that an offspring is mutated (one not crossed over is always mutated); in [0, 1]."""
+    tournament_size: int = field(default=3, metadata=_at_least(1))
+    """Tournament size of selTournament (parents and survivors); >= 1."""
+    elitism: int = field(default=2, metadata=_at_least(0))
+    """Best individuals of parents + offspring that always survive; in [0, population]."""
+    hall_of_fame: int = field(default=5, metadata=_at_least(1))
+    """Size of the hall of fame; >= 1."""
+    crossover: str = "cxMaskUniform"
+    """Crossover operator (see ``evoticket.operators.CROSSOVERS``)."""
+    mutations: tuple[str, ...] = ("mutMaskSwap", "mutInitGaussian")
+    """Mutation operators applied in turn to a mutated offspring (see ``evoticket.operators.MUTATIONS``)."""
+    operator_args: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Operator name -> keyword arguments overriding its defaults, e.g. {mutMaskSwap = {indpb = 0.05}}."""
+
+
+@dataclass(frozen=True)
+class CampaignSection:
+    """Seed, device and the final lottery-ticket comparison."""
+
+    seed: int = field(default=0, metadata=_at_least(0))
+    """Seed of every random number in the campaign; >= 0."""
+    device: str = field(
+        default="auto",
+        metadata=_check(
+            lambda v: v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()),
+            "one of 'auto', 'cpu', 'cuda', 'cuda:N'",
+        ),
+    )
+    """Where fine-tuning runs: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."""
+    final_steps: int = field(default=1500, metadata=_at_least(1))
+    """Training steps of the final comparison (best ticket, dense, random mask); >= 1."""
+    final_seeds: int = field(default=3, metadata=_at_least(1))
+    """Data-order seeds the final comparison is repeated over (mean and std reported); >= 1."""
+    final_eval_every: int = field(default=100, metadata=_at_least(1))
+    """Steps between validation checks for early stopping in the final comparison; >= 1."""
+    winning_tolerance: float = field(default=0.01, metadata=_at_least(0.0))
+    """A ticket is winning if its mean test accuracy is >= the dense network's minus this; in [0, 1]."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "ticket": TicketConfig,
+    "finetune": FinetuneConfig,
+    "ga": GAConfig,
+    "campaign": CampaignSection,
+}
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """A whole campaign's configuration (every section has full defaults).
+
+    Build it with ``CampaignConfig()`` for the default campaign,
+    :func:`load_config` from a TOML file or :meth:`from_dict`; change it with
+    :meth:`with_overrides`. Construction validates every key.
+
+    Raises:
+        ConfigError: on an unknown key, a wrong type or an out-of-range value.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    ticket: TicketConfig = field(default_factory=TicketConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    ga: GAConfig = field(default_factory=GAConfig)
+    campaign: CampaignSection = field(default_factory=CampaignSection)
+
+    def __post_init__(self) -> None:
+        for name, cls in SECTIONS.items():
+            section = getattr(self, name)
+            if not isinstance(section, cls):
+                raise ConfigError(f"{name}: must be a table of {cls.__name__} keys")
+            _validate_section(name, section)
+        _validate_cross(self)
+
+    # ------------------------------------------------------------ conversion
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> CampaignConfig:
+        """Build from nested plain data (as parsed from TOML).
+
+        Raises:
+            ConfigError: on an unknown section or key (with a "did you mean"),
+                a wrong type or an out-of-range value.
+        """
+        if not isinstance(raw, Mapping):
+            raise ConfigError("configuration: must be a table of sections")
+        sections = {}
+        for name, values in raw.items():
+            if name not in SECTIONS:
+                raise ConfigError(_unknown_key(name, SECTIONS, "section"))
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"{name}: must be a table, got {_describe(values)}")
+            sections[name] = _build_section(name, SECTIONS[name], values)
+        return cls(**sections)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain data (lists, dicts, numbers, strings), TOML-writable."""
+        return {name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}
+
+    def to_toml(self) -> str:
+        """The fully resolved configuration as TOML text."""
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+    def hash(self) -> str:
+        """SHA-256 of the resolved configuration (hex, 16 characters)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_overrides(self, overrides: Sequence[str] | Mapping[str, Any]) -> CampaignConfig:
+        """A copy with ``section.key=value`` overrides applied.
+
+        Args:
+            overrides: strings ``"section.key=value"`` (value parsed as a TOML
+                value, bare words taken as strings), or a mapping of dotted key
+                to value.
+
+        Raises:
+            ConfigError: on a malformed override, an unknown key or a bad value.
+        """
+        raw = self.to_dict()
+        items = overrides.items() if isinstance(overrides, Mapping) else map(_split_override, overrides)
+        for dotted, value in items:
+            section, _, key = dotted.partition(".")
+            if section not in SECTIONS:
+                raise ConfigError(_unknown_key(section, SECTIONS, "section"))
+            if not key:
+                raise ConfigError(f"--set {dotted}: give section.key=value, e.g. ga.population=32")
+            key, _, sub = key.partition(".")
+            if sub:  # ga.operator_args.mutMaskSwap.indpb=0.1 or ticket.layer_densities.fc1.weight=0.2
+                target = raw[section].setdefault(key, {})
+                if not isinstance(target, dict):
+                    raise ConfigError(f"{section}.{key}: is not a table, cannot set {dotted}")
+                *path, leaf = _split_table_key(section, key, sub)
+                for part in path:
+                    target = target.setdefault(part, {})
+                target[leaf] = value
+            else:
+                raw[section][key] = value
+        return CampaignConfig.from_dict(raw)
+
+
+def _split_table_key(section: str, key: str, sub: str) -> list[str]:
+    # layer_densities keys are weight names with a dot ("fc1.weight"): keep them whole.
+    if (section, key) == ("ticket", "layer_densities"):
+        return [sub]
+    return sub.split(".", 1)
+
+
+def _split_override(text: str) -> tuple[str, Any]:
+    key, sep, value = str(text).partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected section.key=value, e.g. ga.population=32")
+    return key.strip(), parse_value(value.strip())
+
+
+def parse_value(text: str) -> Any:
+    """Parse a command-line value as TOML (``32``, ``0.1``, ``[300, 100]``, ``true``).
+
+    Anything that is not a TOML value is taken as a plain string, so
+    ``finetune.mode=lamarckian`` needs no quotes.
+    """
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def load_config(
+    path: str | os.PathLike | None = None, overrides: Sequence[str] = ()
+) -> CampaignConfig:
+    """Read a TOML configuration file and apply ``section.key=value`` overrides.
+
+    Args:
+        path: TOML file; ``None`` gives the default campaign.
+        overrides: ``--set`` strings applied after the file.
+
+    Raises:
+        ConfigError: if the file is missing, is not valid TOML, or holds a bad key or value.
+    """
+    if path is None:
+        config = CampaignConfig()
+    else:
+        try:
+            with open(path, "rb") as f:
+                raw = tomllib.load(f)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such configuration file") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{path}: is a directory, expected a TOML file") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: not valid TOML: not UTF-8 text") from None
+        config = CampaignConfig.from_dict(raw)
+    return config.with_overrides(overrides) if overrides else config
+
+
+# ---------------------------------------------------------------------------
+# validation
+
+
+def _unknown_key(key: str, valid: Mapping | Sequence, what: str = "key") -> str:
+    close = difflib.get_close_matches(key, list(valid), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{key}: unknown {what}{hint}; valid: {', '.join(valid)}"
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(_unknown_key(f"{name}.{key}", [f"{name}.{k}" for k in fields]))
+        kwargs[key] = _coerce(f"{name}.{key}", value, _hints(cls)[key])
+    return cls(**kwargs)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Convert a parsed value to the field's type, or raise ConfigError naming ``key``."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: must be true or false, got {_describe(value)}")
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{key}: must be an integer, got {_describe(value)}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+            return float(value)
+        raise ConfigError(f"{key}: must be a number, got {_describe(value)}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: must be a string, got {_describe(value)}")
+    if origin is tuple:
+        (item, _) = typing.get_args(hint)
+        if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+            raise ConfigError(f"{key}: must be a list, got {_describe(value)}")
+        return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: must be a table, got {_describe(value)}")
+        return {str(k): _coerce(f"{key}.{k}", v, item) for k, v in value.items()}
+    if origin in (types.UnionType, typing.Union):  # pragma: no cover - no such fields yet
+        return value
+    raise TypeError(f"unsupported configuration type {hint!r} for {key}")  # a bug, not a user error
+
+
+def _validate_section(name: str, section: Any) -> None:
+    hints = _hints(type(section))
+    for f in dataclasses.fields(section):
+        key = f"{name}.{f.name}"
+        value = _coerce(key, getattr(section, f.name), hints[f.name])
+        object.__setattr__(section, f.name, value)
+        check = f.metadata.get("check")
+        if check is not None:
+            problem = check(value)
+            if problem:
+                raise ConfigError(f"{key}: {problem}, got {value!r}")
+
+
+def _validate_cross(config: CampaignConfig) -> None:
+    """Checks that involve several keys or registries of other modules."""
+    from evoticket.data import DATASETS
+    from evoticket.errors import unknown_name
+    from evoticket.models import MODELS
+    from evoticket.operators import CROSSOVER_DEFAULTS, CROSSOVERS, MUTATION_DEFAULTS, MUTATIONS
+
+    def unknown(key: str, what: str, name: str, valid: Any) -> ConfigError:
+        return ConfigError(f"{key}: " + unknown_name(what, name, valid))
+
+    if config.data.name not in DATASETS:
+        raise unknown("data.name", "data set", config.data.name, DATASETS)
+    if config.model.name not in MODELS:
+        raise unknown("model.name", "model", config.model.name, MODELS)
+    if config.ga.crossover not in CROSSOVERS:
+        raise unknown("ga.crossover", "crossover", config.ga.crossover, CROSSOVERS)
+    if not config.ga.mutations:
+        raise ConfigError("ga.mutations: must name at least one mutation, e.g. ['mutMaskSwap']")
+    for op in config.ga.mutations:
+        if op not in MUTATIONS:
+            raise unknown("ga.mutations", "mutation", op, MUTATIONS)
+    defaults = {**MUTATION_DEFAULTS, **CROSSOVER_DEFAULTS}
+    for op, args in config.ga.operator_args.items():
+        if op not in defaults:
+            raise unknown("ga.operator_args", "operator", op, defaults)
+        for arg in args:
+            if arg not in defaults[op]:
+                valid = ", ".join(defaults[op]) or "none"
+                raise ConfigError(f"ga.operator_args.{op}.{arg}: unknown argument; valid: {valid}")
+    if config.ga.elitism > config.ga.population:
+        raise ConfigError(
+            f"ga.elitism: must be <= ga.population ({config.ga.population}), got {config.ga.elitism}"
+        )
+    if config.campaign.winning_tolerance > 1:
+        raise ConfigError(f"campaign.winning_tolerance: must be in [0, 1], got {config.campaign.winning_tolerance}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

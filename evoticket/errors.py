@@ -1,0 +1,46 @@
+"""Errors that evoticket raises for user mistakes.
+
+Every user-facing mistake (a bad configuration key, a missing data file, an
+unknown registry name) raises a subclass of :class:`EvoticketError`. The command
+line prints its message as one line and exits with status 2, without a
+traceback; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+
+class EvoticketError(Exception):
+    """A mistake in the user's input, reported as one line without a traceback."""
+
+
+class ConfigError(EvoticketError):
+    """An invalid configuration key, type or value."""
+
+
+class DataError(EvoticketError):
+    """A data set that cannot be found, read or split."""
+
+
+class RunExistsError(EvoticketError):
+    """A run directory that already exists (and ``--force`` was not given)."""
+
+
+def unknown_name(kind: str, name: str, valid: Iterable[str]) -> str:
+    """Format a one-line "unknown name" message with a "did you mean" hint.
+
+    Args:
+        kind: what was looked up, e.g. ``"data set"`` or ``"data.name"``.
+        name: the name the user gave.
+        valid: the names that would have been accepted.
+
+    Returns:
+        A message such as ``unknown data set 'mnsit' (did you mean 'mnist'?);
+        valid: digits, fashion_mnist, mnist, mnist1d``.
+    """
+    valid = sorted(valid)
+    close = difflib.get_close_matches(str(name), valid, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown {kind} {name!r}{hint}; valid: {', '.join(valid)}"

@@ -1,0 +1,112 @@
+"""DEAP operators for lottery tickets: initialisation, mutation and crossover.
+
+The operators work on :class:`~evoticket.genome.Ticket` individuals and follow
+DEAP's conventions (``init``/``mut``/``cx`` prefixes; individuals first,
+hyper-parameters after, randomness from a keyword ``rng`` CPU
+:class:`torch.Generator`; variation in place, a tuple returned, fitness left
+to the algorithm), so they can be registered in any ``deap.base.Toolbox``::
+
+    toolbox.register("mutate", mutMaskSwap, indpb=0.02, rng=g)
+
+They are layer-aware (every layer varied on its own) and never edit a tensor
+in place: a clone shares its parent's tensors, and operators replace them.
+
+Registries (name -> function), looked up by configuration and parametrised
+over by the tests:
+
+* :data:`INITS`, :data:`MUTATIONS`, :data:`CROSSOVERS`;
+* :data:`MUTATION_DEFAULTS`, :data:`CROSSOVER_DEFAULTS`: each operator's
+  default keyword hyper-parameters;
+* :data:`DENSITY_PRESERVING`: operators that keep every layer's kept count.
+
+Sources: Frankle & Carbin 2019 (arXiv:1803.03635) for tickets; Such et al.
+2017 (arXiv:1712.06567) for Gaussian weight mutation; Zhou et al. 2019
+(arXiv:1905.01067) for the role of signs; Mocanu et al. 2018
+(arXiv:1707.04780) for density-preserving prune-and-regrow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from evoticket.operators.crossover import cxInitBlend, cxLayerSwap, cxMaskUniform
+from evoticket.operators.init import initTicket, kept_count
+from evoticket.operators.mutation import (
+    mutInitGaussian,
+    mutInitReseed,
+    mutMaskFlip,
+    mutMaskSwap,
+    mutSignFlip,
+)
+
+INITS: dict[str, Callable[..., Any]] = {"initTicket": initTicket}
+"""Initialiser name -> function ``(container, arch, density, *, rng, ...)``."""
+
+MUTATIONS: dict[str, Callable[..., Any]] = {
+    "mutMaskSwap": mutMaskSwap,
+    "mutMaskFlip": mutMaskFlip,
+    "mutInitGaussian": mutInitGaussian,
+    "mutInitReseed": mutInitReseed,
+    "mutSignFlip": mutSignFlip,
+}
+"""Mutation name -> function ``(individual, **hyper, rng) -> (individual,)``."""
+
+CROSSOVERS: dict[str, Callable[..., Any]] = {
+    "cxMaskUniform": cxMaskUniform,
+    "cxLayerSwap": cxLayerSwap,
+    "cxInitBlend": cxInitBlend,
+}
+"""Crossover name -> function ``(ind1, ind2, **hyper, rng) -> (ind1, ind2)``."""
+
+MUTATION_DEFAULTS: dict[str, dict[str, Any]] = {
+    "mutMaskSwap": {"indpb": 0.02},
+    "mutMaskFlip": {"indpb": 0.002},
+    "mutInitGaussian": {"indpb": 0.05, "sigma": 0.5},
+    "mutInitReseed": {"indpb": 0.02},
+    "mutSignFlip": {"indpb": 0.02},
+}
+"""Mutation name -> its default keyword hyper-parameters (``indpb`` in [0, 1];
+``sigma`` > 0, in units of the layer's initial scale)."""
+
+CROSSOVER_DEFAULTS: dict[str, dict[str, Any]] = {
+    "cxMaskUniform": {},
+    "cxLayerSwap": {"indpb": 0.5},
+    "cxInitBlend": {"alpha": 0.5},
+}
+"""Crossover name -> its default keyword hyper-parameters (``indpb`` in [0, 1];
+``alpha`` >= 0)."""
+
+DENSITY_PRESERVING: frozenset[str] = frozenset(
+    {
+        "mutMaskSwap",
+        "mutInitGaussian",
+        "mutInitReseed",
+        "mutSignFlip",
+        "cxMaskUniform",
+        "cxInitBlend",
+    }
+)
+"""Operators after which every individual keeps each layer's exact kept count.
+
+``cxLayerSwap`` is left out: it keeps the pair's counts, but a child's own only
+when the parents share their densities."""
+
+__all__ = [
+    "CROSSOVERS",
+    "CROSSOVER_DEFAULTS",
+    "DENSITY_PRESERVING",
+    "INITS",
+    "MUTATIONS",
+    "MUTATION_DEFAULTS",
+    "cxInitBlend",
+    "cxLayerSwap",
+    "cxMaskUniform",
+    "initTicket",
+    "kept_count",
+    "mutInitGaussian",
+    "mutInitReseed",
+    "mutMaskFlip",
+    "mutMaskSwap",
+    "mutSignFlip",
+]

@@ -1,0 +1,45 @@
+"""Every file a campaign writes, in one place (as OpenLTH's ``foundations/paths.py``).
+
+A run named NAME writes ``runs/NAME/`` and ``plots/NAME/``::
+
+    runs/NAME/config.toml        the fully resolved configuration
+    runs/NAME/generations.csv    one row of statistics per generation
+    runs/NAME/individuals.jsonl  one JSON line per evaluated individual (lineage)
+    runs/NAME/best_ticket.pt     the best ticket: theta0, masks, architecture, config
+    runs/NAME/summary.json       the final lottery-ticket comparison and timings
+    plots/NAME/fitness.png       validation accuracy per generation
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def config(run_dir: Path) -> Path:
+    """The resolved configuration (TOML)."""
+    return Path(run_dir) / "config.toml"
+
+
+def generations_csv(run_dir: Path) -> Path:
+    """Per-generation statistics (CSV, one row per generation)."""
+    return Path(run_dir) / "generations.csv"
+
+
+def individuals_jsonl(run_dir: Path) -> Path:
+    """Per-individual records (JSON lines, one per evaluated individual)."""
+    return Path(run_dir) / "individuals.jsonl"
+
+
+def best_ticket(run_dir: Path) -> Path:
+    """The best ticket found (``torch.save`` file)."""
+    return Path(run_dir) / "best_ticket.pt"
+
+
+def summary(run_dir: Path) -> Path:
+    """The campaign summary (JSON)."""
+    return Path(run_dir) / "summary.json"
+
+
+def fitness_plot(plot_dir: Path) -> Path:
+    """Validation accuracy per generation (PNG)."""
+    return Path(plot_dir) / "fitness.png"

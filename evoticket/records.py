@@ -1,0 +1,133 @@
+"""Append-only campaign records on disk, and their readers.
+
+* ``individuals.jsonl``: one JSON object per evaluated individual, in
+  evaluation order: ``uid``, ``generation``, ``parents`` (uids), ``operators``,
+  ``density`` (weight name -> fraction kept, in [0, 1]), ``density_total``,
+  ``val_acc_before`` / ``val_loss_before`` (step 0, before fine-tuning),
+  ``val_acc`` / ``val_loss`` (after fine-tuning; the fitness), ``flags``
+  (e.g. ``["nonfinite"]``; a diverged individual has ``val_acc`` 0 and
+  ``val_loss`` null).
+* ``generations.csv``: one row per generation with the population's
+  statistics (:data:`GENERATION_COLUMNS`). The timing columns ``seconds`` and
+  ``finetune_seconds`` are the only ones that differ between two runs with the
+  same seed.
+
+Lineage lives in these records, not in copies of networks.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from evoticket import paths
+
+GENERATION_COLUMNS = (
+    "generation",
+    "nevals",
+    "val_acc_max",
+    "val_acc_avg",
+    "val_acc_min",
+    "val_acc_std",
+    "val_acc_before_max",
+    "val_acc_before_avg",
+    "val_acc_before_min",
+    "density_avg",
+    "best_uid",
+    "best_density",
+    "seconds",
+    "finetune_seconds",
+)
+"""Columns of ``generations.csv``; accuracies in [0, 1], times in seconds."""
+
+TIMING_COLUMNS = ("seconds", "finetune_seconds")
+"""Columns that measure wall time and so differ between identical runs."""
+
+
+def generation_row(generation: int, population: list, stats: dict, seconds: float, finetune_seconds: float) -> dict:
+    """One ``generations.csv`` row from a DEAP logbook row and the population."""
+    best = max(population, key=lambda ind: ind.fitness.wvalues)
+    return {
+        "generation": generation,
+        "nevals": stats["nevals"],
+        "val_acc_max": stats["fitness"]["max"],
+        "val_acc_avg": stats["fitness"]["avg"],
+        "val_acc_min": stats["fitness"]["min"],
+        "val_acc_std": stats["fitness"]["std"],
+        "val_acc_before_max": stats["before"]["max"],
+        "val_acc_before_avg": stats["before"]["avg"],
+        "val_acc_before_min": stats["before"]["min"],
+        "density_avg": stats["density"]["avg"],
+        "best_uid": best.uid,
+        "best_density": best.total_density(),
+        "seconds": round(seconds, 4),
+        "finetune_seconds": round(finetune_seconds, 4),
+    }
+
+
+class RecordWriter:
+    """Appends individual and generation records to a run directory.
+
+    Each write is flushed, so a killed job loses at most the line being written.
+
+    Args:
+        run_dir: the run directory (must exist).
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.run_dir = Path(run_dir)
+
+    def write_individuals(self, records: Iterable[dict[str, Any]]) -> None:
+        """Append one JSON line per record to ``individuals.jsonl``."""
+        with open(paths.individuals_jsonl(self.run_dir), "a", encoding="utf-8") as f:
+            for record in records:
+                f.write(json.dumps(record, sort_keys=True) + "\n")
+
+    def write_generation(self, row: dict[str, Any]) -> None:
+        """Append a row to ``generations.csv`` (the header is written first)."""
+        path = paths.generations_csv(self.run_dir)
+        new = not path.exists()
+        with open(path, "a", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=GENERATION_COLUMNS)
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+def read_individuals(run_dir: Path) -> list[dict[str, Any]]:
+    """All records of ``individuals.jsonl``, in evaluation order."""
+    with open(paths.individuals_jsonl(run_dir), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def read_generations(run_dir: Path) -> list[dict[str, float]]:
+    """All rows of ``generations.csv``, numbers parsed (ints stay ints)."""
+    with open(paths.generations_csv(run_dir), newline="", encoding="utf-8") as f:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """The campaign's ``summary.json``."""
+    with open(paths.summary(run_dir), encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _number(text: str) -> float | int | str:
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            return text
