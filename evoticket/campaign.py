@@ -178,12 +178,13 @@ def run_campaign(
     progress = _Progress(config.ga.generations + 1, config.campaign.progress)
     try:
         evo_start = time.perf_counter()
-        _, _, hof = evolve(toolbox, config, hooks=(write_records, progress, *hooks))
+        population, _, hof = evolve(toolbox, config, hooks=(write_records, progress, *hooks))
         evolution_seconds = time.perf_counter() - evo_start
     finally:
         progress.close()
 
-    best = hof[0]
+    # The final population was evaluated under one minibatch sequence; the hall of fame mixes generations.
+    best = max(population, key=lambda ind: ind.fitness.wvalues)
     save_ticket(paths.best_ticket(run_dir), best, toolbox.arch, config)
     final_start = time.perf_counter()
     controls = compare_controls(best, toolbox.arch, toolbox.splits, config)
@@ -210,6 +211,10 @@ def run_campaign(
             "density_total": best.total_density(),
             "density": best.density(),
         },
+        "hall_of_fame": [
+            {"uid": ind.uid, "generation": ind.eval_record["generation"], "val_acc": ind.fitness.values[0]}
+            for ind in hof
+        ],
         "controls": controls,
         "winning_ticket": bool(winning),
         "beats_random_mask": bool(ticket > controls["random"]["test_acc_mean"]),
@@ -248,8 +253,8 @@ def format_summary(summary: dict, run_dir: Path, plot_dir: Path, config: Campaig
     seeds = config.campaign.final_seeds
     lines = [
         "",
-        f"Final comparison: {config.campaign.final_steps} training steps each, "
-        f"test accuracy at minimum validation loss, mean +- std over {seeds} seed(s)",
+        f"Final comparison: {config.campaign.final_steps} training steps each, test accuracy at the "
+        f"early-stopping step ({config.campaign.early_stopping}), mean +- std over {seeds} seed(s)",
         f"{'control':<8} {'density':>8} {'test acc':>17} {'val acc':>8} {'stop step':>10}",
     ]
     for key in CONTROLS:
@@ -322,7 +327,9 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
             splits.x_train.shape[0], c.final_steps, config.finetune.batch_size, derive_seed(c.seed, "final", s),
             splits.device,
         )
-        res = train_early_stopping(arch, theta0, masks, splits, config.finetune, batches, c.final_eval_every)
+        res = train_early_stopping(
+            arch, theta0, masks, splits, config.finetune, batches, c.final_eval_every, c.early_stopping
+        )
         for i, key in enumerate(tickets):
             per_seed[key]["test_acc"].append(float(res.test_acc[i]))
             per_seed[key]["final_test_acc"].append(float(res.final_test_acc[i]))

@@ -69,7 +69,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
     except EvoticketError as e:
-        print(f"evoticket: error: {e}", file=sys.stderr)
+        message = str(e).replace("\r", "\\r").replace("\n", "\\n")  # always one line
+        print(f"evoticket: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("evoticket: interrupted", file=sys.stderr)

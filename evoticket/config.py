@@ -143,6 +143,9 @@ class GAConfig:
     """Tournament size of selTournament (parents and survivors); >= 1."""
     elitism: int = field(default=2, metadata=_at_least(0))
     """Best individuals of parents + offspring that always survive; in [0, population]."""
+    reevaluate: bool = True
+    """Fine-tune the surviving parents again each generation, next to the offspring, so selection compares
+    everyone under the same minibatch sequence (no stale lucky fitness); costs mu extra evaluations per generation."""
     hall_of_fame: int = field(default=5, metadata=_at_least(1))
     """Size of the hall of fame; >= 1."""
     crossover: str = "cxMaskUniform"
@@ -173,6 +176,8 @@ class CampaignSection:
     """Data-order seeds the final comparison is repeated over (mean and std reported); >= 1."""
     final_eval_every: int = field(default=100, metadata=_at_least(1))
     """Steps between validation checks for early stopping in the final comparison; >= 1."""
+    early_stopping: str = field(default="val_acc", metadata=_choice("val_acc", "val_loss", "none"))
+    """Early-stopping step of the final comparison: max validation accuracy, min validation loss, or none (last)."""
     winning_tolerance: float = field(default=0.01, metadata=_at_least(0.0))
     """A ticket is winning if its mean test accuracy is >= the dense network's minus this; in [0, 1]."""
     progress: bool = True
@@ -266,9 +271,9 @@ class CampaignConfig:
         items = overrides.items() if isinstance(overrides, Mapping) else map(_split_override, overrides)
         for dotted, value in items:
             section, _, key = dotted.partition(".")
-            if section not in SECTIONS:
+            if section and section not in SECTIONS:
                 raise ConfigError(_unknown_key(section, SECTIONS, "section"))
-            if not key:
+            if not section or not key:
                 raise ConfigError(f"--set {dotted}: give section.key=value, e.g. ga.population=32")
             key, _, sub = key.partition(".")
             if sub:  # ga.operator_args.mutMaskSwap.indpb=0.1 or ticket.layer_densities.fc1.weight=0.2
@@ -278,6 +283,8 @@ class CampaignConfig:
                 *path, leaf = _split_table_key(section, key, sub)
                 for part in path:
                     target = target.setdefault(part, {})
+                    if not isinstance(target, dict):
+                        raise ConfigError(f"{section}.{key}.{part}: is not a table, cannot set {dotted}")
                 target[leaf] = value
             else:
                 raw[section][key] = value
@@ -305,9 +312,10 @@ def parse_value(text: str) -> Any:
     ``finetune.mode=lamarckian`` needs no quotes.
     """
     try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+        parsed = tomllib.loads(f"v = {text}")
+    except (ValueError, RecursionError):  # TOMLDecodeError, or an integer too long to convert, or too deep
         return text
+    return parsed["v"] if len(parsed) == 1 else text  # "3\nx = 1" is not one value
 
 
 def load_config(
@@ -336,6 +344,8 @@ def load_config(
             raise ConfigError(f"{path}: not valid TOML: {e}") from None
         except UnicodeDecodeError:
             raise ConfigError(f"{path}: not valid TOML: not UTF-8 text") from None
+        except (ValueError, RecursionError) as e:  # an integer too long to convert, arrays nested too deep
+            raise ConfigError(f"{path}: not valid TOML: {type(e).__name__}: {e}") from None
         config = CampaignConfig.from_dict(raw)
     return config.with_overrides(overrides) if overrides else config
 
@@ -345,6 +355,7 @@ def load_config(
 
 
 def _unknown_key(key: str, valid: Mapping | Sequence, what: str = "key") -> str:
+    key = str(key)
     close = difflib.get_close_matches(key, list(valid), n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"{key}: unknown {what}{hint}; valid: {', '.join(valid)}"
@@ -383,9 +394,13 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         raise ConfigError(f"{key}: must be an integer, got {_describe(value)}")
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
-            if not math.isfinite(value):
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond the float range
+                number = math.inf
+            if not math.isfinite(number):
                 raise ConfigError(f"{key}: must be a finite number, got {value!r}")
-            return float(value)
+            return number
         raise ConfigError(f"{key}: must be a number, got {_describe(value)}")
     if hint is str:
         if isinstance(value, str):
@@ -419,6 +434,14 @@ def _validate_section(name: str, section: Any) -> None:
                 raise ConfigError(f"{key}: {problem}, got {value!r}")
 
 
+_OPERATOR_ARG_CHECKS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "indpb": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "sigma": (lambda v: v > 0, "must be > 0"),
+    "alpha": (lambda v: v >= 0, "must be >= 0"),
+}
+"""Ranges of the operators' hyper-parameters (as the operators check them), by argument name."""
+
+
 def _validate_cross(config: CampaignConfig) -> None:
     """Checks that involve several keys or registries of other modules."""
     from evoticket.data import DATASETS
@@ -444,10 +467,12 @@ def _validate_cross(config: CampaignConfig) -> None:
     for op, args in config.ga.operator_args.items():
         if op not in defaults:
             raise unknown("ga.operator_args", "operator", op, defaults)
-        for arg in args:
+        for arg, value in args.items():
             if arg not in defaults[op]:
                 valid = ", ".join(defaults[op]) or "none"
                 raise ConfigError(f"ga.operator_args.{op}.{arg}: unknown argument; valid: {valid}")
+            if arg in _OPERATOR_ARG_CHECKS and not _OPERATOR_ARG_CHECKS[arg][0](value):
+                raise ConfigError(f"ga.operator_args.{op}.{arg}: {_OPERATOR_ARG_CHECKS[arg][1]}, got {value!r}")
     if config.ga.elitism > config.ga.population:
         raise ConfigError(
             f"ga.elitism: must be <= ga.population ({config.ga.population}), got {config.ga.elitism}"

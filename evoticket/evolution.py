@@ -121,6 +121,7 @@ class PopulationEvaluator:
             derive_seed(self.seed, "finetune", self.generation),
             return_weights=lamarckian,
         )
+        reevaluated = [ind.uid is not None for ind in individuals]
         self.counter.assign(individuals)
         fitnesses = []
         for i, ind in enumerate(individuals):
@@ -138,6 +139,7 @@ class PopulationEvaluator:
                 "val_acc": 0.0 if bad else float(result.val_acc[i]),
                 "val_loss": None if bad else float(result.val_loss[i]),
                 "flags": ["nonfinite"] if bad else [],
+                "reevaluated": reevaluated[i],
             }
             fitnesses.append(WORST_FITNESS if bad else (float(result.val_acc[i]), float(result.val_loss[i])))
             if lamarckian and not bad:
@@ -333,8 +335,11 @@ def vary(population: Sequence[Ticket], toolbox: base.Toolbox, lambda_: int, cxpb
 
 
 def evaluate_invalid(individuals: Sequence[Ticket], toolbox: base.Toolbox) -> list[Ticket]:
-    """Evaluate the individuals with invalid fitness in one ``toolbox.map`` call."""
-    invalid = [ind for ind in individuals if not ind.fitness.valid]
+    """Evaluate the individuals with invalid fitness in one ``toolbox.map`` call.
+
+    An individual listed twice (the same object) is evaluated once.
+    """
+    invalid = list({id(ind): ind for ind in individuals if not ind.fitness.valid}.values())
     for ind, fit in zip(invalid, toolbox.map(toolbox.evaluate, invalid), strict=True):
         ind.fitness.values = fit
     return invalid
@@ -351,9 +356,11 @@ def evolve(
 
     Generation 0 evaluates the initial population (``ga.population``
     individuals). Each later generation makes ``ga.offspring`` offspring with
-    :func:`vary`, evaluates them in one batch, and keeps ``ga.population``
-    survivors out of parents + offspring: the ``ga.elitism`` best, then
-    tournament winners for the rest.
+    :func:`vary`, evaluates them in one batch (with ``ga.reevaluate``, the
+    parents are fine-tuned again in the same batch, so everyone competes under
+    the same minibatch sequence), and keeps ``ga.population`` survivors out of
+    parents + offspring: the ``ga.elitism`` best, then tournament winners for
+    the rest.
 
     Args:
         toolbox: from :func:`make_toolbox`.
@@ -377,7 +384,10 @@ def evolve(
         evaluator.generation = gen
         if gen > 0:
             offspring = vary(pop, toolbox, ga.offspring, ga.cxpb, ga.mutpb)
-            evaluated = evaluate_invalid(offspring, toolbox)
+            if ga.reevaluate:
+                for ind in pop:
+                    del ind.fitness.values
+            evaluated = evaluate_invalid(pop + offspring, toolbox)
             pool = pop + offspring
             elites = tools.selBest(pool, ga.elitism)
             rest = [ind for ind in pool if all(ind is not e for e in elites)]

@@ -266,15 +266,19 @@ def nonfinite(params: dict[str, torch.Tensor], loss: torch.Tensor) -> torch.Tens
     return bad
 
 
+EARLY_STOPPING = ("val_acc", "val_loss", "none")
+"""Early-stopping criteria of :func:`train_early_stopping`."""
+
+
 @dataclass
 class TrainResult:
     """Full training with early stopping; every tensor ``(P,)`` on the CPU.
 
     Attributes:
-        best_step: step of minimum validation loss (checked every ``eval_every`` steps, step 0 included).
+        best_step: the early-stopping step (checked every ``eval_every`` steps, step 0 included).
         val_acc: validation accuracy at ``best_step``, in [0, 1].
-        val_loss: minimum validation loss (nats).
-        test_acc: test accuracy at ``best_step`` (early stopping), in [0, 1].
+        val_loss: validation loss at ``best_step`` (nats).
+        test_acc: test accuracy at ``best_step``, in [0, 1].
         final_test_acc: test accuracy after the last step, in [0, 1].
         nonfinite: bool, True where a loss or weight became NaN/inf.
     """
@@ -295,18 +299,27 @@ def train_early_stopping(
     cfg: FinetuneConfig,
     batches: torch.Tensor,
     eval_every: int,
+    criterion: str = "val_acc",
 ) -> TrainResult:
-    """Train P stacked networks fully and report test accuracy at minimum validation loss.
+    """Train P stacked networks fully and report test accuracy at the early-stopping step.
 
-    As in Frankle & Carbin 2019 (arXiv:1803.03635): the iteration of early
-    stopping is the one of minimum validation loss, checked every
-    ``eval_every`` steps; the test split is read only at those checks and
-    reported at the chosen one.
+    The early-stopping step is chosen on the validation split only, among the
+    checks every ``eval_every`` steps (step 0 included): the first step of
+    maximum validation accuracy (``val_acc``), of minimum validation loss
+    (``val_loss``, as Frankle & Carbin 2019, arXiv:1803.03635), or the last
+    step (``none``). The test split is read at every check but only reported
+    at the chosen one.
 
     Args:
         arch, theta0, masks, splits, cfg, batches: as for :func:`finetune_stacked`.
         eval_every: steps between validation checks, >= 1.
+        criterion: one of :data:`EARLY_STOPPING`.
+
+    Raises:
+        ValueError: for an unknown ``criterion``.
     """
+    if criterion not in EARLY_STOPPING:
+        raise ValueError(f"criterion must be one of {EARLY_STOPPING}, got {criterion!r}")
     params = {
         k: (v * masks[k] if k in masks else v).detach().clone().requires_grad_(True)
         for k, v in theta0.items()
@@ -317,18 +330,24 @@ def train_early_stopping(
     bad = torch.zeros(p, dtype=torch.bool, device=device)
     best = {
         "step": torch.zeros(p, dtype=torch.long, device=device),
+        "acc": torch.full((p,), -1.0, device=device),
         "loss": torch.full((p,), float("inf"), device=device),
-        "acc": torch.zeros(p, device=device),
         "test": torch.zeros(p, device=device),
     }
     step = 0
     while True:
         val_acc, val_loss = evaluate_params(arch, params, splits.x_val, splits.y_val)
         test_acc, _ = evaluate_params(arch, params, splits.x_test, splits.y_test)
-        better = torch.isfinite(val_loss) & (val_loss < best["loss"])
+        finite = torch.isfinite(val_loss)
+        if criterion == "val_acc":
+            better = finite & (val_acc > best["acc"])
+        elif criterion == "val_loss":
+            better = finite & (val_loss < best["loss"])
+        else:
+            better = finite | (step == 0)
         best["step"] = torch.where(better, step, best["step"])
-        best["loss"] = torch.where(better, val_loss, best["loss"])
         best["acc"] = torch.where(better, val_acc, best["acc"])
+        best["loss"] = torch.where(better, val_loss, best["loss"])
         best["test"] = torch.where(better, test_acc, best["test"])
         if step >= len(batches):
             break

@@ -6,7 +6,8 @@
   ``val_acc_before`` / ``val_loss_before`` (step 0, before fine-tuning),
   ``val_acc`` / ``val_loss`` (after fine-tuning; the fitness), ``flags``
   (e.g. ``["nonfinite"]``; a diverged individual has ``val_acc`` 0 and
-  ``val_loss`` null).
+  ``val_loss`` null), ``reevaluated`` (false on an individual's first
+  evaluation; true when a surviving parent is fine-tuned again, ``ga.reevaluate``).
 * ``generations.csv``: one row per generation with the population's
   statistics (:data:`GENERATION_COLUMNS`). The timing columns ``seconds`` and
   ``finetune_seconds`` are the only ones that differ between two runs with the

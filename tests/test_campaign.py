@@ -1,0 +1,130 @@
+"""End to end: a 2-generation campaign writes every promised file, reproducibly."""
+
+from __future__ import annotations
+
+import io
+import json
+import tomllib
+
+import pytest
+import torch
+
+from evoticket import paths, records
+from evoticket.campaign import CONTROLS, control_tickets, load_ticket, load_ticket_state, run_campaign
+from evoticket.config import CampaignConfig
+from evoticket.errors import RunExistsError
+from evoticket.records import GENERATION_COLUMNS, TIMING_COLUMNS
+
+
+def run(config, tmp_path, name="e2e", **kw):
+    out = io.StringIO()
+    result = run_campaign(config, name=name, runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=out, **kw)
+    return result, out.getvalue()
+
+
+def test_campaign_writes_every_promised_file(fast_config, tmp_path):
+    result, printed = run(fast_config, tmp_path)
+    run_dir = tmp_path / "runs" / "e2e"
+    assert result.run_dir == run_dir
+    # resolved configuration
+    assert CampaignConfig.from_dict(tomllib.loads(paths.config(run_dir).read_text())) == fast_config
+    # per-generation statistics
+    gens = records.read_generations(run_dir)
+    assert [g["generation"] for g in gens] == [0, 1, 2]
+    assert list(gens[0]) == list(GENERATION_COLUMNS)
+    assert gens[0]["nevals"] == 6 and all(10 <= g["nevals"] <= 12 for g in gens[1:])  # parents re-evaluated
+    assert all(0 <= g["val_acc_min"] <= g["val_acc_avg"] <= g["val_acc_max"] <= 1 for g in gens)
+    # one line per evaluated individual, with lineage
+    inds = records.read_individuals(run_dir)
+    assert len(inds) == sum(g["nevals"] for g in gens)
+    first = [r for r in inds if not r["reevaluated"]]
+    assert [r["uid"] for r in first] == list(range(18))  # 6 initial + 6 offspring per generation, unique
+    assert {r["uid"] for r in inds if r["reevaluated"]} <= {r["uid"] for r in first}
+    expected_keys = {
+        "uid", "generation", "parents", "operators", "density", "density_total",
+        "val_acc_before", "val_loss_before", "val_acc", "val_loss", "flags", "reevaluated",
+    }
+    assert all(set(r) == expected_keys for r in inds)
+    assert set(inds[0]["density"]) == {"fc1.weight", "fc2.weight"}
+    assert all(abs(r["density_total"] - 0.1) < 0.01 for r in inds)
+    # the best ticket
+    ticket, arch, cfg = load_ticket_state(paths.best_ticket(run_dir))
+    assert cfg == fast_config and arch.name == "mlp"
+    assert ticket.uid == result.summary["best"]["uid"]
+    assert ticket.fitness.values[0] == gens[-1]["val_acc_max"]  # best of the final population
+    module = load_ticket(paths.best_ticket(run_dir))
+    assert torch.equal(module.fc1.weight, module.fc1.weight_orig * module.fc1.weight_mask)
+    assert torch.equal(module.fc1.weight_orig, ticket.theta0["fc1.weight"])
+    assert module(torch.zeros(3, 40)).shape == (3, 10)
+    # summary with the lottery-ticket controls
+    summary = json.loads(paths.summary(run_dir).read_text())
+    assert set(summary["controls"]) == set(CONTROLS)
+    for key in CONTROLS:
+        c = summary["controls"][key]
+        assert len(c["test_acc"]) == 2 and 0 <= c["test_acc_mean"] <= 1
+        assert all(s in (0, 10, 20) for s in c["best_step"])
+    assert summary["controls"]["dense"]["density"] == 1.0
+    assert summary["controls"]["random"]["density"] == pytest.approx(summary["controls"]["ticket"]["density"])
+    assert isinstance(summary["winning_ticket"], bool) and summary["verdict"]
+    assert summary["individuals_evaluated"] == len(inds)
+    assert len(summary["hall_of_fame"]) == 5
+    # printed table
+    for key in CONTROLS:
+        assert f"\n{key} " in printed
+    assert "Verdict:" in printed
+    # the plot
+    png = paths.fitness_plot(tmp_path / "plots" / "e2e")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_same_seed_same_records(fast_config, tmp_path):
+    run(fast_config, tmp_path, name="a")
+    run(fast_config, tmp_path, name="b")
+    a, b = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
+    assert paths.individuals_jsonl(a).read_bytes() == paths.individuals_jsonl(b).read_bytes()
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+
+    assert strip(records.read_generations(a)) == strip(records.read_generations(b))
+    sa, sb = records.read_summary(a), records.read_summary(b)
+    for s in (sa, sb):
+        del s["timing"], s["name"]
+    assert sa == sb
+    # a different seed gives different records
+    run(fast_config.with_overrides(["campaign.seed=1"]), tmp_path, name="c")
+    assert paths.individuals_jsonl(a).read_bytes() != paths.individuals_jsonl(tmp_path / "runs" / "c").read_bytes()
+
+
+def test_existing_run_is_refused_and_untouched(fast_config, tmp_path):
+    run(fast_config, tmp_path, name="x")
+    before = {p.name: p.read_bytes() for p in (tmp_path / "runs" / "x").iterdir()}
+    with pytest.raises(RunExistsError, match="already exists.*--force"):
+        run(fast_config, tmp_path, name="x")
+    assert {p.name: p.read_bytes() for p in (tmp_path / "runs" / "x").iterdir()} == before
+    run(fast_config.with_overrides(["campaign.seed=3"]), tmp_path, name="x", force=True)
+    assert paths.individuals_jsonl(tmp_path / "runs" / "x").read_bytes() != before["individuals.jsonl"]
+
+
+def test_force_never_removes_a_foreign_directory(fast_config, tmp_path):
+    foreign = tmp_path / "runs" / "mine"
+    foreign.mkdir(parents=True)
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(RunExistsError, match="not an evoticket run"):
+        run(fast_config, tmp_path, name="mine", force=True)
+    assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_controls_share_theta0_and_density(fast_config):
+    from evoticket.evolution import make_toolbox
+
+    toolbox = make_toolbox(fast_config)
+    ticket = toolbox.individual()
+    controls = control_tickets(ticket, toolbox.arch, seed=4)
+    assert controls["dense"].total_density() == 1.0
+    for name, mask in ticket.masks.items():
+        assert int(controls["random"].masks[name].sum()) == int(mask.sum())
+        assert not torch.equal(controls["random"].masks[name], mask)
+        assert torch.equal(controls["random"].theta0[name], ticket.theta0[name])
+        assert torch.equal(controls["reinit"].masks[name], mask)
+        assert not torch.equal(controls["reinit"].theta0[name], ticket.theta0[name])
