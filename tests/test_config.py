@@ -8,10 +8,8 @@ anything else (checked property-based with hypothesis).
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 import tomllib
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -246,7 +244,11 @@ def test_layer_density_override_keeps_the_dotted_weight_name():
         ('ga.mutations=["mutFoo"]', "ga.mutations:", ["unknown mutation 'mutFoo'", "mutMaskSwap"]),
         ("ga.mutations=[]", "ga.mutations:", ["at least one mutation"]),
         ("ga.operator_args.mutFoo.indpb=0.1", "ga.operator_args:", ["unknown operator 'mutFoo'", "mutMaskSwap"]),
-        ("ga.operator_args.mutMaskSwap.sigma=0.1", "ga.operator_args.mutMaskSwap.sigma:", ["unknown argument; valid: indpb"]),
+        (
+            "ga.operator_args.mutMaskSwap.sigma=0.1",
+            "ga.operator_args.mutMaskSwap.sigma:",
+            ["unknown argument; valid: indpb"],
+        ),
         ("ga.operator_args.mutMaskSwap.indpb=5", "ga.operator_args.mutMaskSwap.indpb:", ["must be in [0, 1]"]),
         ("ga.operator_args.mutInitGaussian.sigma=-1", "ga.operator_args.mutInitGaussian.sigma:", ["must be > 0"]),
         ("ga.operator_args.cxInitBlend.alpha=-0.5", "ga.operator_args.cxInitBlend.alpha:", ["must be >= 0"]),
@@ -282,7 +284,9 @@ def test_override_through_a_value_that_is_not_a_table():
 
 def test_elitism_is_checked_against_the_new_population():
     assert CampaignConfig().with_overrides(["ga.population=2", "ga.elitism=2"]).ga.elitism == 2
-    assert config_error(["ga.elitism=3", "ga.population=2"]).startswith("ga.elitism: must be <= ga.population (2), got 3")
+    assert config_error(["ga.elitism=3", "ga.population=2"]).startswith(
+        "ga.elitism: must be <= ga.population (2), got 3"
+    )
 
 
 @pytest.mark.parametrize(
@@ -394,7 +398,7 @@ VALUES = st.recursive(
     SCALARS,
     lambda inner: st.one_of(
         st.lists(inner, max_size=4),
-        st.dictionaries(st.one_of(JUNK_TEXT, st.sampled_from(OPERATOR_NAMES + ["indpb", "sigma"])), inner, max_size=3),
+        st.dictionaries(st.one_of(JUNK_TEXT, st.sampled_from([*OPERATOR_NAMES, "indpb", "sigma"])), inner, max_size=3),
     ),
     max_leaves=8,
 )
@@ -432,22 +436,33 @@ def test_from_dict_gives_a_config_or_a_config_error(raw):
     assert_config_or_config_error(lambda: CampaignConfig.from_dict(raw))
 
 
+GOOD_TEXT = st.sampled_from(
+    ["1", "0", "2", "3", "0.5", "0.05", "1.0", "true", "false", "[16]", "[16, 8]", '"x"', "mnist1d", "digits", "mlp",
+     "cnn1d", "lamarckian", "sgd", "cpu", "cuda:1", "glorot_normal", '["mutMaskSwap"]', "cxLayerSwap",
+     "{indpb = 0.1}", '{"fc1.weight" = 0.5}', "{mutMaskFlip = {indpb = 0.01}}"]
+)  # fmt: skip
 VALUE_TEXT = st.one_of(
+    GOOD_TEXT,
+    GOOD_TEXT,
     JUNK_TEXT,
-    st.sampled_from(["1", "0", "-3", "1.5", "1e400", "nan", "inf", "true", "[16, 8]", "[]", '"x"', "{a = 1}",
-                     "[[1]]", "1979-05-27", "0x10", "mnist", "lamarckian", '["mutMaskSwap"]', "{indpb = 0.1}"]),
+    st.sampled_from(["-3", "1e400", "nan", "-inf", "[]", "{a = 1}", "[[1]]", "1979-05-27", "0x10", "1" * 400]),
     st.integers().map(str),
     st.floats().map(repr),
-)  # fmt: skip
-DOTTED = st.one_of(
-    JUNK_TEXT,
-    st.tuples(SECTION_NAMES, KEY_NAMES).map(".".join),
-    st.tuples(st.just("ga.operator_args"), st.sampled_from(OPERATOR_NAMES), st.sampled_from(["indpb", "sigma", "x"]))
-    .map(".".join),
-    st.tuples(st.just("ticket.layer_densities"), st.sampled_from(["fc1.weight", "fc2.weight", "x"])).map(".".join),
 )
-OVERRIDE_STRINGS = st.lists(
-    st.one_of(st.tuples(DOTTED, VALUE_TEXT).map("=".join), JUNK_TEXT, DOTTED), min_size=1, max_size=4
+VALID_KEYS = sorted(f"{name}.{f.name}" for name, cls in SECTIONS.items() for f in dataclasses.fields(cls))
+DOTTED = st.one_of(
+    st.sampled_from(VALID_KEYS),
+    st.sampled_from(VALID_KEYS),
+    st.tuples(SECTION_NAMES, KEY_NAMES).map(".".join),
+    st.tuples(
+        st.just("ga.operator_args"), st.sampled_from(OPERATOR_NAMES), st.sampled_from(["indpb", "sigma", "x"])
+    ).map(".".join),
+    st.tuples(st.just("ticket.layer_densities"), st.sampled_from(["fc1.weight", "fc2.weight", "x"])).map(".".join),
+    JUNK_TEXT,
+)
+KEY_VALUE = st.tuples(DOTTED, VALUE_TEXT).map("=".join)
+OVERRIDE_STRINGS = st.one_of(
+    st.lists(KEY_VALUE, min_size=1, max_size=4), st.lists(st.one_of(KEY_VALUE, JUNK_TEXT), min_size=1, max_size=3)
 )
 
 
