@@ -87,7 +87,9 @@ def prepare_run_dir(runs_dir: Path, name: str, force: bool) -> Path:
     run_dir = Path(runs_dir) / name
     if run_dir.exists():
         if not force:
-            raise RunExistsError(f"run {str(run_dir)!r} already exists; choose another --name or pass --force to replace it")
+            raise RunExistsError(
+                f"run {str(run_dir)!r} already exists; choose another --name or pass --force to replace it"
+            )
         if any(run_dir.iterdir()) and not paths.config(run_dir).exists():
             raise RunExistsError(f"{str(run_dir)!r} exists and is not an evoticket run; not replacing it")
     return run_dir
@@ -324,7 +326,10 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
         tickets = control_tickets(ticket, arch, derive_seed(c.seed, "controls", s))
         theta0, masks = stack_tickets(list(tickets.values()), splits.device)
         batches = minibatch_indices(
-            splits.x_train.shape[0], c.final_steps, config.finetune.batch_size, derive_seed(c.seed, "final", s),
+            splits.x_train.shape[0],
+            c.final_steps,
+            config.finetune.batch_size,
+            derive_seed(c.seed, "final", s),
             splits.device,
         )
         res = train_early_stopping(
@@ -336,8 +341,12 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
             per_seed[key]["val_acc"].append(float(res.val_acc[i]))
             per_seed[key]["best_step"].append(int(res.best_step[i]))
             per_seed[key]["nonfinite"].append(bool(res.nonfinite[i]))
-    densities = {"ticket": ticket.total_density(), "dense": 1.0, "random": ticket.total_density(),
-                 "reinit": ticket.total_density()}
+    densities = {
+        "ticket": ticket.total_density(),
+        "dense": 1.0,
+        "random": ticket.total_density(),
+        "reinit": ticket.total_density(),
+    }
     result = {}
     for key, vals in per_seed.items():
         result[key] = {
@@ -389,7 +398,7 @@ def load_ticket_state(path: str | Path) -> tuple[Ticket, Architecture, CampaignC
         raise EvoticketError(f"{path}: no such ticket file (a campaign writes runs/NAME/best_ticket.pt)")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is the user's bad input
+    except Exception as e:
         raise EvoticketError(f"{path}: not a readable ticket file ({type(e).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != TICKET_FORMAT:
         raise EvoticketError(f"{path}: not an evoticket ticket file (expected format {TICKET_FORMAT!r})")

@@ -80,13 +80,9 @@ class ModelConfig:
 
     name: str = "mlp"
     """Model name: mlp, mlp_residual or cnn1d (see ``evoticket.models.MODELS``)."""
-    hidden: tuple[int, ...] = field(
-        default=(), metadata=_check(lambda v: all(h >= 1 for h in v), "must be sizes >= 1")
-    )
+    hidden: tuple[int, ...] = field(default=(), metadata=_check(lambda v: all(h >= 1 for h in v), "must be sizes >= 1"))
     """Hidden sizes (mlp) or channels (cnn1d); empty takes the model's default ([300, 100] for mlp)."""
-    init: str = field(
-        default="kaiming_normal", metadata=_choice("kaiming_normal", "glorot_normal", "signed_constant")
-    )
+    init: str = field(default="kaiming_normal", metadata=_choice("kaiming_normal", "glorot_normal", "signed_constant"))
     """Weight initialiser of theta0: kaiming_normal, glorot_normal or signed_constant."""
 
 
@@ -318,9 +314,7 @@ def parse_value(text: str) -> Any:
     return parsed["v"] if len(parsed) == 1 else text  # "3\nx = 1" is not one value
 
 
-def load_config(
-    path: str | os.PathLike | None = None, overrides: Sequence[str] = ()
-) -> CampaignConfig:
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> CampaignConfig:
     """Read a TOML configuration file and apply ``section.key=value`` overrides.
 
     Args:
@@ -474,9 +468,7 @@ def _validate_cross(config: CampaignConfig) -> None:
             if arg in _OPERATOR_ARG_CHECKS and not _OPERATOR_ARG_CHECKS[arg][0](value):
                 raise ConfigError(f"ga.operator_args.{op}.{arg}: {_OPERATOR_ARG_CHECKS[arg][1]}, got {value!r}")
     if config.ga.elitism > config.ga.population:
-        raise ConfigError(
-            f"ga.elitism: must be <= ga.population ({config.ga.population}), got {config.ga.elitism}"
-        )
+        raise ConfigError(f"ga.elitism: must be <= ga.population ({config.ga.population}), got {config.ga.elitism}")
     if config.campaign.winning_tolerance > 1:
         raise ConfigError(f"campaign.winning_tolerance: must be in [0, 1], got {config.campaign.winning_tolerance}")
 

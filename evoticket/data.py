@@ -120,9 +120,7 @@ class Splits:
         devices = set()
         for split, (x, y) in zip(_SPLIT_NAMES, self._pairs(), strict=True):
             if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
-                raise DataError(
-                    f"data set {self.name!r}: {split} inputs and labels must be tensors"
-                )
+                raise DataError(f"data set {self.name!r}: {split} inputs and labels must be tensors")
             if x.dtype != torch.float32 or x.dim() < 2:
                 raise DataError(
                     f"data set {self.name!r}: x_{split} must be float32 with shape (N, ...), "
@@ -130,13 +128,11 @@ class Splits:
                 )
             if y.dtype != torch.int64 or y.dim() != 1:
                 raise DataError(
-                    f"data set {self.name!r}: y_{split} must be int64 with shape (N,), "
-                    f"got {y.dtype} {tuple(y.shape)}"
+                    f"data set {self.name!r}: y_{split} must be int64 with shape (N,), got {y.dtype} {tuple(y.shape)}"
                 )
             if x.shape[0] != y.shape[0]:
                 raise DataError(
-                    f"data set {self.name!r}: x_{split} has {x.shape[0]} rows "
-                    f"but y_{split} has {y.shape[0]}"
+                    f"data set {self.name!r}: x_{split} has {x.shape[0]} rows but y_{split} has {y.shape[0]}"
                 )
             if x.shape[1:] != self.x_train.shape[1:]:
                 raise DataError(
@@ -145,9 +141,7 @@ class Splits:
                 )
             devices.update((x.device, y.device))
         if len(devices) != 1:
-            raise DataError(
-                f"data set {self.name!r}: tensors are on several devices: {devices}"
-            )
+            raise DataError(f"data set {self.name!r}: tensors are on several devices: {devices}")
 
     def _pairs(self) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
         return (
@@ -194,10 +188,7 @@ class Splits:
         Returns:
             ``{"train": N_train, "val": N_val, "test": N_test}``.
         """
-        return {
-            split: int(y.shape[0])
-            for split, (_, y) in zip(_SPLIT_NAMES, self._pairs(), strict=True)
-        }
+        return {split: int(y.shape[0]) for split, (_, y) in zip(_SPLIT_NAMES, self._pairs(), strict=True)}
 
     def __repr__(self) -> str:
         """Summarise the splits without printing their tensors."""
@@ -217,9 +208,7 @@ def _check_fraction(fraction: object, what: str) -> float:
     Raises:
         DataError: naming ``what`` if ``fraction`` is not a number in (0, 1).
     """
-    if isinstance(fraction, bool) or not isinstance(
-        fraction, int | float | np.floating
-    ):
+    if isinstance(fraction, bool) or not isinstance(fraction, int | float | np.floating):
         raise DataError(f"{what} must be a number in (0, 1), got {fraction!r}")
     value = float(fraction)
     if not 0.0 < value < 1.0:  # also rejects NaN
@@ -238,9 +227,7 @@ def _check_seed(seed: object) -> int:
     return int(seed)
 
 
-def stratified_split(
-    y: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Split example indices into a kept and a held-out part, stratified by class.
 
     Each class ``c`` with ``n_c`` examples sends ``floor(fraction * n_c)`` or
@@ -271,15 +258,12 @@ def stratified_split(
     fraction = _check_fraction(fraction, "split fraction")
     seed = _check_seed(seed)
     if y.ndim != 1 or y.shape[0] == 0:
-        raise DataError(
-            f"cannot split labels of shape {y.shape}: need a non-empty 1-D array"
-        )
+        raise DataError(f"cannot split labels of shape {y.shape}: need a non-empty 1-D array")
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     if (counts < 2).any():
         k = int(np.argmin(counts))
         raise DataError(
-            f"cannot split: class {classes[k]!r} has only {counts[k]} example; "
-            "every class needs at least 2"
+            f"cannot split: class {classes[k]!r} has only {counts[k]} example; every class needs at least 2"
         )
     exact = fraction * counts
     floors = np.floor(exact).astype(np.int64)
@@ -294,10 +278,7 @@ def stratified_split(
         held_counts[by_remainder[eligible[by_remainder]][:short]] += 1
 
     rng = np.random.default_rng(seed)
-    held_parts = [
-        rng.permutation(np.flatnonzero(inverse == k))[: held_counts[k]]
-        for k in range(len(classes))
-    ]
+    held_parts = [rng.permutation(np.flatnonzero(inverse == k))[: held_counts[k]] for k in range(len(classes))]
     held_idx = np.sort(np.concatenate(held_parts)).astype(np.int64)
     keep_mask = np.ones(y.shape[0], dtype=bool)
     keep_mask[held_idx] = False
@@ -381,9 +362,7 @@ def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ImportError as exc:
-        raise DataError(
-            "data set 'mnist1d' needs the mnist1d package: pip install mnist1d"
-        ) from exc
+        raise DataError("data set 'mnist1d' needs the mnist1d package: pip install mnist1d") from exc
     np_state = np.random.get_state()
     py_state = random.getstate()
     try:
@@ -483,16 +462,12 @@ def load_digits(
     try:
         from sklearn.datasets import load_digits as sklearn_load_digits
     except ImportError as exc:
-        raise DataError(
-            "data set 'digits' needs scikit-learn: pip install 'evoticket[digits]'"
-        ) from exc
+        raise DataError("data set 'digits' needs scikit-learn: pip install 'evoticket[digits]'") from exc
     bunch = sklearn_load_digits()
     x = (np.asarray(bunch.data, dtype=np.float32) / np.float32(16.0)).reshape(-1, 64)
     y = np.asarray(bunch.target).astype(np.int64)
     rest, test = stratified_split(y, DIGITS_TEST_FRACTION, DIGITS_TEST_SEED)
-    return _build_splits(
-        "digits", x[rest], y[rest], x[test], y[test], 10, val_fraction, seed
-    )
+    return _build_splits("digits", x[rest], y[rest], x[test], y[test], 10, val_fraction, seed)
 
 
 # ---------------------------------------------------------------------------
@@ -524,17 +499,10 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     if not 1 <= array.ndim <= 255:
         raise ValueError(f"IDX needs 1 to 255 dimensions, got shape {array.shape}")
     if array.dtype != np.uint8:
-        if array.dtype.kind not in "iu" or (
-            array.size and (array.min() < 0 or array.max() > 255)
-        ):
-            raise ValueError(
-                f"IDX of unsigned bytes needs integers in [0, 255], got {array.dtype}"
-            )
+        if array.dtype.kind not in "iu" or (array.size and (array.min() < 0 or array.max() > 255)):
+            raise ValueError(f"IDX of unsigned bytes needs integers in [0, 255], got {array.dtype}")
         array = array.astype(np.uint8)
-    header = (
-        bytes([0, 0, _IDX_UBYTE, array.ndim])
-        + np.asarray(array.shape, dtype=">u4").tobytes()
-    )
+    header = bytes([0, 0, _IDX_UBYTE, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
     payload = header + np.ascontiguousarray(array).tobytes()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -574,9 +542,7 @@ def read_idx(path: str | os.PathLike[str], ndim: int | None = None) -> np.ndarra
     except (OSError, EOFError, zlib.error) as exc:
         raise DataError(f"cannot read IDX file {str(path)!r}: {exc}") from exc
     if len(data) < 4:
-        raise DataError(
-            f"IDX file {str(path)!r} is truncated: {len(data)} bytes, no header"
-        )
+        raise DataError(f"IDX file {str(path)!r} is truncated: {len(data)} bytes, no header")
     magic = int.from_bytes(data[:4], "big")
     file_ndim = magic & 0xFF
     if magic >> 16 != 0 or (magic >> 8) & 0xFF != _IDX_UBYTE or file_ndim == 0:
@@ -586,18 +552,14 @@ def read_idx(path: str | os.PathLike[str], ndim: int | None = None) -> np.ndarra
         )
     if ndim is not None and file_ndim != ndim:
         raise DataError(
-            f"IDX file {str(path)!r} has magic number 0x{magic:08x} "
-            f"but should have 0x{0x800 | ndim:08x} ({ndim}-D)"
+            f"IDX file {str(path)!r} has magic number 0x{magic:08x} but should have 0x{0x800 | ndim:08x} ({ndim}-D)"
         )
     header_size = 4 + 4 * file_ndim
     if len(data) < header_size:
         raise DataError(
-            f"IDX file {str(path)!r} is truncated: {len(data)} bytes, "
-            f"shorter than its {header_size}-byte header"
+            f"IDX file {str(path)!r} is truncated: {len(data)} bytes, shorter than its {header_size}-byte header"
         )
-    shape = tuple(
-        int(d) for d in np.frombuffer(data, dtype=">u4", count=file_ndim, offset=4)
-    )
+    shape = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=file_ndim, offset=4))
     expected = math.prod(shape)
     found = len(data) - header_size
     if found < expected:
@@ -610,16 +572,10 @@ def read_idx(path: str | os.PathLike[str], ndim: int | None = None) -> np.ndarra
             f"IDX file {str(path)!r} does not match its header: shape {shape} "
             f"({expected} bytes) but {found} bytes follow"
         )
-    return (
-        np.frombuffer(data, dtype=np.uint8, count=expected, offset=header_size)
-        .reshape(shape)
-        .copy()
-    )
+    return np.frombuffer(data, dtype=np.uint8, count=expected, offset=header_size).reshape(shape).copy()
 
 
-def _find_idx_files(
-    name: str, root: str | os.PathLike[str] | None, subdir: str
-) -> list[Path]:
+def _find_idx_files(name: str, root: str | os.PathLike[str] | None, subdir: str) -> list[Path]:
     """Locate the four IDX files for ``name`` under ``root``.
 
     Searches ``root`` and then ``root/<subdir>/raw``; in each, a plain file
@@ -656,9 +612,7 @@ def _find_idx_files(
                 missing.append(filename)
         if not missing:
             return found
-        if directory.is_dir() and (
-            best_missing is None or len(missing) < len(best_missing)
-        ):
+        if directory.is_dir() and (best_missing is None or len(missing) < len(best_missing)):
             best_missing, best_dir = missing, directory
     if best_missing is None:
         searched = " or ".join(str(d) for d in candidates)
@@ -697,8 +651,7 @@ def _load_idx_dataset(
             )
         if labels.size and labels.max() >= 10:
             raise DataError(
-                f"data set {name!r}: {str(lbl_path)!r} has label {int(labels.max())}; "
-                "labels must be in [0, 10)"
+                f"data set {name!r}: {str(lbl_path)!r} has label {int(labels.max())}; labels must be in [0, 10)"
             )
     if train_images.shape[1:] != test_images.shape[1:]:
         raise DataError(

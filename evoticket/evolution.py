@@ -82,9 +82,7 @@ class PopulationEvaluator:
         evaluated: individuals evaluated so far.
     """
 
-    def __init__(
-        self, arch: Architecture, splits: Splits, cfg: FinetuneConfig, seed: int, counter: UidCounter
-    ) -> None:
+    def __init__(self, arch: Architecture, splits: Splits, cfg: FinetuneConfig, seed: int, counter: UidCounter) -> None:
         self.arch = arch
         self.splits = splits
         self.cfg = cfg
@@ -222,7 +220,10 @@ def make_toolbox(
     if splits is None:
         device = resolve_device(config.campaign.device)
         splits = load_dataset(
-            config.data.name, root=config.data.root or None, val_fraction=config.data.val_fraction, seed=config.data.seed
+            config.data.name,
+            root=config.data.root or None,
+            val_fraction=config.data.val_fraction,
+            seed=config.data.seed,
         ).to(device)
     arch = build_architecture(config.model.name, splits.input_shape, splits.num_classes, config.model.hidden)
     _check_layer_densities(config, arch)
@@ -243,9 +244,7 @@ def make_toolbox(
     )
     toolbox.register("population", tools.initRepeat, list, toolbox.individual)
     toolbox.register("clone", Ticket.clone)
-    toolbox.register(
-        "mate", CROSSOVERS[config.ga.crossover], rng=rng, **operator_kwargs(config, config.ga.crossover)
-    )
+    toolbox.register("mate", CROSSOVERS[config.ga.crossover], rng=rng, **operator_kwargs(config, config.ga.crossover))
     mutations = [
         functools.partial(MUTATIONS[name], rng=rng, **operator_kwargs(config, name)) for name in config.ga.mutations
     ]
@@ -254,7 +253,13 @@ def make_toolbox(
     evaluator = PopulationEvaluator(arch, splits, config.finetune, config.campaign.seed, counter)
     toolbox.register("evaluate", evaluator)
     toolbox.register("map", batched_map)
-    toolbox.arch, toolbox.splits, toolbox.evaluator, toolbox.counter, toolbox.rng = arch, splits, evaluator, counter, rng
+    toolbox.arch, toolbox.splits, toolbox.evaluator, toolbox.counter, toolbox.rng = (
+        arch,
+        splits,
+        evaluator,
+        counter,
+        rng,
+    )
     return toolbox
 
 

@@ -60,8 +60,7 @@ def resolve_device(name: str = "auto") -> torch.device:
         index = int(name[5:]) if name.startswith("cuda:") else 0
         if index >= torch.cuda.device_count():
             raise ConfigError(
-                f"campaign.device: {name!r} does not exist; this machine has "
-                f"{torch.cuda.device_count()} CUDA device(s)"
+                f"campaign.device: {name!r} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)"
             )
     return torch.device(name)
 
@@ -167,8 +166,10 @@ class BatchResult:
         if parts[0].weights is not None:
             weights = {k: torch.cat([p.weights[k] for p in parts]) for k in parts[0].weights}
         return BatchResult(
-            *(torch.cat([getattr(p, f) for p in parts]) for f in
-              ("val_acc_before", "val_loss_before", "val_acc", "val_loss", "nonfinite")),
+            *(
+                torch.cat([getattr(p, f) for p in parts])
+                for f in ("val_acc_before", "val_loss_before", "val_acc", "val_loss", "nonfinite")
+            ),
             weights=weights,
         )
 
@@ -181,9 +182,7 @@ def make_optimizer(params: Sequence[torch.Tensor], cfg: FinetuneConfig) -> torch
     """
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
-    return torch.optim.SGD(
-        params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True
-    )
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
 
 
 def finetune_stacked(
@@ -211,10 +210,7 @@ def finetune_stacked(
     Returns:
         The :class:`BatchResult` of the P networks.
     """
-    params = {
-        k: (v * masks[k] if k in masks else v).detach().clone().requires_grad_(True)
-        for k, v in theta0.items()
-    }
+    params = {k: (v * masks[k] if k in masks else v).detach().clone().requires_grad_(True) for k, v in theta0.items()}
     acc0, loss0 = evaluate_params(arch, params, splits.x_val, splits.y_val)
     bad = torch.zeros(acc0.shape[0], dtype=torch.bool, device=acc0.device)
     if len(batches):
@@ -320,10 +316,7 @@ def train_early_stopping(
     """
     if criterion not in EARLY_STOPPING:
         raise ValueError(f"criterion must be one of {EARLY_STOPPING}, got {criterion!r}")
-    params = {
-        k: (v * masks[k] if k in masks else v).detach().clone().requires_grad_(True)
-        for k, v in theta0.items()
-    }
+    params = {k: (v * masks[k] if k in masks else v).detach().clone().requires_grad_(True) for k, v in theta0.items()}
     opt = make_optimizer(list(params.values()), cfg)
     p = next(iter(params.values())).shape[0]
     device = splits.device

@@ -101,10 +101,7 @@ class Ticket:
 
     def effective_weights(self) -> dict[str, torch.Tensor]:
         """Parameter name -> ``theta0 * mask`` (biases unchanged)."""
-        return {
-            name: value * self.masks[name] if name in self.masks else value
-            for name, value in self.theta0.items()
-        }
+        return {name: value * self.masks[name] if name in self.masks else value for name, value in self.theta0.items()}
 
     # ----------------------------------------------------------------- copies
     def _copy(self, share: bool) -> Ticket:
@@ -281,8 +278,10 @@ def stack_tickets(
         raise ValueError("stack_tickets needs at least one ticket")
     first = tickets[0]
     for t in tickets[1:]:
-        if t.theta0.keys() != first.theta0.keys() or t.masks.keys() != first.masks.keys() or any(
-            t.theta0[k].shape != first.theta0[k].shape for k in first.theta0
+        if (
+            t.theta0.keys() != first.theta0.keys()
+            or t.masks.keys() != first.masks.keys()
+            or any(t.theta0[k].shape != first.theta0[k].shape for k in first.theta0)
         ):
             raise ValueError("tickets do not share one architecture")
     theta0 = {k: torch.stack([t.theta0[k] for t in tickets]).to(device) for k in first.theta0}

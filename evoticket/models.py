@@ -115,9 +115,7 @@ def init_std(spec: LayerSpec, scheme: str) -> float:
     raise ConfigError(unknown_name("model.init", scheme, INITIALISERS))
 
 
-def draw_init(
-    scheme: str, std: float, shape: Sequence[int], generator: torch.Generator
-) -> torch.Tensor:
+def draw_init(scheme: str, std: float, shape: Sequence[int], generator: torch.Generator) -> torch.Tensor:
     """Draw weights from an initialiser.
 
     Args:
@@ -198,9 +196,7 @@ class Architecture:
         """
         params: dict[str, torch.Tensor] = {}
         for spec in self.layers:
-            params[spec.weight] = draw_init(
-                scheme, init_std(spec, scheme), spec.weight_shape, generator
-            )
+            params[spec.weight] = draw_init(scheme, init_std(spec, scheme), spec.weight_shape, generator)
             params[spec.bias] = torch.zeros(spec.out_features)
         return params
 
@@ -349,9 +345,7 @@ def build_mlp(input_shape: Sequence[int], num_classes: int, hidden: Sequence[int
     if not hidden or min(hidden) < 1:
         raise ConfigError(f"model.hidden: need one or more sizes >= 1 for 'mlp', got {list(hidden)}")
     sizes = (_features(input_shape), *hidden, num_classes)
-    layers = tuple(
-        LayerSpec(f"fc{i + 1}", "linear", sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1)
-    )
+    layers = tuple(LayerSpec(f"fc{i + 1}", "linear", sizes[i], sizes[i + 1]) for i in range(len(sizes) - 1))
     return Architecture("mlp", tuple(input_shape), num_classes, hidden, layers)
 
 

@@ -41,8 +41,18 @@ def test_campaign_writes_every_promised_file(fast_config, tmp_path):
     assert [r["uid"] for r in first] == list(range(18))  # 6 initial + 6 offspring per generation, unique
     assert {r["uid"] for r in inds if r["reevaluated"]} <= {r["uid"] for r in first}
     expected_keys = {
-        "uid", "generation", "parents", "operators", "density", "density_total",
-        "val_acc_before", "val_loss_before", "val_acc", "val_loss", "flags", "reevaluated",
+        "uid",
+        "generation",
+        "parents",
+        "operators",
+        "density",
+        "density_total",
+        "val_acc_before",
+        "val_loss_before",
+        "val_acc",
+        "val_loss",
+        "flags",
+        "reevaluated",
     }
     assert all(set(r) == expected_keys for r in inds)
     assert set(inds[0]["density"]) == {"fc1.weight", "fc2.weight"}

@@ -44,16 +44,12 @@ def idx_arrays() -> dict[str, np.ndarray]:
     return {
         "train-images-idx3-ubyte": train,
         "train-labels-idx1-ubyte": (np.arange(N_TRAIN) % 10).astype(np.uint8),
-        "t10k-images-idx3-ubyte": rng.integers(
-            0, 256, size=(N_TEST, SIDE, SIDE), dtype=np.uint8
-        ),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, size=(N_TEST, SIDE, SIDE), dtype=np.uint8),
         "t10k-labels-idx1-ubyte": ((np.arange(N_TEST) * 3) % 10).astype(np.uint8),
     }
 
 
-def write_tiny(
-    directory: Path, arrays: dict[str, np.ndarray], gz: bool = False
-) -> Path:
+def write_tiny(directory: Path, arrays: dict[str, np.ndarray], gz: bool = False) -> Path:
     for filename, array in arrays.items():
         write_idx(directory / (filename + (".gz" if gz else "")), array)
     return directory
@@ -80,9 +76,7 @@ def test_unknown_name_suggests() -> None:
     assert "fashion_mnist" in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "fraction", [0, 0.0, 1, 1.0, -0.1, 1.5, math.nan, True, "0.1", None]
-)
+@pytest.mark.parametrize("fraction", [0, 0.0, 1, 1.0, -0.1, 1.5, math.nan, True, "0.1", None])
 def test_val_fraction_out_of_range(fraction: object) -> None:
     with pytest.raises(DataError, match=r"data\.val_fraction"):
         load_dataset("mnist1d", val_fraction=fraction)  # type: ignore[arg-type]
@@ -103,9 +97,7 @@ def test_stratified_split_partition_and_counts() -> None:
     keep, held = stratified_split(y, 0.2, seed=5)
     assert keep.dtype == np.int64 and held.dtype == np.int64
     assert np.all(np.diff(keep) > 0) and np.all(np.diff(held) > 0)
-    np.testing.assert_array_equal(
-        np.sort(np.concatenate([keep, held])), np.arange(len(y))
-    )
+    np.testing.assert_array_equal(np.sort(np.concatenate([keep, held])), np.arange(len(y)))
     held_counts = np.bincount(y[held], minlength=4)
     # round(0.2 * [100, 37, 12, 2]) = [20, 7, 2, 0 -> at least 1]; 30 = round(0.2 * 151)
     np.testing.assert_array_equal(held_counts, [20, 7, 2, 1])
@@ -174,9 +166,7 @@ def test_mnist1d_shapes_and_dtypes(mnist1d: Splits) -> None:
 
 def test_mnist1d_values_unscaled(mnist1d: Splits) -> None:
     _, _, x_test, y_test = data._mnist1d_arrays()
-    torch.testing.assert_close(
-        mnist1d.x_test, torch.from_numpy(x_test.astype(np.float32))
-    )
+    torch.testing.assert_close(mnist1d.x_test, torch.from_numpy(x_test.astype(np.float32)))
     torch.testing.assert_close(mnist1d.y_test, torch.from_numpy(y_test.copy()))
     # standardised by the generator, not rescaled to [0, 1]
     assert float(mnist1d.x_train.min()) < -1 and float(mnist1d.x_train.max()) > 1
@@ -195,9 +185,7 @@ def test_mnist1d_train_and_val_are_the_training_set(mnist1d: Splits) -> None:
 
 
 def test_mnist1d_stratified(mnist1d: Splits) -> None:
-    counts = np.bincount(
-        torch.cat([mnist1d.y_train, mnist1d.y_val]).numpy(), minlength=10
-    )
+    counts = np.bincount(torch.cat([mnist1d.y_train, mnist1d.y_val]).numpy(), minlength=10)
     val_counts = np.bincount(mnist1d.y_val.numpy(), minlength=10)
     assert np.all(np.abs(val_counts - 0.1 * counts) <= 1)
     assert val_counts.min() >= 1
@@ -333,9 +321,7 @@ def test_write_idx_header(tmp_path: Path) -> None:
     assert raw[16:] == images.tobytes()
     labels = np.array([1, 2, 3], dtype=np.int64)
     packed = write_idx(tmp_path / "sub" / "lbl.gz", labels)
-    assert (
-        gzip.decompress(packed.read_bytes())[:8] == b"\x00\x00\x08\x01\x00\x00\x00\x03"
-    )
+    assert gzip.decompress(packed.read_bytes())[:8] == b"\x00\x00\x08\x01\x00\x00\x00\x03"
     np.testing.assert_array_equal(read_idx(packed), labels)
     np.testing.assert_array_equal(read_idx(tmp_path / "img", ndim=3), images)
     with pytest.raises(ValueError):
@@ -354,9 +340,7 @@ def test_write_idx_header(tmp_path: Path) -> None:
         ("fashion_mnist", "FashionMNIST/raw", True),
     ],
 )
-def test_idx_dataset(
-    tmp_path: Path, idx_arrays: dict[str, np.ndarray], name: str, layout: str, gz: bool
-) -> None:
+def test_idx_dataset(tmp_path: Path, idx_arrays: dict[str, np.ndarray], name: str, layout: str, gz: bool) -> None:
     write_tiny(tmp_path / layout, idx_arrays, gz=gz)
     s = load_dataset(name, root=tmp_path)
     assert s.name == name
@@ -371,9 +355,7 @@ def test_idx_dataset(
     # pixel values round-trip exactly; test split keeps its order
     test_bytes = idx_arrays["t10k-images-idx3-ubyte"].reshape(N_TEST, -1)
     assert torch.equal(s.x_test * 255, torch.from_numpy(test_bytes).float())
-    assert torch.equal(
-        s.y_test, torch.from_numpy(idx_arrays["t10k-labels-idx1-ubyte"]).long()
-    )
+    assert torch.equal(s.y_test, torch.from_numpy(idx_arrays["t10k-labels-idx1-ubyte"]).long())
     # train + val is exactly the training set, with matching labels
     train_bytes = idx_arrays["train-images-idx3-ubyte"].reshape(N_TRAIN, -1)
     labels = idx_arrays["train-labels-idx1-ubyte"]
@@ -385,18 +367,14 @@ def test_idx_dataset(
     assert float(s.x_train.max()) == 1.0 or float(s.x_val.max()) == 1.0
 
 
-def test_idx_dataset_mixed_gz_and_root_as_str(
-    tmp_path: Path, idx_arrays: dict[str, np.ndarray]
-) -> None:
+def test_idx_dataset_mixed_gz_and_root_as_str(tmp_path: Path, idx_arrays: dict[str, np.ndarray]) -> None:
     for i, (filename, array) in enumerate(idx_arrays.items()):
         write_idx(tmp_path / (filename + (".gz" if i % 2 else "")), array)
     s = load_dataset("mnist", root=str(tmp_path), seed=4)
     assert s.sizes() == {"train": 40, "val": 10, "test": 20}
 
 
-def test_idx_dataset_deterministic(
-    tmp_path: Path, idx_arrays: dict[str, np.ndarray]
-) -> None:
+def test_idx_dataset_deterministic(tmp_path: Path, idx_arrays: dict[str, np.ndarray]) -> None:
     write_tiny(tmp_path, idx_arrays)
     a = load_dataset("mnist", root=tmp_path, seed=0)
     b = load_dataset("mnist", root=tmp_path, seed=0)
@@ -452,9 +430,7 @@ def test_idx_bad_magic(tmp_path: Path, idx_arrays: dict[str, np.ndarray]) -> Non
     assert "train-images-idx3-ubyte" in str(info.value)
 
 
-def test_idx_labels_swapped_for_images(
-    tmp_path: Path, idx_arrays: dict[str, np.ndarray]
-) -> None:
+def test_idx_labels_swapped_for_images(tmp_path: Path, idx_arrays: dict[str, np.ndarray]) -> None:
     write_tiny(tmp_path, idx_arrays)
     write_idx(tmp_path / "t10k-images-idx3-ubyte", idx_arrays["t10k-labels-idx1-ubyte"])
     with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.*0x00000801"):
@@ -462,9 +438,7 @@ def test_idx_labels_swapped_for_images(
 
 
 @pytest.mark.parametrize("gz", [False, True])
-def test_idx_truncated(
-    tmp_path: Path, idx_arrays: dict[str, np.ndarray], gz: bool
-) -> None:
+def test_idx_truncated(tmp_path: Path, idx_arrays: dict[str, np.ndarray], gz: bool) -> None:
     write_tiny(tmp_path, idx_arrays, gz=gz)
     path = tmp_path / ("t10k-images-idx3-ubyte" + (".gz" if gz else ""))
     raw = path.read_bytes()
@@ -476,9 +450,7 @@ def test_idx_truncated(
         assert "truncated" in str(info.value)
 
 
-def test_idx_truncated_header(
-    tmp_path: Path, idx_arrays: dict[str, np.ndarray]
-) -> None:
+def test_idx_truncated_header(tmp_path: Path, idx_arrays: dict[str, np.ndarray]) -> None:
     write_tiny(tmp_path, idx_arrays)
     path = tmp_path / "train-labels-idx1-ubyte"
     path.write_bytes(path.read_bytes()[:6])
@@ -490,24 +462,18 @@ def test_idx_extra_bytes(tmp_path: Path, idx_arrays: dict[str, np.ndarray]) -> N
     write_tiny(tmp_path, idx_arrays)
     path = tmp_path / "train-labels-idx1-ubyte"
     path.write_bytes(path.read_bytes() + b"\x00\x01")
-    with pytest.raises(
-        DataError, match="train-labels-idx1-ubyte.*does not match its header"
-    ):
+    with pytest.raises(DataError, match="train-labels-idx1-ubyte.*does not match its header"):
         load_dataset("mnist", root=tmp_path)
 
 
 def test_idx_count_mismatch(tmp_path: Path, idx_arrays: dict[str, np.ndarray]) -> None:
     write_tiny(tmp_path, idx_arrays)
-    write_idx(
-        tmp_path / "t10k-labels-idx1-ubyte", idx_arrays["t10k-labels-idx1-ubyte"][:-1]
-    )
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte", idx_arrays["t10k-labels-idx1-ubyte"][:-1])
     with pytest.raises(DataError, match=r"20 images.*19 labels"):
         load_dataset("mnist", root=tmp_path)
 
 
-def test_idx_label_out_of_range(
-    tmp_path: Path, idx_arrays: dict[str, np.ndarray]
-) -> None:
+def test_idx_label_out_of_range(tmp_path: Path, idx_arrays: dict[str, np.ndarray]) -> None:
     write_tiny(tmp_path, idx_arrays)
     labels = idx_arrays["train-labels-idx1-ubyte"].copy()
     labels[3] = 10

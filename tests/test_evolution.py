@@ -64,7 +64,7 @@ def test_evolve_lineage_and_records(fast_config):
     cfg = fast_config.with_overrides(["ga.reevaluate=false"])
     toolbox = make_toolbox(cfg)
     seen = []
-    pop, logbook, hof = evolve(toolbox, cfg, hooks=[lambda g, p, r: seen.append((g, r))])
+    pop, _logbook, hof = evolve(toolbox, cfg, hooks=[lambda g, p, r: seen.append((g, r))])
     assert [g for g, _ in seen] == [0, 1, 2]
     assert len(pop) == 6 and len(hof) == 5
     records = [ind.eval_record for _, r in seen for ind in r.evaluated]

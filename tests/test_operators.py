@@ -138,8 +138,8 @@ def test_operator_contract(name, params, arch):
     out = OPERATORS[name](*children, **kwargs, rng=gen(1))
 
     assert isinstance(out, tuple) and len(out) == len(children)
-    assert all(o is c for o, c in zip(out, children))
-    for parent, child, before in zip(parents, children, saved):
+    assert all(o is c for o, c in zip(out, children, strict=False))
+    for parent, child, before in zip(parents, children, saved, strict=False):
         # copy on write: the parent's (shared) tensors are untouched
         assert same(parent, before)
         assert parent.uid in (7, 8) and parent.operators == ("initTicket",)
@@ -166,7 +166,7 @@ def test_determinism(name, arch):
     parents = [make(arch, seed=i) for i in range(n_inputs(name))]
     a = vary(name, [p.clone() for p in parents], seed=3)
     b = vary(name, [p.clone() for p in parents], seed=3)
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):
         assert same(x, snapshot(y))
 
 
@@ -231,7 +231,7 @@ def test_density_preserving(name, arch):
     parents = [make(arch, seed=i, density=0.3 + 0.2 * i) for i in range(n_inputs(name))]
     counts = [kept(p) for p in parents]
     children = vary(name, [p.clone() for p in parents])
-    for child, before in zip(children, counts):
+    for child, before in zip(children, counts, strict=False):
         assert kept(child) == before
 
 
@@ -393,9 +393,7 @@ def test_init_blend_keeps_sums(arch):
     p2.theta0 = {k: v + 0.1 for k, v in p2.theta0.items()}  # non-zero biases too
     c1, c2 = cxInitBlend(p1.clone(), p2.clone(), 0.5, rng=gen(1))
     for k in p1.theta0:
-        torch.testing.assert_close(
-            c1.theta0[k] + c2.theta0[k], p1.theta0[k] + p2.theta0[k], rtol=0, atol=1e-5
-        )
+        torch.testing.assert_close(c1.theta0[k] + c2.theta0[k], p1.theta0[k] + p2.theta0[k], rtol=0, atol=1e-5)
         assert not torch.equal(c1.theta0[k], p1.theta0[k])
     for k in p1.masks:
         assert c1.masks[k] is p1.masks[k] and c2.masks[k] is p2.masks[k]
@@ -425,9 +423,7 @@ def test_init_kept_counts(density, arch):
 
 
 def test_init_layer_densities(arch):
-    ticket = make(
-        arch, 0, density=0.3, layer_densities={"fc3.weight": 1.0, "fc1.weight": 0.1}
-    )
+    ticket = make(arch, 0, density=0.3, layer_densities={"fc3.weight": 1.0, "fc1.weight": 0.1})
     assert int(ticket.masks["fc3.weight"].sum()) == 24
     assert int(ticket.masks["fc1.weight"].sum()) == round(0.1 * 96)
     assert int(ticket.masks["fc2.weight"].sum()) == round(0.3 * 48)
@@ -437,9 +433,7 @@ def test_init_layer_densities(arch):
 def test_init_std_and_scheme(init, arch):
     ticket = make(arch, 0, init=init)
     assert ticket.init_scheme == init
-    assert ticket.init_std == {
-        spec.weight: models.init_std(spec, init) for spec in arch.layers
-    }
+    assert ticket.init_std == {spec.weight: models.init_std(spec, init) for spec in arch.layers}
     for spec in arch.layers:
         assert not ticket.theta0[spec.bias].any()
 
@@ -493,7 +487,7 @@ def test_operators_work_in_deap_var_and(arch):
     saved = [snapshot(ind) for ind in population]
     random.seed(0)
     offspring = algorithms.varAnd(population, toolbox, cxpb=1.0, mutpb=1.0)
-    for ind, parent, before in zip(offspring, population, saved):
+    for ind, parent, before in zip(offspring, population, saved, strict=False):
         assert not ind.fitness.valid  # varAnd invalidates
         assert ind.operators == ("cxMaskUniform", "mutMaskSwap")
         assert ind.uid is None and len(ind.parents) == 2

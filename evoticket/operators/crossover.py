@@ -44,9 +44,7 @@ def _check_compatible(ind1: Ticket, ind2: Ticket) -> None:
             )
 
 
-def cxMaskUniform(
-    ind1: Ticket, ind2: Ticket, *, rng: torch.Generator
-) -> tuple[Ticket, Ticket]:
+def cxMaskUniform(ind1: Ticket, ind2: Ticket, *, rng: torch.Generator) -> tuple[Ticket, Ticket]:
     """Density-preserving uniform crossover of the masks, layer by layer.
 
     Where the parents' masks agree, both children inherit the common bit. In
@@ -90,9 +88,7 @@ def cxMaskUniform(
     return ind1, ind2
 
 
-def cxLayerSwap(
-    ind1: Ticket, ind2: Ticket, indpb: float = 0.5, *, rng: torch.Generator
-) -> tuple[Ticket, Ticket]:
+def cxLayerSwap(ind1: Ticket, ind2: Ticket, indpb: float = 0.5, *, rng: torch.Generator) -> tuple[Ticket, Ticket]:
     """Exchange whole layers between two tickets.
 
     Each prunable layer independently, with probability ``indpb``, is swapped
@@ -120,7 +116,7 @@ def cxLayerSwap(
     _check_compatible(ind1, ind2)
     layers = tuple(ind1.masks)
     swap = torch.rand(len(layers), generator=rng) < indpb  # (layers,)
-    for name, chosen in zip(layers, swap.tolist()):
+    for name, chosen in zip(layers, swap.tolist(), strict=False):
         if not chosen:
             continue
         ind1.masks[name], ind2.masks[name] = ind2.masks[name], ind1.masks[name]
@@ -136,9 +132,7 @@ def cxLayerSwap(
     return ind1, ind2
 
 
-def cxInitBlend(
-    ind1: Ticket, ind2: Ticket, alpha: float = 0.5, *, rng: torch.Generator
-) -> tuple[Ticket, Ticket]:
+def cxInitBlend(ind1: Ticket, ind2: Ticket, alpha: float = 0.5, *, rng: torch.Generator) -> tuple[Ticket, Ticket]:
     """Blend crossover (BLX-alpha) of the initial weights and biases.
 
     For every entry of every theta0 tensor, ``gamma = (1 + 2 alpha) U(0, 1) -

@@ -91,9 +91,7 @@ def initTicket(
     valid = arch.weight_names
     unknown = [name for name in layer_densities if name not in valid]
     if unknown:
-        raise ValueError(
-            f"layer_densities: unknown weight name(s) {unknown}; valid: {', '.join(valid)}"
-        )
+        raise ValueError(f"layer_densities: unknown weight name(s) {unknown}; valid: {', '.join(valid)}")
     for name, value in layer_densities.items():
         layer_densities[name] = _check_density(f"layer_densities[{name!r}]", value)
 

@@ -47,9 +47,7 @@ def _bernoulli(shape: torch.Size, p: float, rng: torch.Generator) -> torch.Tenso
     return torch.rand(shape, generator=rng) < p
 
 
-def mutMaskSwap(
-    individual: Ticket, indpb: float, *, rng: torch.Generator
-) -> tuple[Ticket]:
+def mutMaskSwap(individual: Ticket, indpb: float, *, rng: torch.Generator) -> tuple[Ticket]:
     """Move kept and pruned positions pairwise so each layer's density is unchanged.
 
     Per layer with ``k`` kept and ``z`` pruned weights, each kept position is
@@ -92,9 +90,7 @@ def mutMaskSwap(
     return (individual,)
 
 
-def mutMaskFlip(
-    individual: Ticket, indpb: float, *, rng: torch.Generator
-) -> tuple[Ticket]:
+def mutMaskFlip(individual: Ticket, indpb: float, *, rng: torch.Generator) -> tuple[Ticket]:
     """Flip each mask bit independently; the density drifts.
 
     Every position of every layer's mask is flipped with probability
@@ -132,9 +128,7 @@ def mutMaskFlip(
     return (individual,)
 
 
-def mutInitGaussian(
-    individual: Ticket, indpb: float, sigma: float, *, rng: torch.Generator
-) -> tuple[Ticket]:
+def mutInitGaussian(individual: Ticket, indpb: float, sigma: float, *, rng: torch.Generator) -> tuple[Ticket]:
     """Add Gaussian noise, relative to each layer's initial scale, to some weights.
 
     Each weight entry of theta0 (pruned or not; biases never) is, with
@@ -173,9 +167,7 @@ def mutInitGaussian(
     return (individual,)
 
 
-def mutInitReseed(
-    individual: Ticket, indpb: float, *, rng: torch.Generator
-) -> tuple[Ticket]:
+def mutInitReseed(individual: Ticket, indpb: float, *, rng: torch.Generator) -> tuple[Ticket]:
     """Redraw some weights from the layer's initialiser.
 
     Each weight entry of theta0 (biases never) is, with probability
@@ -205,17 +197,13 @@ def mutInitReseed(
     for name in individual.masks:
         weight = individual.theta0[name]
         chosen = _bernoulli(weight.shape, indpb, rng)
-        fresh = models.draw_init(
-            individual.init_scheme, individual.init_std[name], weight.shape, rng
-        )
+        fresh = models.draw_init(individual.init_scheme, individual.init_std[name], weight.shape, rng)
         individual.theta0[name] = torch.where(chosen, fresh.to(weight.dtype), weight)
     note_variation(individual, "mutInitReseed")
     return (individual,)
 
 
-def mutSignFlip(
-    individual: Ticket, indpb: float, *, rng: torch.Generator
-) -> tuple[Ticket]:
+def mutSignFlip(individual: Ticket, indpb: float, *, rng: torch.Generator) -> tuple[Ticket]:
     """Flip the sign of some initial weights, keeping their magnitudes.
 
     Each weight entry of theta0 (biases never) is negated with probability
