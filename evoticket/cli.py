@@ -42,7 +42,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", default="runs", help="parent directory of run directories (default: runs)")
     run.add_argument("--plots-dir", default="plots", help="parent directory of plot directories (default: plots)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    bench = sub.add_parser(
+        "bench",
+        help="measure batched fine-tuning against a per-individual loop and torch.func.vmap",
+        description="Benchmark whole-population fine-tuning; prints a table and optionally writes JSON rows.",
+    )
+    bench.add_argument("--quick", action="store_true", help="fewer models, populations and steps (about a minute)")
+    bench.add_argument("--json", dest="json_path", metavar="PATH", help="also write the rows as JSON to PATH")
+    bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     return parser
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from evoticket.bench import run_bench
+
+    return run_bench(quick=args.quick, json_path=args.json_path, device=args.device)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -68,6 +82,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "bench":
+            return _bench(args)
     except EvoticketError as e:
         message = str(e).replace("\r", "\\r").replace("\n", "\\n")  # always one line
         print(f"evoticket: error: {message}", file=sys.stderr)

@@ -125,11 +125,11 @@ class FinetuneConfig:
 class GAConfig:
     """The (mu + lambda) genetic algorithm."""
 
-    population: int = field(default=24, metadata=_at_least(2))
+    population: int = field(default=32, metadata=_at_least(2))
     """Population size mu; >= 2."""
-    offspring: int = field(default=24, metadata=_at_least(1))
+    offspring: int = field(default=32, metadata=_at_least(1))
     """Offspring per generation lambda; >= 1."""
-    generations: int = field(default=12, metadata=_at_least(0))
+    generations: int = field(default=40, metadata=_at_least(0))
     """Generations after the initial population; >= 0."""
     cxpb: float = field(default=0.5, metadata=_probability())
     """Probability that a pair of offspring is made by crossover; in [0, 1]."""
@@ -146,7 +146,7 @@ class GAConfig:
     """Size of the hall of fame; >= 1."""
     crossover: str = "cxMaskUniform"
     """Crossover operator (see ``evoticket.operators.CROSSOVERS``)."""
-    mutations: tuple[str, ...] = ("mutMaskSwap", "mutInitGaussian")
+    mutations: tuple[str, ...] = ("mutMaskSwap",)
     """Mutation operators applied in turn to a mutated offspring (see ``evoticket.operators.MUTATIONS``)."""
     operator_args: dict[str, dict[str, float]] = field(default_factory=dict)
     """Operator name -> keyword arguments overriding its defaults, e.g. {mutMaskSwap = {indpb = 0.05}}."""

@@ -33,16 +33,16 @@ DEFAULTS = {
         "max_memory_mb": 2048.0,
     },
     "ga": {
-        "population": 24,
-        "offspring": 24,
-        "generations": 12,
+        "population": 32,
+        "offspring": 32,
+        "generations": 40,
         "cxpb": 0.5,
         "mutpb": 1.0,
         "tournament_size": 3,
         "elitism": 2,
         "hall_of_fame": 5,
         "crossover": "cxMaskUniform",
-        "mutations": ["mutMaskSwap", "mutInitGaussian"],
+        "mutations": ["mutMaskSwap"],
         "operator_args": {},
     },
     "campaign": {
@@ -99,7 +99,7 @@ def test_defaults_are_the_documented_ones():
     assert config.ticket.density == 0.1
     assert config.finetune.steps == 100
     assert config.finetune.mode == "baldwinian"
-    assert config.ga.mutations == ("mutMaskSwap", "mutInitGaussian")
+    assert config.ga.mutations == ("mutMaskSwap",)
     assert CampaignConfig.from_dict({}) == config
     assert load_config() == config
 
@@ -173,7 +173,7 @@ def test_overrides_give_typed_values(custom):
     assert config.ga.operator_args == {"mutMaskSwap": {"indpb": 0.1}}
     assert config.ticket.layer_densities == {"fc1.weight": 0.2}
     # everything else untouched
-    assert config.ga.offspring == 24 and config.finetune.steps == 100
+    assert config.ga.offspring == 32 and config.finetune.steps == 100
     assert custom.finetune.lr == 1.0 and type(custom.finetune.lr) is float
     assert custom.campaign.progress is False
 
@@ -254,7 +254,7 @@ def test_layer_density_override_keeps_the_dotted_weight_name():
         ("ga.operator_args.cxInitBlend.alpha=-0.5", "ga.operator_args.cxInitBlend.alpha:", ["must be >= 0"]),
         ("ga.operator_args.mutMaskSwap=0.1", "ga.operator_args.mutMaskSwap:", ["must be a table"]),
         ("ticket.layer_densities.fc1.weight=0", "ticket.layer_densities:", ["must be in (0, 1]"]),
-        ("ga.elitism=30", "ga.elitism:", ["must be <= ga.population (24)", "got 30"]),
+        ("ga.elitism=40", "ga.elitism:", ["must be <= ga.population (32)", "got 40"]),
         ("finetune.lr=nan", "finetune.lr:", ["must be a finite number", "nan"]),
         ("finetune.lr=inf", "finetune.lr:", ["must be a finite number", "inf"]),
         ("finetune.lr=-inf", "finetune.lr:", ["must be a finite number"]),

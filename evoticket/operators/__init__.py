@@ -60,7 +60,7 @@ CROSSOVERS: dict[str, Callable[..., Any]] = {
 """Crossover name -> function ``(ind1, ind2, **hyper, rng) -> (ind1, ind2)``."""
 
 MUTATION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mutMaskSwap": {"indpb": 0.02},
+    "mutMaskSwap": {"indpb": 0.05},
     "mutMaskFlip": {"indpb": 0.002},
     "mutInitGaussian": {"indpb": 0.05, "sigma": 0.5},
     "mutInitReseed": {"indpb": 0.02},
