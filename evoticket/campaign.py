@@ -19,11 +19,15 @@ early-stopping step) is at least the dense network's minus
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
+import signal
 import sys
+import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -33,10 +37,21 @@ import torch
 from torch import nn
 
 from evoticket import paths
-from evoticket.config import CampaignConfig
+from evoticket.checkpoint import (
+    Checkpoint,
+    capture_rng,
+    list_checkpoints,
+    load_latest,
+    record_sizes,
+    restore_rng,
+    rollback_records,
+    save_checkpoint,
+)
+from evoticket.config import CampaignConfig, load_config
 from evoticket.data import Splits
-from evoticket.errors import EvoticketError, RunExistsError
-from evoticket.evolution import GenerationRecord, Hook, derive_seed, evolve, make_toolbox
+from evoticket.errors import ConfigError, EvoticketError, Interrupted, RunExistsError, StorageError
+from evoticket.evolution import EvolutionState, GenerationRecord, Hook, derive_seed, evolve, make_toolbox
+from evoticket.faults import kill_point
 from evoticket.finetune import minibatch_indices, train_early_stopping
 from evoticket.genome import Ticket, stack_tickets, ticket_from_state
 from evoticket.models import Architecture, architecture_from_dict
@@ -105,10 +120,12 @@ def seed_everything(seed: int) -> None:
 class _Progress:
     """A tqdm bar over generations showing best and mean fitness and individuals/s."""
 
-    def __init__(self, total: int, enabled: bool) -> None:
+    def __init__(self, total: int, enabled: bool, initial: int = 0) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(total=total, desc="generations", unit="gen", disable=not enabled, dynamic_ncols=True)
+        self.bar = tqdm(
+            total=total, initial=initial, desc="generations", unit="gen", disable=not enabled, dynamic_ncols=True
+        )
 
     def __call__(self, generation: int, population: list, record: GenerationRecord) -> None:
         fit = record.stats["fitness"]
@@ -118,6 +135,61 @@ class _Progress:
 
     def close(self) -> None:
         self.bar.close()
+
+
+SAFE_ON_RESUME = frozenset(
+    {
+        "ga.generations",
+        "campaign.progress",
+        "campaign.device",
+        "campaign.final_steps",
+        "campaign.final_seeds",
+        "campaign.final_eval_every",
+        "campaign.early_stopping",
+        "campaign.winning_tolerance",
+        "finetune.max_memory_mb",
+    }
+)
+"""Keys that ``evoticket resume --set`` may change: they do not alter the generations already run."""
+
+TIMING_KEYS = (
+    "finetune_seconds",
+    "evaluation_seconds",
+    "variation_selection_seconds",
+    "records_seconds",
+    "checkpoint_seconds",
+    "final_comparison_seconds",
+    "plot_seconds",
+)
+
+
+class _StopOnInterrupt:
+    """SIGINT handler: the first Ctrl-C asks the loop to stop after the current generation."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.previous: Any = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+
+    def uninstall(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+            self.previous = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\nevoticket: stopping after this generation and its checkpoint (Ctrl-C again to stop now)",
+            file=sys.stderr,
+        )
+
+    def __call__(self) -> bool:
+        return self.requested
 
 
 def run_campaign(
@@ -131,7 +203,7 @@ def run_campaign(
     splits: Splits | None = None,
     out: TextIO | None = None,
 ) -> CampaignResult:
-    """Run a campaign end to end and write its records, best ticket, plot and summary.
+    """Run a campaign end to end and write its records, checkpoints, best ticket, plot and summary.
 
     Args:
         config: the configuration; default ``CampaignConfig()``.
@@ -141,17 +213,19 @@ def run_campaign(
         force: replace an existing run of the same name.
         hooks: extra ``(generation, population, record) -> None`` hooks.
         splits: data to use instead of loading ``config.data`` (tests).
-        out: where the summary table is printed; default stdout, ``None`` for stdout.
+        out: where the summary table is printed; default stdout.
 
     Returns:
         A :class:`CampaignResult`.
 
     Raises:
         EvoticketError: for bad input (configuration, data, device, run name);
-            nothing is written then.
+            nothing is written then. ``StorageError`` when writing fails and
+            ``DivergedError`` when a whole generation diverged; the last
+            checkpoint is kept for both.
+        Interrupted: after Ctrl-C, once the current generation is checkpointed.
     """
     config = config or CampaignConfig()
-    out = out or sys.stdout
     name = name or default_name(config)
     run_dir = prepare_run_dir(Path(runs_dir), name, force)
     plot_dir = Path(plots_dir) / name
@@ -165,42 +239,203 @@ def run_campaign(
         shutil.rmtree(plot_dir)
     run_dir.mkdir(parents=True)
     paths.config(run_dir).write_text(config.to_toml(), encoding="utf-8")
+    state = EvolutionState.initial(config)
+    counters: dict[str, float] = {"evaluated": 0, "wall_seconds": 0.0, **dict.fromkeys(TIMING_KEYS, 0.0)}
+    _save_checkpoint(run_dir, config, toolbox, state, counters)
+    return _execute(config, toolbox, run_dir, plot_dir, state, counters, hooks, out, wall_start)
+
+
+def resume_campaign(
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    plots_dir: str | Path = "plots",
+    hooks: tuple[Hook, ...] = (),
+    splits: Splits | None = None,
+    out: TextIO | None = None,
+) -> CampaignResult:
+    """Continue a campaign from its newest usable checkpoint.
+
+    Records written after that checkpoint are cut off first, so the resumed
+    campaign ends with exactly the files an uninterrupted one writes. Only the
+    keys in :data:`SAFE_ON_RESUME` may be changed, and only explicitly, with
+    ``overrides``; e.g. ``["ga.generations=60"]`` extends a campaign (also a
+    finished one).
+
+    Args:
+        run_dir: the run directory (``runs/NAME``).
+        overrides: ``section.key=value`` changes of safe keys.
+        plots_dir: parent of plot directories.
+        hooks, splits, out: as for :func:`run_campaign`.
+
+    Raises:
+        EvoticketError: for a missing run, a changed configuration (naming the
+            keys that differ), no usable checkpoint, or a finished campaign
+            with nothing to add.
+    """
+    wall_start = time.perf_counter()
+    run_dir = Path(run_dir)
+    if not paths.config(run_dir).is_file():
+        raise EvoticketError(f"{run_dir}: not an evoticket run (no {paths.config(run_dir).name}); give runs/NAME")
+    stored = load_config(paths.config(run_dir))
+    ckpt = load_latest(run_dir)
+    saved = CampaignConfig.from_dict(ckpt.config)
+    config = stored.with_overrides(list(overrides)) if overrides else stored
+    changed = changed_keys(saved, config)
+    unsafe = [k for k in changed if k not in SAFE_ON_RESUME]
+    if unsafe:
+        what = ", ".join(f"{k} ({_lookup(saved, k)!r} -> {_lookup(config, k)!r})" for k in unsafe)
+        raise ConfigError(
+            f"cannot resume {run_dir} with a changed configuration: {what}; "
+            f"only these may change on resume: {', '.join(sorted(SAFE_ON_RESUME))}"
+        )
+    if config.ga.generations < ckpt.generation:
+        raise ConfigError(
+            f"ga.generations: {run_dir} has already completed generation {ckpt.generation}; "
+            f"must be >= {ckpt.generation}, got {config.ga.generations}"
+        )
+    finished = paths.summary(run_dir).exists()
+    if finished and not changed:
+        raise EvoticketError(
+            f"{run_dir}: the campaign is already complete (summary.json); "
+            f"to extend it: evoticket resume {run_dir} --set ga.generations=N"
+        )
+    toolbox = make_toolbox(config, splits=splits)
+    removed = rollback_records(run_dir, ckpt.records)
+    if removed:
+        detail = ", ".join(f"{n} bytes of {name}" for name, n in removed.items())
+        print(f"evoticket: rolled back records written after generation {ckpt.generation}: {detail}", file=sys.stderr)
+    if changed:
+        _atomic_write_text(paths.config(run_dir), config.to_toml())
+        for stale in (paths.summary(run_dir),):
+            stale.unlink(missing_ok=True)
+    toolbox.counter.next_uid = ckpt.next_uid
+    restore_rng(ckpt.rng, toolbox.rng)
+    state = EvolutionState(ckpt.generation, ckpt.population, ckpt.logbook, ckpt.hall_of_fame)
+    counters = {"evaluated": 0, "wall_seconds": 0.0, **dict.fromkeys(TIMING_KEYS, 0.0), **ckpt.counters}
+    print(f"evoticket: resuming {run_dir} after generation {ckpt.generation}", file=sys.stderr)
+    return _execute(config, toolbox, run_dir, Path(plots_dir) / run_dir.name, state, counters, hooks, out, wall_start)
+
+
+def changed_keys(old: CampaignConfig, new: CampaignConfig) -> list[str]:
+    """Dotted keys whose values differ between two configurations."""
+    a, b = old.to_dict(), new.to_dict()
+    return [f"{section}.{key}" for section in a for key in a[section] if a[section][key] != b[section][key]]
+
+
+def _lookup(config: CampaignConfig, dotted: str) -> Any:
+    section, key = dotted.split(".", 1)
+    return config.to_dict()[section][key]
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _save_checkpoint(
+    run_dir: Path, config: CampaignConfig, toolbox: Any, state: EvolutionState, counters: dict[str, float]
+) -> None:
+    save_checkpoint(
+        run_dir,
+        Checkpoint(
+            state.generation,
+            state.population,
+            state.hall_of_fame,
+            state.logbook,
+            toolbox.counter.next_uid,
+            config.to_dict(),
+            config.hash(),
+            capture_rng(toolbox.rng),
+            record_sizes(run_dir),
+            dict(counters),
+        ),
+    )
+
+
+def _execute(
+    config: CampaignConfig,
+    toolbox: Any,
+    run_dir: Path,
+    plot_dir: Path,
+    state: EvolutionState,
+    counters: dict[str, float],
+    hooks: Sequence[Hook],
+    out: TextIO | None,
+    wall_start: float,
+) -> CampaignResult:
+    """Evolve from ``state`` to the last generation, then run the final comparison and write the summary."""
+    out = out or sys.stdout
+    evaluator = toolbox.evaluator
+    evaluator.evaluated = int(counters["evaluated"])
     writer = RecordWriter(run_dir)
-    io_seconds = 0.0
+    session_start = wall_start
+    previous_wall = counters["wall_seconds"]
+
+    def update_counters() -> None:
+        counters["evaluated"] = evaluator.evaluated
+        counters["wall_seconds"] = previous_wall + time.perf_counter() - session_start
 
     def write_records(generation: int, population: list, record: GenerationRecord) -> None:
-        nonlocal io_seconds
         start = time.perf_counter()
-        writer.write_individuals(ind.eval_record for ind in record.evaluated)
-        writer.write_generation(
-            generation_row(generation, population, record.stats, record.seconds, record.finetune_seconds)
-        )
-        io_seconds += time.perf_counter() - start
+        try:
+            writer.write_individuals(ind.eval_record for ind in record.evaluated)
+            kill_point("records")
+            writer.write_generation(
+                generation_row(generation, population, record.stats, record.seconds, record.finetune_seconds)
+            )
+        except OSError as e:
+            raise StorageError(
+                f"cannot write records in {run_dir}: {e.strerror or e}; the checkpoint of generation "
+                f"{generation - 1} is intact: free space and run: evoticket resume {run_dir}"
+            ) from None
+        counters["records_seconds"] += time.perf_counter() - start
+        counters["variation_selection_seconds"] += record.variation_seconds
 
-    progress = _Progress(config.ga.generations + 1, config.campaign.progress)
+    def checkpoint(generation: int, population: list, record: GenerationRecord) -> None:
+        start = time.perf_counter()
+        counters["finetune_seconds"] += evaluator.train_seconds
+        counters["evaluation_seconds"] += evaluator.eval_seconds
+        evaluator.train_seconds = evaluator.eval_seconds = 0.0
+        update_counters()
+        _save_checkpoint(run_dir, config, toolbox, record.state, counters)
+        counters["checkpoint_seconds"] += time.perf_counter() - start
+
+    stop = _StopOnInterrupt()
+    progress = _Progress(config.ga.generations + 1, config.campaign.progress, initial=state.generation + 1)
+    stop.install()
     try:
-        evo_start = time.perf_counter()
-        population, _, hof = evolve(toolbox, config, hooks=(write_records, progress, *hooks))
-        evolution_seconds = time.perf_counter() - evo_start
+        population, _, hof = evolve(
+            toolbox, config, hooks=(write_records, checkpoint, progress, *hooks), state=state, should_stop=stop
+        )
+        if stop.requested:
+            raise Interrupted(str(run_dir), state.generation)
+    except (Interrupted, KeyboardInterrupt):
+        raise Interrupted(str(run_dir), _last_checkpoint_generation(run_dir)) from None
     finally:
         progress.close()
+        stop.uninstall()
 
     # The final population was evaluated under one minibatch sequence; the hall of fame mixes generations.
     best = max(population, key=lambda ind: ind.fitness.wvalues)
     save_ticket(paths.best_ticket(run_dir), best, toolbox.arch, config)
     final_start = time.perf_counter()
     controls = compare_controls(best, toolbox.arch, toolbox.splits, config)
-    final_seconds = time.perf_counter() - final_start
+    counters["final_comparison_seconds"] += time.perf_counter() - final_start
     plot_start = time.perf_counter()
     plot_fitness(run_dir, paths.fitness_plot(plot_dir))
-    plot_seconds = time.perf_counter() - plot_start
+    counters["plot_seconds"] += time.perf_counter() - plot_start
+    update_counters()
 
-    evaluator = toolbox.evaluator
     dense = controls["dense"]["test_acc_mean"]
     ticket = controls["ticket"]["test_acc_mean"]
     winning = ticket >= dense - config.campaign.winning_tolerance
     summary = {
-        "name": name,
+        "name": run_dir.name,
         "config_hash": config.hash(),
         "data": config.data.name,
         "model": config.model.name,
@@ -223,21 +458,35 @@ def run_campaign(
         "verdict": _verdict(winning, controls, config),
         "individuals_evaluated": evaluator.evaluated,
         "device": str(toolbox.splits.device),
-        "timing": {
-            "wall_seconds": round(time.perf_counter() - wall_start, 3),
-            "evolution_seconds": round(evolution_seconds, 3),
-            "finetune_seconds": round(evaluator.seconds, 3),
-            "records_seconds": round(io_seconds, 3),
-            "final_comparison_seconds": round(final_seconds, 3),
-            "plot_seconds": round(plot_seconds, 3),
-            "individuals_per_second": round(evaluator.evaluated / max(evaluator.seconds, 1e-9), 3),
-            "torch_version": torch.__version__,
-            "threads": torch.get_num_threads(),
-        },
+        "timing": _timing(counters),
     }
     write_json(paths.summary(run_dir), summary)
     print(format_summary(summary, run_dir, plot_dir, config), file=out)
     return CampaignResult(run_dir, plot_dir, summary, best)
+
+
+def _last_checkpoint_generation(run_dir: Path) -> int:
+    found = list_checkpoints(run_dir)
+    return int(found[0].stem.split("-", 1)[1]) if found else -1
+
+
+def _timing(counters: dict[str, float]) -> dict[str, Any]:
+    """Where the wall time went (seconds, summed over resumed sessions) and rates."""
+    wall = counters["wall_seconds"]
+    parts = {k: round(counters[k], 3) for k in TIMING_KEYS}
+    parts["other_seconds"] = round(max(0.0, wall - sum(counters[k] for k in TIMING_KEYS)), 3)
+    compute = counters["finetune_seconds"] + counters["evaluation_seconds"]
+    evolution_overhead = counters["variation_selection_seconds"] + counters["records_seconds"] + counters[
+        "checkpoint_seconds"
+    ]
+    return {
+        "wall_seconds": round(wall, 3),
+        **parts,
+        "evolution_overhead_fraction": round(evolution_overhead / max(wall, 1e-9), 4),
+        "individuals_per_second": round(counters["evaluated"] / max(compute, 1e-9), 3),
+        "torch_version": torch.__version__,
+        "threads": torch.get_num_threads(),
+    }
 
 
 def _verdict(winning: bool, controls: dict, config: CampaignConfig) -> str:
@@ -266,15 +515,28 @@ def format_summary(summary: dict, run_dir: Path, plot_dir: Path, config: Campaig
             f"{c['val_acc_mean']:>8.4f} {c['best_step_mean']:>10.0f}"
         )
     t = summary["timing"]
+    wall = max(t["wall_seconds"], 1e-9)
+    where = ", ".join(
+        f"{label} {t[key]:.1f} s ({100 * t[key] / wall:.0f}%)"
+        for label, key in (
+            ("fine-tuning", "finetune_seconds"),
+            ("evaluation", "evaluation_seconds"),
+            ("variation+selection", "variation_selection_seconds"),
+            ("records", "records_seconds"),
+            ("checkpoints", "checkpoint_seconds"),
+            ("final comparison", "final_comparison_seconds"),
+            ("plot", "plot_seconds"),
+            ("other", "other_seconds"),
+        )
+    )
     lines += [
         "",
         f"Best ticket: uid {summary['best']['uid']} (generation {summary['best']['generation']}), "
         f"validation accuracy {summary['best']['val_acc']:.4f} after fine-tuning, "
         f"density {summary['best']['density_total']:.4f}",
         f"Verdict: {summary['verdict']}",
-        f"Wall time {t['wall_seconds']:.1f} s: fine-tuning {t['finetune_seconds']:.1f} s "
-        f"({summary['individuals_evaluated']} individuals, {t['individuals_per_second']:.1f}/s), "
-        f"final comparison {t['final_comparison_seconds']:.1f} s, records {t['records_seconds']:.2f} s",
+        f"Wall time {t['wall_seconds']:.1f} s, {summary['individuals_evaluated']} individuals fine-tuned "
+        f"({t['individuals_per_second']:.1f}/s): {where}",
         f"Records: {run_dir}/   Plot: {paths.fitness_plot(plot_dir)}",
     ]
     return "\n".join(lines)
@@ -335,6 +597,7 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
         res = train_early_stopping(
             arch, theta0, masks, splits, config.finetune, batches, c.final_eval_every, c.early_stopping
         )
+        kill_point("final")
         for i, key in enumerate(tickets):
             per_seed[key]["test_acc"].append(float(res.test_acc[i]))
             per_seed[key]["final_test_acc"].append(float(res.final_test_acc[i]))

@@ -1,8 +1,11 @@
 """The ``evoticket`` command line.
 
 ``evoticket run [CONFIG] [--set section.key=value ...] [--name NAME] [--force]``
-runs a campaign (the default one without CONFIG). A user mistake is reported
-as one line on stderr with exit status 2 and no traceback.
+runs a campaign (the default one without CONFIG); ``evoticket resume RUN_DIR``
+continues one from its last checkpoint; ``evoticket bench`` measures batched
+fine-tuning. A user mistake is reported as one line on stderr with exit status
+2 and no traceback; Ctrl-C stops after the current generation's checkpoint
+with status 130 and prints the resume command.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from evoticket import __version__
-from evoticket.errors import EvoticketError
+from evoticket.errors import DivergedError, EvoticketError, Interrupted, StorageError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +45,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runs-dir", default="runs", help="parent directory of run directories (default: runs)")
     run.add_argument("--plots-dir", default="plots", help="parent directory of plot directories (default: plots)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    resume = sub.add_parser(
+        "resume",
+        help="continue a campaign from its last checkpoint",
+        description="Continue runs/NAME from its newest usable checkpoint; records written after it are rolled back.",
+    )
+    resume.add_argument("run_dir", metavar="RUN_DIR", help="the run directory, e.g. runs/NAME")
+    resume.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="change a key that is safe to change, e.g. --set ga.generations=60 (repeatable)",
+    )
+    resume.add_argument("--plots-dir", default="plots", help="parent directory of plot directories (default: plots)")
+    resume.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     bench = sub.add_parser(
         "bench",
         help="measure batched fine-tuning against a per-individual loop and torch.func.vmap",
@@ -57,6 +76,16 @@ def _bench(args: argparse.Namespace) -> int:
     from evoticket.bench import run_bench
 
     return run_bench(quick=args.quick, json_path=args.json_path, device=args.device)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from evoticket.campaign import resume_campaign
+
+    overrides = list(args.overrides)
+    if args.no_progress:
+        overrides.append("campaign.progress=false")
+    resume_campaign(args.run_dir, overrides, plots_dir=args.plots_dir)
+    return 0
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -75,24 +104,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evoticket`` console script.
 
     Returns:
-        The exit status: 0 on success, 2 for a user mistake, 130 on Ctrl-C.
+        The exit status: 0 on success, 2 for a user mistake, 1 when writing
+        failed or a whole generation diverged (the checkpoint is kept), 130 on Ctrl-C.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    commands = {"run": _run, "resume": _resume, "bench": _bench}
     try:
-        if args.command == "run":
-            return _run(args)
-        if args.command == "bench":
-            return _bench(args)
+        return commands[args.command](args)
+    except Interrupted as e:
+        print(
+            f"evoticket: interrupted; the checkpoint of generation {e.generation} is valid. "
+            f"Resume with: evoticket resume {e.run_dir}",
+            file=sys.stderr,
+        )
+        return 130
     except EvoticketError as e:
         message = str(e).replace("\r", "\\r").replace("\n", "\\n")  # always one line
         print(f"evoticket: error: {message}", file=sys.stderr)
-        return 2
+        return 1 if isinstance(e, StorageError | DivergedError) else 2
     except KeyboardInterrupt:
         print("evoticket: interrupted", file=sys.stderr)
         return 130
-    parser.error(f"unknown command {args.command!r}")  # pragma: no cover - argparse refuses first
-    return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -44,3 +44,29 @@ def unknown_name(kind: str, name: str, valid: Iterable[str]) -> str:
     close = difflib.get_close_matches(str(name), valid, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     return f"unknown {kind} {name!r}{hint}; valid: {', '.join(valid)}"
+
+
+class CheckpointError(EvoticketError):
+    """A checkpoint that is missing, damaged, or does not match the run."""
+
+
+class StorageError(EvoticketError):
+    """Writing to disk failed (disk full, I/O error); the previous checkpoint is intact."""
+
+
+class DivergedError(EvoticketError):
+    """Every individual of a generation diverged (non-finite loss or weights)."""
+
+
+class Interrupted(Exception):
+    """The user asked the campaign to stop (Ctrl-C); a valid checkpoint was left.
+
+    Attributes:
+        run_dir: the run directory to resume.
+        generation: the last completed generation.
+    """
+
+    def __init__(self, run_dir: str, generation: int) -> None:
+        super().__init__(f"interrupted after generation {generation}")
+        self.run_dir = run_dir
+        self.generation = generation

@@ -30,7 +30,7 @@ import random
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from deap import base, tools
 
 from evoticket.config import CampaignConfig, FinetuneConfig
 from evoticket.data import Splits, load_dataset
+from evoticket.faults import kill_point
 from evoticket.finetune import finetune_tickets, resolve_device
 from evoticket.genome import Ticket, UidCounter, ensure_creator
 from evoticket.models import Architecture, build_architecture
@@ -90,6 +91,8 @@ class PopulationEvaluator:
         self.counter = counter
         self.generation = 0
         self.seconds = 0.0
+        self.train_seconds = 0.0
+        self.eval_seconds = 0.0
         self.evaluated = 0
 
     def __call__(self, individual: Ticket) -> tuple[float, float]:
@@ -119,6 +122,9 @@ class PopulationEvaluator:
             derive_seed(self.seed, "finetune", self.generation),
             return_weights=lamarckian,
         )
+        kill_point("finetune")
+        self.train_seconds += getattr(result, "train_seconds", 0.0)
+        self.eval_seconds += getattr(result, "eval_seconds", 0.0)
         reevaluated = [ind.uid is not None for ind in individuals]
         self.counter.assign(individuals)
         fitnesses = []
@@ -279,6 +285,30 @@ def _check_layer_densities(config: CampaignConfig, arch: Architecture) -> None:
 
 
 @dataclass
+class EvolutionState:
+    """Where the loop stands: enough to continue it (see :mod:`evoticket.checkpoint`).
+
+    Attributes:
+        generation: last completed generation; -1 before the initial population.
+        population: the current population (``None`` before generation 0).
+        logbook: DEAP logbook, one row per completed generation.
+        hall_of_fame: DEAP hall of fame.
+    """
+
+    generation: int
+    population: list[Ticket] | None
+    logbook: tools.Logbook
+    hall_of_fame: tools.HallOfFame
+
+    @classmethod
+    def initial(cls, config: CampaignConfig, population: list[Ticket] | None = None) -> EvolutionState:
+        """The state before generation 0."""
+        logbook = tools.Logbook()
+        logbook.header = ["gen", "nevals", "fitness", "before", "density"]
+        return cls(-1, population, logbook, tools.HallOfFame(config.ga.hall_of_fame))
+
+
+@dataclass
 class GenerationRecord:
     """What one generation produced, handed to every hook.
 
@@ -288,6 +318,8 @@ class GenerationRecord:
         stats: the logbook row (gen, nevals and the statistics).
         seconds: wall time of the generation (s).
         finetune_seconds: of which fine-tuning and evaluation (s).
+        variation_seconds: of which variation and selection (s).
+        state: the loop's state after this generation (for checkpoints).
     """
 
     generation: int
@@ -295,7 +327,8 @@ class GenerationRecord:
     stats: dict[str, Any]
     seconds: float
     finetune_seconds: float
-    extra: dict[str, Any] = field(default_factory=dict)
+    variation_seconds: float
+    state: EvolutionState
 
 
 Hook = Callable[[int, list, GenerationRecord], None]
@@ -350,12 +383,26 @@ def evaluate_invalid(individuals: Sequence[Ticket], toolbox: base.Toolbox) -> li
     return invalid
 
 
+def _check_diverged(generation: int, evaluated: Sequence[Ticket], config: CampaignConfig) -> None:
+    if evaluated and all("nonfinite" in (ind.eval_record or {}).get("flags", ()) for ind in evaluated):
+        from evoticket.errors import DivergedError
+
+        ft = config.finetune
+        raise DivergedError(
+            f"generation {generation}: the fine-tuning of all {len(evaluated)} individuals diverged "
+            f"(non-finite loss or weights); finetune.lr = {ft.lr} ({ft.optimizer}) is likely too high: "
+            f"start a new run with a lower finetune.lr (the checkpoint of generation {generation - 1} is kept)"
+        )
+
+
 def evolve(
     toolbox: base.Toolbox,
     config: CampaignConfig,
     *,
     population: list[Ticket] | None = None,
     hooks: Sequence[Hook] = (),
+    state: EvolutionState | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[list[Ticket], tools.Logbook, tools.HallOfFame]:
     """Run the (mu + lambda) genetic algorithm of ``config.ga``.
 
@@ -372,37 +419,56 @@ def evolve(
         config: the campaign configuration.
         population: initial population; default ``toolbox.population(n=ga.population)``.
         hooks: called as ``hook(generation, population, record)`` after each generation.
+        state: continue from this state (e.g. a checkpoint) instead of starting afresh.
+        should_stop: polled after each generation's hooks; when it returns
+            True the loop raises :class:`evoticket.errors.Interrupted`.
 
     Returns:
         ``(population, logbook, hall_of_fame)``.
+
+    Raises:
+        DivergedError: if every individual evaluated in a generation diverged
+            (its hooks are not called, so no record of it is written).
+        Interrupted: if ``should_stop`` asked for it.
     """
     ga = config.ga
     stats = make_statistics()
-    logbook = tools.Logbook()
-    logbook.header = ["gen", "nevals", "fitness", "before", "density"]
-    hof = tools.HallOfFame(ga.hall_of_fame)
+    state = state or EvolutionState.initial(config, population)
     evaluator = toolbox.evaluator
-    pop = population if population is not None else toolbox.population(n=ga.population)
-
-    for gen in range(ga.generations + 1):
+    for gen in range(state.generation + 1, ga.generations + 1):
         start, ft_start = time.perf_counter(), evaluator.seconds
         evaluator.generation = gen
+        pop = state.population
+        variation = 0.0
         if gen > 0:
             offspring = vary(pop, toolbox, ga.offspring, ga.cxpb, ga.mutpb)
             if ga.reevaluate:
                 for ind in pop:
                     del ind.fitness.values
+            variation = time.perf_counter() - start
             evaluated = evaluate_invalid(pop + offspring, toolbox)
+            select_start = time.perf_counter()
             pool = pop + offspring
             elites = tools.selBest(pool, ga.elitism)
             rest = [ind for ind in pool if all(ind is not e for e in elites)]
             pop = elites + toolbox.select(rest, ga.population - ga.elitism)
+            variation += time.perf_counter() - select_start
         else:
+            pop = pop if pop is not None else toolbox.population(n=ga.population)
+            variation = time.perf_counter() - start
             evaluated = evaluate_invalid(pop, toolbox)
-        hof.update(pop)
+        _check_diverged(gen, evaluated, config)
+        state.hall_of_fame.update(pop)
         row = {"gen": gen, "nevals": len(evaluated), **stats.compile(pop)}
-        logbook.record(**row)
-        record = GenerationRecord(gen, evaluated, row, time.perf_counter() - start, evaluator.seconds - ft_start)
+        state.logbook.record(**row)
+        state.generation, state.population = gen, pop
+        record = GenerationRecord(
+            gen, evaluated, row, time.perf_counter() - start, evaluator.seconds - ft_start, variation, state
+        )
         for hook in hooks:
             hook(gen, pop, record)
-    return pop, logbook, hof
+        if should_stop is not None and should_stop() and gen < ga.generations:
+            from evoticket.errors import Interrupted
+
+            raise Interrupted("", gen)
+    return state.population, state.logbook, state.hall_of_fame

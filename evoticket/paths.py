@@ -7,6 +7,7 @@ A run named NAME writes ``runs/NAME/`` and ``plots/NAME/``::
     runs/NAME/individuals.jsonl  one JSON line per evaluated individual (lineage)
     runs/NAME/best_ticket.pt     the best ticket: theta0, masks, architecture, config
     runs/NAME/summary.json       the final lottery-ticket comparison and timings
+    runs/NAME/checkpoints/       gen-NNNNNN.pt, the last two generations' checkpoints
     plots/NAME/fitness.png       validation accuracy per generation
 """
 
@@ -43,3 +44,13 @@ def summary(run_dir: Path) -> Path:
 def fitness_plot(plot_dir: Path) -> Path:
     """Validation accuracy per generation (PNG)."""
     return Path(plot_dir) / "fitness.png"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    """Folder of the run's checkpoints."""
+    return Path(run_dir) / "checkpoints"
+
+
+def checkpoint(run_dir: Path, generation: int) -> Path:
+    """The checkpoint after ``generation`` (-1: before the initial population)."""
+    return checkpoint_dir(run_dir) / f"gen-{generation:06d}.pt"

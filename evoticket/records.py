@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,8 @@ def generation_row(generation: int, population: list, stats: dict, seconds: floa
 class RecordWriter:
     """Appends individual and generation records to a run directory.
 
-    Each write is flushed, so a killed job loses at most the line being written.
+    Each write is flushed and fsynced before the generation's checkpoint is
+    taken; a resumed campaign cuts off whatever was written after it.
 
     Args:
         run_dir: the run directory (must exist).
@@ -83,9 +85,11 @@ class RecordWriter:
 
     def write_individuals(self, records: Iterable[dict[str, Any]]) -> None:
         """Append one JSON line per record to ``individuals.jsonl``."""
+        text = "".join(json.dumps(record, sort_keys=True) + "\n" for record in records)
         with open(paths.individuals_jsonl(self.run_dir), "a", encoding="utf-8") as f:
-            for record in records:
-                f.write(json.dumps(record, sort_keys=True) + "\n")
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
 
     def write_generation(self, row: dict[str, Any]) -> None:
         """Append a row to ``generations.csv`` (the header is written first)."""
@@ -96,6 +100,8 @@ class RecordWriter:
             if new:
                 writer.writeheader()
             writer.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
 
 
 def read_individuals(run_dir: Path) -> list[dict[str, Any]]:

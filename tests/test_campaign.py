@@ -22,6 +22,11 @@ def run(config, tmp_path, name="e2e", **kw):
     return result, out.getvalue()
 
 
+def snapshot(folder):
+    """Relative path -> bytes of every file under ``folder``."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
 def test_campaign_writes_every_promised_file(fast_config, tmp_path):
     result, printed = run(fast_config, tmp_path)
     run_dir = tmp_path / "runs" / "e2e"
@@ -108,10 +113,10 @@ def test_same_seed_same_records(fast_config, tmp_path):
 
 def test_existing_run_is_refused_and_untouched(fast_config, tmp_path):
     run(fast_config, tmp_path, name="x")
-    before = {p.name: p.read_bytes() for p in (tmp_path / "runs" / "x").iterdir()}
+    before = snapshot(tmp_path / "runs" / "x")
     with pytest.raises(RunExistsError, match="already exists.*--force"):
         run(fast_config, tmp_path, name="x")
-    assert {p.name: p.read_bytes() for p in (tmp_path / "runs" / "x").iterdir()} == before
+    assert snapshot(tmp_path / "runs" / "x") == before
     run(fast_config.with_overrides(["campaign.seed=3"]), tmp_path, name="x", force=True)
     assert paths.individuals_jsonl(tmp_path / "runs" / "x").read_bytes() != before["individuals.jsonl"]
 
