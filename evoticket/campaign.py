@@ -476,9 +476,9 @@ def _timing(counters: dict[str, float]) -> dict[str, Any]:
     parts = {k: round(counters[k], 3) for k in TIMING_KEYS}
     parts["other_seconds"] = round(max(0.0, wall - sum(counters[k] for k in TIMING_KEYS)), 3)
     compute = counters["finetune_seconds"] + counters["evaluation_seconds"]
-    evolution_overhead = counters["variation_selection_seconds"] + counters["records_seconds"] + counters[
-        "checkpoint_seconds"
-    ]
+    evolution_overhead = (
+        counters["variation_selection_seconds"] + counters["records_seconds"] + counters["checkpoint_seconds"]
+    )
     return {
         "wall_seconds": round(wall, 3),
         **parts,
@@ -631,20 +631,38 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
 def save_ticket(path: Path, ticket: Ticket, arch: Architecture, config: CampaignConfig) -> None:
     """Write a ticket (theta0, masks, lineage, fitness), its architecture and config.
 
-    Written to a temporary file and renamed, so a crash never leaves half a file.
+    Written to a temporary file and renamed, so a crash never leaves half a
+    file. The bytes depend only on the content (see :func:`_canonical`), so a
+    resumed campaign writes the same file as an uninterrupted one.
     """
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(
-        {
-            "format": TICKET_FORMAT,
-            "ticket": ticket.state_dict(),
-            "architecture": arch.to_dict(),
-            "config": config.to_dict(),
-        },
-        tmp,
-    )
+    payload = {
+        "format": TICKET_FORMAT,
+        "ticket": ticket.state_dict(),
+        "architecture": arch.to_dict(),
+        "config": config.to_dict(),
+    }
+    torch.save(_canonical(payload), tmp)
     tmp.replace(path)
+
+
+def _canonical(obj: Any) -> Any:
+    """A copy whose pickle depends only on content, not on which objects happened to be shared.
+
+    Pickle writes a shared object once and refers to it afterwards, so the same
+    content pickles differently depending on object identity. Fresh containers,
+    interned strings and fresh tensor storage remove that dependence.
+    """
+    if isinstance(obj, dict):
+        return {_canonical(k): _canonical(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_canonical(v) for v in obj)
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    return obj
 
 
 def load_ticket_state(path: str | Path) -> tuple[Ticket, Architecture, CampaignConfig]:

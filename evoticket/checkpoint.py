@@ -255,5 +255,7 @@ def load_latest(run_dir: Path) -> Checkpoint:
             continue
         return ckpt
     if not candidates:
-        raise CheckpointError(f"{run_dir}: no checkpoint to resume from (expected {paths.checkpoint_dir(run_dir)}/gen-*.pt)")
+        raise CheckpointError(
+            f"{run_dir}: no checkpoint to resume from (expected {paths.checkpoint_dir(run_dir)}/gen-*.pt)"
+        )
     raise CheckpointError(f"{run_dir}: no usable checkpoint: " + "; ".join(problems))

@@ -1,0 +1,313 @@
+"""Campaigns that survive: SIGKILL at any moment, Ctrl-C, damaged checkpoints, full disks, bad resumes."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from evoticket import paths
+from evoticket.campaign import resume_campaign, run_campaign
+from evoticket.checkpoint import KEEP, list_checkpoints, load_checkpoint, load_latest
+from evoticket.errors import CheckpointError, ConfigError, DivergedError, EvoticketError, StorageError
+from evoticket.records import TIMING_COLUMNS
+
+TINY = [
+    "model.hidden=[16]",
+    "ga.population=6",
+    "ga.offspring=6",
+    "ga.generations=3",
+    "finetune.steps=5",
+    "finetune.batch_size=50",
+    "campaign.final_steps=20",
+    "campaign.final_eval_every=10",
+    "campaign.final_seeds=2",
+    "campaign.device=cpu",
+]
+
+
+def cli(tmp_path: Path, *args: str, kill_at: str | None = None, overrides=TINY) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "EVOTICKET_KILL_AT"}
+    if kill_at:
+        env["EVOTICKET_KILL_AT"] = kill_at
+    sets = [f"--set={o}" for o in overrides] if args and args[0] == "run" else []
+    return subprocess.run(
+        [sys.executable, "-m", "evoticket.cli", *args, *sets, "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def outputs(root: Path, name: str) -> dict[str, object]:
+    """Every output file of a run, timing fields aside, for comparison."""
+    run_dir = root / "runs" / name
+    summary = json.loads(paths.summary(run_dir).read_text())
+    del summary["timing"]
+    with open(paths.generations_csv(run_dir), newline="") as f:
+        gens = [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
+    return {
+        "config.toml": paths.config(run_dir).read_bytes(),
+        "individuals.jsonl": paths.individuals_jsonl(run_dir).read_bytes(),
+        "generations.csv": gens,
+        "summary.json": summary,
+        "best_ticket.pt": paths.best_ticket(run_dir).read_bytes(),
+        "fitness.png": paths.fitness_plot(root / "plots" / name).read_bytes(),
+    }
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, object]:
+    """The same campaign run without interruption."""
+    root = tmp_path_factory.mktemp("reference")
+    done = cli(root, "run", "--name", "r")
+    assert done.returncode == 0, done.stderr
+    return outputs(root, "r")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kill_at",
+    [
+        "finetune:1",  # during generation 0, before any record
+        "finetune:3",  # during generation 2's fine-tuning
+        "records:2",  # between individuals.jsonl and generations.csv of generation 1
+        "checkpoint:3",  # checkpoint of generation 1 written to its temporary file, not renamed
+        "final:1",  # during the final comparison, after the last checkpoint
+    ],
+)
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference, kill_at):
+    killed = cli(tmp_path, "run", "--name", "r", kill_at=kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not paths.summary(tmp_path / "runs" / "r").exists()
+    resumed = cli(tmp_path, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming runs/r after generation" in resumed.stderr
+    assert outputs(tmp_path, "r") == reference
+    assert len(list_checkpoints(tmp_path / "runs" / "r")) == KEEP
+    assert not list(paths.checkpoint_dir(tmp_path / "runs" / "r").glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_killed_twice_including_during_resume(tmp_path, reference):
+    assert cli(tmp_path, "run", "--name", "r", kill_at="records:2").returncode == -signal.SIGKILL
+    assert cli(tmp_path, "resume", "runs/r", kill_at="checkpoint:2").returncode == -signal.SIGKILL
+    resumed = cli(tmp_path, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    assert outputs(tmp_path, "r") == reference
+
+
+@pytest.mark.slow
+def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, reference):
+    assert cli(tmp_path, "run", "--name", "r", kill_at="finetune:4").returncode == -signal.SIGKILL
+    newest = list_checkpoints(tmp_path / "runs" / "r")[0]
+    newest.write_bytes(newest.read_bytes()[:100])
+    resumed = cli(tmp_path, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "falling back to the previous checkpoint" in resumed.stderr
+    assert "Traceback" not in resumed.stderr
+    assert outputs(tmp_path, "r") == reference
+
+
+def test_no_usable_checkpoint_is_a_clean_error(tmp_path):
+    config_overrides = [*TINY, "campaign.progress=false"]
+    from evoticket.config import CampaignConfig
+
+    config = CampaignConfig().with_overrides(config_overrides)
+    run_campaign(config, name="r", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    run_dir = tmp_path / "runs" / "r"
+    paths.summary(run_dir).unlink()
+    for ckpt in list_checkpoints(run_dir):
+        ckpt.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="falling back"), pytest.raises(CheckpointError, match="no usable checkpoint"):
+        load_latest(run_dir)
+    done = cli(tmp_path, "resume", "runs/r")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("evoticket: error: runs/r: no usable checkpoint")
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.slow
+def test_ctrl_c_leaves_a_valid_checkpoint_and_resumes(tmp_path, tmp_path_factory):
+    overrides = [o for o in TINY if not o.startswith("ga.generations")] + ["ga.generations=40"]
+    env = {k: v for k, v in os.environ.items() if k != "EVOTICKET_KILL_AT"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "evoticket.cli",
+            "run",
+            "--name",
+            "r",
+            "--no-progress",
+            *[f"--set={o}" for o in overrides],
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    gens = tmp_path / "runs" / "r" / "generations.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not gens.exists() or gens.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Resume with: evoticket resume runs/r" in err and "Traceback" not in err
+    run_dir = tmp_path / "runs" / "r"
+    ckpt = load_checkpoint(list_checkpoints(run_dir)[0])
+    assert 1 <= ckpt.generation < 40
+    assert not paths.summary(run_dir).exists()
+    resumed = subprocess.run(
+        [sys.executable, "-m", "evoticket.cli", "resume", "runs/r", "--no-progress"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    other = tmp_path_factory.mktemp("straight")
+    straight = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "evoticket.cli",
+            "run",
+            "--name",
+            "r",
+            "--no-progress",
+            *[f"--set={o}" for o in overrides],
+        ],
+        cwd=other,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert straight.returncode == 0, straight.stderr
+    assert outputs(tmp_path, "r") == outputs(other, "r")
+
+
+def test_all_nan_generation_stops_with_the_likely_cause(tmp_path):
+    from evoticket.config import CampaignConfig
+
+    config = CampaignConfig().with_overrides(
+        [*TINY, "campaign.progress=false", "finetune.optimizer=sgd", "finetune.lr=1e30"]
+    )
+    with pytest.raises(DivergedError, match=r"generation 0: .*diverged.*finetune.lr = 1e\+30"):
+        run_campaign(config, name="nan", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    run_dir = tmp_path / "runs" / "nan"
+    assert load_checkpoint(list_checkpoints(run_dir)[0]).generation == -1  # the checkpoint is kept
+    assert not paths.individuals_jsonl(run_dir).exists()  # the diverged generation is not recorded
+    done = cli(tmp_path, "run", "--name", "nan2", overrides=[*TINY, "finetune.optimizer=sgd", "finetune.lr=1e30"])
+    assert done.returncode == 1
+    assert "likely too high" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_refuses_changed_configuration_and_allows_more_generations(tmp_path, reference):
+    assert cli(tmp_path, "run", "--name", "r").returncode == 0
+    before = paths.individuals_jsonl(tmp_path / "runs" / "r").read_bytes()
+    bad = cli(tmp_path, "resume", "runs/r", "--set", "ga.population=10", "--set", "finetune.lr=0.1")
+    assert bad.returncode == 2
+    line = bad.stderr.strip()
+    assert line.startswith("evoticket: error: cannot resume runs/r with a changed configuration")
+    assert "ga.population (6 -> 10)" in line and "finetune.lr (0.02 -> 0.1)" in line and "ga.generations" in line
+    done = cli(tmp_path, "resume", "runs/r")
+    assert done.returncode == 2 and "already complete" in done.stderr
+    assert paths.individuals_jsonl(tmp_path / "runs" / "r").read_bytes() == before  # nothing touched
+    # extending a finished campaign equals running the longer one straight away
+    more = cli(tmp_path, "resume", "runs/r", "--set", "ga.generations=5")
+    assert more.returncode == 0, more.stderr
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    longer = [o for o in TINY if not o.startswith("ga.generations")] + ["ga.generations=5"]
+    assert cli(straight, "run", "--name", "r", overrides=longer).returncode == 0
+    assert outputs(tmp_path, "r") == outputs(straight, "r")
+
+
+def test_edited_config_file_is_refused(tmp_path):
+    assert cli(tmp_path, "run", "--name", "r", kill_at="finetune:3").returncode == -signal.SIGKILL
+    cfg = tmp_path / "runs" / "r" / "config.toml"
+    cfg.write_text(cfg.read_text().replace("density = 0.1", "density = 0.2"))
+    done = cli(tmp_path, "resume", "runs/r")
+    assert done.returncode == 2
+    assert "ticket.density (0.1 -> 0.2)" in done.stderr
+
+
+def test_resume_of_a_non_run_is_a_clean_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    for target in ("empty", "missing"):
+        done = cli(tmp_path, "resume", target)
+        assert done.returncode == 2
+        assert (
+            done.stderr.strip() == f"evoticket: error: {target}: not an evoticket run (no config.toml); give runs/NAME"
+        )
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    from evoticket import checkpoint as ckpt_module
+    from evoticket.config import CampaignConfig
+
+    config = CampaignConfig().with_overrides([*TINY, "campaign.progress=false"])
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def failing_save(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the checkpoint after generation 1
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt_module.torch, "save", failing_save)
+    with pytest.raises(
+        StorageError, match=r"cannot write checkpoint .*gen-000001.pt: No space left on device; the previous"
+    ):
+        run_campaign(config, name="full", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    run_dir = tmp_path / "runs" / "full"
+    assert [p.name for p in list_checkpoints(run_dir)] == ["gen-000000.pt", "gen--00001.pt"]
+    assert load_checkpoint(list_checkpoints(run_dir)[0]).generation == 0
+    assert not list(paths.checkpoint_dir(run_dir).glob("*.tmp"))
+    monkeypatch.setattr(ckpt_module.torch, "save", real_save)
+    result = resume_campaign(run_dir, plots_dir=tmp_path / "plots", out=io.StringIO())
+    assert result.summary["individuals_evaluated"] > 0
+
+
+def test_io_error_while_writing_records_is_a_clean_stop(tmp_path, monkeypatch):
+    from evoticket.config import CampaignConfig
+    from evoticket.records import RecordWriter
+
+    def broken(self, row):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(RecordWriter, "write_generation", broken)
+    config = CampaignConfig().with_overrides([*TINY, "campaign.progress=false"])
+    with pytest.raises(StorageError, match=r"cannot write records in .*Input/output error.*evoticket resume"):
+        run_campaign(config, name="io", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    assert load_latest(tmp_path / "runs" / "io").generation == -1
+
+
+def test_resume_config_errors_are_config_errors(tmp_path):
+    from evoticket.config import CampaignConfig
+
+    config = CampaignConfig().with_overrides([*TINY, "campaign.progress=false"])
+    run_campaign(config, name="r", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    with pytest.raises(ConfigError, match=r"^ga.generations: .* has already completed generation 3; must be >= 3"):
+        resume_campaign(tmp_path / "runs" / "r", ["ga.generations=1"], plots_dir=tmp_path / "plots")
+    with pytest.raises(EvoticketError, match="already complete"):
+        resume_campaign(tmp_path / "runs" / "r", plots_dir=tmp_path / "plots")
