@@ -123,8 +123,9 @@ class PopulationEvaluator:
             return_weights=lamarckian,
         )
         kill_point("finetune")
-        self.train_seconds += getattr(result, "train_seconds", 0.0)
-        self.eval_seconds += getattr(result, "eval_seconds", 0.0)
+        eval_seconds = getattr(result, "eval_seconds", 0.0)
+        self.eval_seconds += eval_seconds
+        self.train_seconds += getattr(result, "train_seconds", 0.0) or (time.perf_counter() - start - eval_seconds)
         reevaluated = [ind.uid is not None for ind in individuals]
         self.counter.assign(individuals)
         fitnesses = []

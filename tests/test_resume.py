@@ -172,33 +172,10 @@ def test_ctrl_c_leaves_a_valid_checkpoint_and_resumes(tmp_path, tmp_path_factory
     ckpt = load_checkpoint(list_checkpoints(run_dir)[0])
     assert 1 <= ckpt.generation < 40
     assert not paths.summary(run_dir).exists()
-    resumed = subprocess.run(
-        [sys.executable, "-m", "evoticket.cli", "resume", "runs/r", "--no-progress"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    resumed = cli(tmp_path, "resume", "runs/r")
     assert resumed.returncode == 0, resumed.stderr
     other = tmp_path_factory.mktemp("straight")
-    straight = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "evoticket.cli",
-            "run",
-            "--name",
-            "r",
-            "--no-progress",
-            *[f"--set={o}" for o in overrides],
-        ],
-        cwd=other,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    straight = cli(other, "run", "--name", "r", overrides=overrides)
     assert straight.returncode == 0, straight.stderr
     assert outputs(tmp_path, "r") == outputs(other, "r")
 
