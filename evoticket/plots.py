@@ -51,7 +51,7 @@ def plot_fitness(run_dir: Path, out: Path) -> Path:
             f"{c['finetune']['mode']}, {c['finetune']['steps']} steps)"
         )
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="lower right", ncol=2)
+    ax.legend(fontsize=7, loc="upper right", ncol=2, framealpha=0.9)
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
