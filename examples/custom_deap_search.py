@@ -36,7 +36,7 @@ def main() -> None:
     hof = tools.HallOfFame(1)
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("max", max)
-    population, logbook = algorithms.eaSimple(
+    population, _logbook = algorithms.eaSimple(
         population, toolbox, cxpb=0.5, mutpb=0.8, ngen=5, stats=stats, halloffame=hof, verbose=True
     )
     best = hof[0]
