@@ -258,6 +258,7 @@ def test_existing_run_is_refused_then_replaced_with_force(tiny_run, tmp_path, mo
     assert_user_error(code, captured.err, "t1", "already exists", "--force")
     assert snapshot(tmp_path / "runs", tmp_path / "plots") == before  # nothing overwritten, nothing added
 
+    first_records = (run_dir / "individuals.jsonl").read_text()
     (run_dir / "stray.txt").write_text("left by an older run")
     code = cli.main(["run", *FAST, "--name", "t1", "--force", *dirs(tmp_path)])
     captured = capsys.readouterr()
@@ -268,8 +269,8 @@ def test_existing_run_is_refused_then_replaced_with_force(tiny_run, tmp_path, mo
     assert set(after) == set(before)
     # the same seed gives the same records (the first run was another process: floats compared to 1e-5, as in
     # tests/test_resume.py, everything else exactly)
-    old_lines = [json.loads(line) for line in before["runs/t1/individuals.jsonl"].decode().splitlines()]
-    new_lines = [json.loads(line) for line in after["runs/t1/individuals.jsonl"].decode().splitlines()]
+    old_lines = [json.loads(line) for line in first_records.splitlines()]
+    new_lines = [json.loads(line) for line in (run_dir / "individuals.jsonl").read_text().splitlines()]
     assert len(new_lines) == len(old_lines)
     for a, b in zip(new_lines, old_lines, strict=True):
         assert {k: v for k, v in a.items() if not isinstance(v, float)} == {
