@@ -16,15 +16,6 @@ Main entry points::
 
 from __future__ import annotations
 
-import os as _os
-
-# Bitwise-reproducible BLAS on the CPU: without these, Intel MKL may schedule its threads dynamically and
-# pick code paths by memory alignment, and the same campaign can differ in the last bits from run to run
-# (then a resumed campaign would not reproduce an uninterrupted one byte for byte). They must be set before
-# MKL's first call; a user's own values win.
-_os.environ.setdefault("MKL_CBWR", "AUTO")
-_os.environ.setdefault("MKL_DYNAMIC", "FALSE")
-
 __version__ = "0.1.0"
 
 from evoticket import records
