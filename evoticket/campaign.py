@@ -41,6 +41,7 @@ from evoticket.checkpoint import (
     Checkpoint,
     capture_rng,
     list_checkpoints,
+    load_format,
     load_latest,
     record_sizes,
     restore_rng,
@@ -307,8 +308,7 @@ def resume_campaign(
         print(f"evoticket: rolled back records written after generation {ckpt.generation}: {detail}", file=sys.stderr)
     if changed:
         _atomic_write_text(paths.config(run_dir), config.to_toml())
-        for stale in (paths.summary(run_dir),):
-            stale.unlink(missing_ok=True)
+        paths.summary(run_dir).unlink(missing_ok=True)  # stale: the campaign goes on
     toolbox.counter.next_uid = ckpt.next_uid
     restore_rng(ckpt.rng, toolbox.rng)
     state = EvolutionState(ckpt.generation, ckpt.population, ckpt.logbook, ckpt.hall_of_fame)
@@ -677,12 +677,7 @@ def load_ticket_state(path: str | Path) -> tuple[Ticket, Architecture, CampaignC
     path = Path(path)
     if not path.is_file():
         raise EvoticketError(f"{path}: no such ticket file (a campaign writes runs/NAME/best_ticket.pt)")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise EvoticketError(f"{path}: not a readable ticket file ({type(e).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != TICKET_FORMAT:
-        raise EvoticketError(f"{path}: not an evoticket ticket file (expected format {TICKET_FORMAT!r})")
+    data = load_format(path, TICKET_FORMAT, "ticket file", EvoticketError, weights_only=True)
     return (
         ticket_from_state(data["ticket"]),
         architecture_from_dict(data["architecture"]),

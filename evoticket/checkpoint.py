@@ -220,18 +220,28 @@ def list_checkpoints(run_dir: Path) -> list[Path]:
     return [p for _, p in sorted(found, reverse=True)]
 
 
+def load_format(path: Path, fmt: str, what: str, error: type[Exception], *, weights_only: bool) -> dict[str, Any]:
+    """Read a ``torch.save`` file holding a dict with ``"format": fmt``.
+
+    Raises:
+        error: (one line naming ``path``) if the file is unreadable or holds another format.
+    """
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except Exception as e:
+        raise error(f"{path}: unreadable {what} ({type(e).__name__})") from None
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise error(f"{path}: not an evoticket {what} (expected format {fmt!r})")
+    return data
+
+
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read one checkpoint file.
 
     Raises:
         CheckpointError: if the file is unreadable, truncated or not a checkpoint.
     """
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:
-        raise CheckpointError(f"{path}: unreadable checkpoint ({type(e).__name__})") from None
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an evoticket checkpoint (expected format {FORMAT!r})")
+    data = load_format(path, FORMAT, "checkpoint", CheckpointError, weights_only=False)
     try:
         return _from_payload(data)
     except Exception as e:

@@ -18,6 +18,19 @@ from evoticket import __version__
 from evoticket.errors import DivergedError, EvoticketError, Interrupted, StorageError
 
 
+def _add_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
+    """``--set SECTION.KEY=VALUE`` (repeatable) and ``--no-progress``."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help=help_text
+    )
+    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+
+def _overrides(args: argparse.Namespace) -> list[str]:
+    """The ``--set`` overrides, with ``--no-progress`` as one more."""
+    return [*args.overrides, *(["campaign.progress=false"] if args.no_progress else [])]
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``evoticket`` command."""
     parser = argparse.ArgumentParser(
@@ -32,35 +45,19 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run an evolution campaign and write runs/NAME/ and plots/NAME/.",
     )
     run.add_argument("config", nargs="?", metavar="CONFIG", help="TOML configuration file (default: built-in defaults)")
-    run.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one configuration key, e.g. --set ga.population=32 (repeatable)",
-    )
+    _add_overrides(run, "override one configuration key, e.g. --set ga.population=32 (repeatable)")
     run.add_argument("--name", help="run name (default: DATA-MODEL-DATE-TIME)")
     run.add_argument("--force", action="store_true", help="replace an existing run of the same name")
     run.add_argument("--runs-dir", default="runs", help="parent directory of run directories (default: runs)")
     run.add_argument("--plots-dir", default="plots", help="parent directory of plot directories (default: plots)")
-    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     resume = sub.add_parser(
         "resume",
         help="continue a campaign from its last checkpoint",
         description="Continue runs/NAME from its newest usable checkpoint; records written after it are rolled back.",
     )
     resume.add_argument("run_dir", metavar="RUN_DIR", help="the run directory, e.g. runs/NAME")
-    resume.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="change a key that is safe to change, e.g. --set ga.generations=60 (repeatable)",
-    )
+    _add_overrides(resume, "change a key that is safe to change, e.g. --set ga.generations=60 (repeatable)")
     resume.add_argument("--plots-dir", default="plots", help="parent directory of plot directories (default: plots)")
-    resume.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     bench = sub.add_parser(
         "bench",
         help="measure batched fine-tuning against a per-individual loop and torch.func.vmap",
@@ -81,10 +78,7 @@ def _bench(args: argparse.Namespace) -> int:
 def _resume(args: argparse.Namespace) -> int:
     from evoticket.campaign import resume_campaign
 
-    overrides = list(args.overrides)
-    if args.no_progress:
-        overrides.append("campaign.progress=false")
-    resume_campaign(args.run_dir, overrides, plots_dir=args.plots_dir)
+    resume_campaign(args.run_dir, _overrides(args), plots_dir=args.plots_dir)
     return 0
 
 
@@ -92,10 +86,7 @@ def _run(args: argparse.Namespace) -> int:
     from evoticket.campaign import run_campaign
     from evoticket.config import load_config
 
-    overrides = list(args.overrides)
-    if args.no_progress:
-        overrides.append("campaign.progress=false")
-    config = load_config(args.config, overrides)
+    config = load_config(args.config, _overrides(args))
     run_campaign(config, name=args.name, runs_dir=args.runs_dir, plots_dir=args.plots_dir, force=args.force)
     return 0
 

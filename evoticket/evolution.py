@@ -123,9 +123,8 @@ class PopulationEvaluator:
             return_weights=lamarckian,
         )
         kill_point("finetune")
-        eval_seconds = getattr(result, "eval_seconds", 0.0)
-        self.eval_seconds += eval_seconds
-        self.train_seconds += getattr(result, "train_seconds", 0.0) or (time.perf_counter() - start - eval_seconds)
+        self.train_seconds += result.train_seconds
+        self.eval_seconds += result.eval_seconds
         reevaluated = [ind.uid is not None for ind in individuals]
         self.counter.assign(individuals)
         fitnesses = []

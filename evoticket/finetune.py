@@ -524,6 +524,11 @@ def _minibatches(splits: Splits, batches: torch.Tensor) -> Iterator[tuple[torch.
         yield from zip(splits.x_train[idx], splits.y_train[idx], strict=True)  # (steps, B, ...), (steps, B)
 
 
+def effective_params(theta0: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Fresh leaf tensors ``theta0 * mask`` (biases unmasked), each ``(P, *shape)``, requiring grad."""
+    return {k: (v * masks[k] if k in masks else v).detach().clone().requires_grad_(True) for k, v in theta0.items()}
+
+
 def finetune_stacked(
     arch: Architecture,
     theta0: dict[str, torch.Tensor],
@@ -551,7 +556,7 @@ def finetune_stacked(
         training steps and of the two validation passes.
     """
     device = splits.device
-    params = {k: (v * masks[k] if k in masks else v).detach().clone().requires_grad_(True) for k, v in theta0.items()}
+    params = effective_params(theta0, masks)
     start = _now(device)
     acc0, loss0 = evaluate_params(arch, params, splits.x_val, splits.y_val)
     eval_seconds = _now(device) - start
@@ -673,7 +678,7 @@ def train_early_stopping(
     """
     if criterion not in EARLY_STOPPING:
         raise ValueError(f"criterion must be one of {EARLY_STOPPING}, got {criterion!r}")
-    params = {k: (v * masks[k] if k in masks else v).detach().clone().requires_grad_(True) for k, v in theta0.items()}
+    params = effective_params(theta0, masks)
     opt = MaskedOptimizer(params, masks, cfg)
     p = next(iter(params.values())).shape[0]
     device = splits.device
