@@ -461,7 +461,10 @@ class _MLPGradient:
         # loss and d(sum of mean losses)/dlogits = (softmax - onehot) / B
         logp = torch.log_softmax(out[-1], 1)  # (P, C, B)
         loss = logp.gather(1, y.view(1, 1, batch).expand(p, 1, batch)).mean((1, 2)).neg()  # (P,)
-        torch.exp(logp, out=dout[-1])
+        # softmax by ATen's own kernel, not torch.exp(logp): on the CPU torch.exp calls Intel MKL's VML,
+        # which on some x86 hosts computes a worker thread's slice at reduced accuracy (relative error
+        # ~1e-4) in some processes and not others, so a campaign's numbers depended on the process
+        _softmax_out(out[-1], dout[-1])
         dout[-1].sub_(F.one_hot(y, out[-1].shape[1]).T.to(logp.dtype)).mul_(1.0 / batch)
 
         # backward
@@ -482,6 +485,11 @@ class _MLPGradient:
                 torch.bmm(w[i].transpose(1, 2), d, out=dout[i - 1])
                 _relu_backward(dout[i - 1], out[i - 1], dout[i - 1])
         return loss
+
+
+def _softmax_out(logits: torch.Tensor, out: torch.Tensor) -> None:
+    """``out = softmax(logits, dim=1)`` into a preallocated buffer, by ATen's softmax kernel."""
+    torch.ops.aten._softmax.out(logits, 1, False, out=out)
 
 
 def _relu_backward(grad: torch.Tensor, output: torch.Tensor, out: torch.Tensor) -> None:
