@@ -57,7 +57,7 @@ from evoticket.finetune import minibatch_indices, train_early_stopping
 from evoticket.genome import Ticket, stack_tickets, ticket_from_state
 from evoticket.models import Architecture, architecture_from_dict
 from evoticket.plots import plot_fitness
-from evoticket.records import RecordWriter, generation_row, write_json
+from evoticket.records import RecordWriter, atomic_write_text, fsync_dir, generation_row, write_json
 
 TICKET_FORMAT = "evoticket-ticket-v1"
 CONTROLS = ("ticket", "dense", "random", "reinit")
@@ -164,28 +164,47 @@ TIMING_KEYS = (
 )
 
 
-class _StopOnInterrupt:
-    """SIGINT handler: the first Ctrl-C asks the loop to stop after the current generation."""
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+"""Signals that stop a campaign cleanly: Ctrl-C, and the SIGTERM a batch scheduler sends before SIGKILL."""
+
+
+class _StopOnSignal:
+    """Handler of :data:`STOP_SIGNALS`.
+
+    During evolution the first signal asks the loop to stop after the current generation and its
+    checkpoint; a second one stops at once (``KeyboardInterrupt``). After the last checkpoint (final
+    comparison, plot, summary), when nothing is left that a resume would not redo, set
+    :attr:`immediate` and the first signal stops at once.
+
+    Attributes:
+        requested: a stop was asked for.
+        signum: the signal that asked for it.
+        immediate: stop at the first signal.
+    """
 
     def __init__(self) -> None:
         self.requested = False
-        self.previous: Any = None
+        self.signum = signal.SIGINT
+        self.immediate = False
+        self.previous: dict[int, Any] = {}
 
     def install(self) -> None:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            self.previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
 
     def uninstall(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-            self.previous = None
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
+        first = not self.requested
+        self.requested, self.signum = True, signum
+        if self.immediate or not first:
             raise KeyboardInterrupt
-        self.requested = True
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(
-            "\nevoticket: stopping after this generation and its checkpoint (Ctrl-C again to stop now)",
+            f"\nevoticket: {name}: stopping after this generation and its checkpoint (Ctrl-C again to stop now)",
             file=sys.stderr,
         )
 
@@ -234,16 +253,47 @@ def run_campaign(
     seed_everything(config.campaign.seed)
     toolbox = make_toolbox(config, splits=splits)  # loads the data: bad input fails before anything is written
 
+    state = EvolutionState.initial(config)
+    counters: dict[str, float] = {"evaluated": 0, "wall_seconds": 0.0, **dict.fromkeys(TIMING_KEYS, 0.0)}
+    _create_run_dir(run_dir, plot_dir, force, config, toolbox, state, counters)
+    return _execute(config, toolbox, run_dir, plot_dir, state, counters, hooks, out, wall_start)
+
+
+def _create_run_dir(
+    run_dir: Path,
+    plot_dir: Path,
+    force: bool,
+    config: CampaignConfig,
+    toolbox: Any,
+    state: EvolutionState,
+    counters: dict[str, float],
+) -> None:
+    """Make ``run_dir`` with its configuration and first checkpoint, all at once.
+
+    Both are written into :func:`evoticket.paths.staging`, which is then renamed to
+    ``run_dir`` (replacing an old run only now, with ``force``): a job killed at any
+    moment leaves either no run or a run with a checkpoint to resume from.
+
+    Raises:
+        StorageError: if writing fails; an old run is then left untouched.
+    """
+    staging = paths.staging(run_dir)
+    try:
+        if staging.exists():
+            shutil.rmtree(staging)
+        staging.mkdir(parents=True)
+        atomic_write_text(paths.config(staging), config.to_toml())
+        _save_checkpoint(staging, config, toolbox, state, counters)
+    except (OSError, StorageError) as e:
+        shutil.rmtree(staging, ignore_errors=True)
+        detail = e.strerror or e if isinstance(e, OSError) else e
+        raise StorageError(f"cannot create the run {run_dir}: {detail}") from None
     if run_dir.exists():
         shutil.rmtree(run_dir)
     if plot_dir.exists() and force:
         shutil.rmtree(plot_dir)
-    run_dir.mkdir(parents=True)
-    paths.config(run_dir).write_text(config.to_toml(), encoding="utf-8")
-    state = EvolutionState.initial(config)
-    counters: dict[str, float] = {"evaluated": 0, "wall_seconds": 0.0, **dict.fromkeys(TIMING_KEYS, 0.0)}
-    _save_checkpoint(run_dir, config, toolbox, state, counters)
-    return _execute(config, toolbox, run_dir, plot_dir, state, counters, hooks, out, wall_start)
+    os.replace(staging, run_dir)
+    fsync_dir(run_dir.parent)
 
 
 def resume_campaign(
@@ -307,7 +357,7 @@ def resume_campaign(
         detail = ", ".join(f"{n} bytes of {name}" for name, n in removed.items())
         print(f"evoticket: rolled back records written after generation {ckpt.generation}: {detail}", file=sys.stderr)
     if changed:
-        _atomic_write_text(paths.config(run_dir), config.to_toml())
+        atomic_write_text(paths.config(run_dir), config.to_toml())
         paths.summary(run_dir).unlink(missing_ok=True)  # stale: the campaign goes on
     toolbox.counter.next_uid = ckpt.next_uid
     restore_rng(ckpt.rng, toolbox.rng)
@@ -326,15 +376,6 @@ def changed_keys(old: CampaignConfig, new: CampaignConfig) -> list[str]:
 def _lookup(config: CampaignConfig, dotted: str) -> Any:
     section, key = dotted.split(".", 1)
     return config.to_dict()[section][key]
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _save_checkpoint(
@@ -405,21 +446,39 @@ def _execute(
         _save_checkpoint(run_dir, config, toolbox, record.state, counters)
         counters["checkpoint_seconds"] += time.perf_counter() - start
 
-    stop = _StopOnInterrupt()
+    stop = _StopOnSignal()
     progress = _Progress(config.ga.generations + 1, config.campaign.progress, initial=state.generation + 1)
     stop.install()
     try:
-        population, _, hof = evolve(
-            toolbox, config, hooks=(write_records, checkpoint, progress, *hooks), state=state, should_stop=stop
-        )
+        try:
+            population, _, hof = evolve(
+                toolbox, config, hooks=(write_records, checkpoint, progress, *hooks), state=state, should_stop=stop
+            )
+        finally:
+            progress.close()
         if stop.requested:
-            raise Interrupted(str(run_dir), state.generation)
+            raise KeyboardInterrupt
+        stop.immediate = True  # from here on a resume redoes everything that is left
+        return _finish(config, toolbox, run_dir, plot_dir, population, hof, counters, update_counters, out)
     except (Interrupted, KeyboardInterrupt):
-        raise Interrupted(str(run_dir), _last_checkpoint_generation(run_dir)) from None
+        raise Interrupted(str(run_dir), _last_checkpoint_generation(run_dir), stop.signum) from None
     finally:
-        progress.close()
         stop.uninstall()
 
+
+def _finish(
+    config: CampaignConfig,
+    toolbox: Any,
+    run_dir: Path,
+    plot_dir: Path,
+    population: list[Ticket],
+    hof: Any,
+    counters: dict[str, float],
+    update_counters: Any,
+    out: TextIO,
+) -> CampaignResult:
+    """After the last generation: best ticket, final comparison, plot and ``summary.json`` (written last)."""
+    evaluator = toolbox.evaluator
     # The final population was evaluated under one minibatch sequence; the hall of fame mixes generations.
     best = max(population, key=lambda ind: ind.fitness.wvalues)
     save_ticket(paths.best_ticket(run_dir), best, toolbox.arch, config)

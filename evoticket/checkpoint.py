@@ -33,6 +33,7 @@ from deap import tools
 from evoticket import paths
 from evoticket.errors import CheckpointError, StorageError
 from evoticket.genome import Ticket, ticket_from_state
+from evoticket.records import fsync_dir
 
 FORMAT = "evoticket-checkpoint-v1"
 KEEP = 2
@@ -192,7 +193,7 @@ def save_checkpoint(run_dir: Path, ckpt: Checkpoint) -> Path:
             os.fsync(f.fileno())
         kill_point("checkpoint")
         os.replace(tmp, path)
-        _fsync_dir(folder)
+        fsync_dir(folder)
     except OSError as e:
         tmp.unlink(missing_ok=True)
         raise StorageError(
@@ -201,14 +202,6 @@ def save_checkpoint(run_dir: Path, ckpt: Checkpoint) -> Path:
     for old in list_checkpoints(run_dir)[KEEP:]:
         old.unlink(missing_ok=True)
     return path
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def list_checkpoints(run_dir: Path) -> list[Path]:

@@ -5,12 +5,14 @@ runs a campaign (the default one without CONFIG); ``evoticket resume RUN_DIR``
 continues one from its last checkpoint; ``evoticket bench`` measures batched
 fine-tuning. A user mistake is reported as one line on stderr with exit status
 2 and no traceback; Ctrl-C stops after the current generation's checkpoint
-with status 130 and prints the resume command.
+with status 130 and prints the resume command; SIGTERM (as a batch scheduler sends
+before SIGKILL) does the same with status 143.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -96,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     Returns:
         The exit status: 0 on success, 2 for a user mistake, 1 when writing
-        failed or a whole generation diverged (the checkpoint is kept), 130 on Ctrl-C.
+        failed or a whole generation diverged (the checkpoint is kept), 130 on Ctrl-C, 143 on SIGTERM.
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -105,11 +107,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return commands[args.command](args)
     except Interrupted as e:
         print(
-            f"evoticket: interrupted; the checkpoint of generation {e.generation} is valid. "
-            f"Resume with: evoticket resume {e.run_dir}",
+            f"evoticket: interrupted ({signal.Signals(e.signum).name}); the checkpoint of generation "
+            f"{e.generation} is valid. Resume with: evoticket resume {e.run_dir}",
             file=sys.stderr,
         )
-        return 130
+        return 128 + e.signum
     except EvoticketError as e:
         message = str(e).replace("\r", "\\r").replace("\n", "\\n")  # always one line
         print(f"evoticket: error: {message}", file=sys.stderr)

@@ -9,6 +9,7 @@ traceback; anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 import difflib
+import signal
 from collections.abc import Iterable
 
 
@@ -59,14 +60,16 @@ class DivergedError(EvoticketError):
 
 
 class Interrupted(Exception):
-    """The user asked the campaign to stop (Ctrl-C); a valid checkpoint was left.
+    """A signal (Ctrl-C, SIGTERM) stopped the campaign; a valid checkpoint was left.
 
     Attributes:
         run_dir: the run directory to resume.
-        generation: the last completed generation.
+        generation: the generation of the newest checkpoint (-1: before generation 0).
+        signum: the signal, e.g. ``signal.SIGINT``; the exit status is ``128 + signum``.
     """
 
-    def __init__(self, run_dir: str, generation: int) -> None:
+    def __init__(self, run_dir: str, generation: int, signum: int = signal.SIGINT) -> None:
         super().__init__(f"interrupted after generation {generation}")
         self.run_dir = run_dir
         self.generation = generation
+        self.signum = int(signum)

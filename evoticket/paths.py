@@ -9,6 +9,9 @@ A run named NAME writes ``runs/NAME/`` and ``plots/NAME/``::
     runs/NAME/summary.json       the final lottery-ticket comparison and timings
     runs/NAME/checkpoints/       gen-NNNNNN.pt, the last two generations' checkpoints
     plots/NAME/fitness.png       validation accuracy per generation
+
+A new run is assembled in ``runs/.NAME.partial/`` (configuration and first checkpoint) and renamed to
+``runs/NAME/``, so a run directory always holds a checkpoint to resume from.
 """
 
 from __future__ import annotations
@@ -54,3 +57,9 @@ def checkpoint_dir(run_dir: Path) -> Path:
 def checkpoint(run_dir: Path, generation: int) -> Path:
     """The checkpoint after ``generation`` (-1: before the initial population)."""
     return checkpoint_dir(run_dir) / f"gen-{generation:06d}.pt"
+
+
+def staging(run_dir: Path) -> Path:
+    """Where a new run is assembled before it is renamed to ``run_dir`` (``runs/.NAME.partial``)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.partial"

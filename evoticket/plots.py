@@ -55,6 +55,8 @@ def plot_fitness(run_dir: Path, out: Path) -> Path:
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out)
+    tmp = out.with_name(out.name + ".tmp")
+    fig.savefig(tmp, format=out.suffix.lstrip(".") or "png")  # then renamed: never half a file
     plt.close(fig)
+    tmp.replace(out)
     return out

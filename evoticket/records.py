@@ -122,12 +122,40 @@ def read_summary(run_dir: Path) -> dict[str, Any]:
         return json.load(f)
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
+def fsync_dir(folder: Path) -> None:
+    """Make the renames inside ``folder`` durable (fsync of the directory)."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a text file atomically: temporary file, flush and fsync, rename.
+
+    A crash at any moment leaves either the old file or the new one, never half of one.
+
+    Raises:
+        OSError: if writing fails (the temporary file is removed).
+    """
     path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (see :func:`atomic_write_text`), sorted keys, 2-space indent."""
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _number(text: str) -> float | int | str:

@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -69,11 +70,11 @@ def outputs(root: Path, name: str) -> dict[str, object]:
     }
 
 
-def assert_same_outputs(root: Path, name: str, reference: dict[str, object]) -> None:
+def assert_same_outputs(root: Path, name: str, reference: dict[str, object], context: object = "") -> None:
     """Every output file equals the reference byte for byte (timing fields aside), naming the files that differ."""
     got = outputs(root, name)
     differ = [k for k in reference if k != "run_dir" and got[k] != reference[k]]
-    assert not differ, f"differ from the uninterrupted run: {differ}"
+    assert not differ, f"differ from the uninterrupted run: {differ} {context}"
 
 
 @pytest.fixture(scope="module")
@@ -147,45 +148,138 @@ def test_no_usable_checkpoint_is_a_clean_error(tmp_path):
     assert "Traceback" not in done.stderr
 
 
-@pytest.mark.slow
-def test_ctrl_c_leaves_a_valid_checkpoint_and_resumes(tmp_path, tmp_path_factory):
-    overrides = [o for o in TINY if not o.startswith("ga.generations")] + ["ga.generations=40"]
+def start(cwd: Path, *args: str, overrides=TINY) -> subprocess.Popen:
+    """The command line in the background, as a user's job."""
     env = {k: v for k, v in os.environ.items() if k != "EVOTICKET_KILL_AT"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "evoticket.cli",
-            "run",
-            "--name",
-            "r",
-            "--no-progress",
-            *[f"--set={o}" for o in overrides],
-        ],
-        cwd=tmp_path,
+    sets = [f"--set={o}" for o in overrides] if args and args[0] == "run" else []
+    return subprocess.Popen(
+        [sys.executable, "-m", "evoticket.cli", *args, *sets, "--no-progress"],
+        cwd=cwd,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+LONG = [o for o in TINY if not o.startswith("ga.generations")] + ["ga.generations=40"]
+
+
+@pytest.fixture(scope="module")
+def reference_long(tmp_path_factory) -> dict[str, object]:
+    """The 40-generation campaign run without interruption."""
+    root = tmp_path_factory.mktemp("reference_long")
+    done = cli(root, "run", "--name", "r", overrides=LONG)
+    assert done.returncode == 0, done.stderr
+    return outputs(root, "r")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stop_signal_leaves_a_valid_checkpoint_and_resumes(tmp_path, reference_long, signum):
+    proc = start(tmp_path, "run", "--name", "r", overrides=LONG)
     gens = tmp_path / "runs" / "r" / "generations.csv"
     deadline = time.time() + 120
     while time.time() < deadline and (not gens.exists() or gens.read_text().count("\n") < 3):
         time.sleep(0.05)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + signum, err
+    assert f"interrupted ({signal.Signals(signum).name})" in err
     assert "Resume with: evoticket resume runs/r" in err and "Traceback" not in err
     run_dir = tmp_path / "runs" / "r"
     ckpt = load_checkpoint(list_checkpoints(run_dir)[0])
     assert 1 <= ckpt.generation < 40
+    assert f"the checkpoint of generation {ckpt.generation} is valid" in err
+    assert paths.generations_csv(run_dir).read_text().count("\n") == ckpt.generation + 2  # header + gens 0..g
     assert not paths.summary(run_dir).exists()
     resumed = cli(tmp_path, "resume", "runs/r")
     assert resumed.returncode == 0, resumed.stderr
-    other = tmp_path_factory.mktemp("straight")
-    straight = cli(other, "run", "--name", "r", overrides=overrides)
-    assert straight.returncode == 0, straight.stderr
-    assert_same_outputs(tmp_path, "r", outputs(other, "r"))
+    assert_same_outputs(tmp_path, "r", reference_long)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_final_comparison_stops_at_once(tmp_path, reference):
+    done = cli(tmp_path, "run", "--name", "r", kill_at="final:1:SIGINT")
+    assert done.returncode == 130, done.stderr
+    assert "the checkpoint of generation 3 is valid. Resume with: evoticket resume runs/r" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not paths.summary(tmp_path / "runs" / "r").exists()
+    resumed = cli(tmp_path, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_outputs(tmp_path, "r", reference)
+
+
+def _armed(proc: subprocess.Popen, args: tuple[str, ...], run_dir: Path) -> bool:
+    """Wait until the job is past start-up: the run directory exists (run) or it says it resumes (resume)."""
+    if args[0] == "resume":
+        for line in proc.stderr:
+            if "resuming" in line:
+                return True
+        return False
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if run_dir.exists():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, reference):
+    """Kill the job at random moments, again and again, then let it finish.
+
+    Most kills land a random 0-1.5 s after the job is past start-up (fine-tuning, records, checkpoints, the
+    final comparison, plotting, a resume's rollback), some during start-up itself.
+    """
+    rng = random.Random(20261122)
+    run_dir = tmp_path / "runs" / "r"
+    moments = []
+    while len(moments) < 6 and not paths.summary(run_dir).exists():
+        args = ("resume", "runs/r") if run_dir.exists() else ("run", "--name", "r")
+        proc = start(tmp_path, *args)
+        if rng.random() < 0.2:
+            where, delay = "start-up", rng.uniform(0.1, 2.0)
+        else:
+            where, delay = "after start-up", rng.uniform(0.0, 1.5)
+            if not _armed(proc, args, run_dir):
+                where = "finished before armed"
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.kill()
+            moments.append((args[0], where, round(delay, 2)))
+        proc.communicate()
+    if not paths.summary(run_dir).exists():
+        args = ("resume", "runs/r") if run_dir.exists() else ("run", "--name", "r")
+        done = cli(tmp_path, *args)
+        assert done.returncode == 0, (moments, done.stderr)
+    assert len(moments) >= 3, moments
+    assert not paths.staging(run_dir).exists()
+    assert_same_outputs(tmp_path, "r", reference, context=moments)
+
+
+def test_a_run_is_created_whole_or_not_at_all(tmp_path, monkeypatch):
+    """Killed while the run directory is being created: no run appears, and the same name is free again."""
+    from evoticket import campaign
+    from evoticket.config import CampaignConfig
+
+    config = CampaignConfig().with_overrides([*TINY, "campaign.progress=false"])
+    real = campaign._save_checkpoint
+
+    def dies(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # stands for a kill between the first checkpoint and the rename
+
+    monkeypatch.setattr(campaign, "_save_checkpoint", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(config, name="r", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    assert not (tmp_path / "runs" / "r").exists()
+    assert paths.staging(tmp_path / "runs" / "r").is_dir()  # left behind, replaced by the next run
+    monkeypatch.setattr(campaign, "_save_checkpoint", real)
+    result = run_campaign(config, name="r", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    assert result.summary["individuals_evaluated"] > 0
+    assert not paths.staging(tmp_path / "runs" / "r").exists()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r"]
 
 
 def test_all_nan_generation_stops_with_the_likely_cause(tmp_path):
