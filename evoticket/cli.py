@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 128 + e.signum
     except EvoticketError as e:
-        message = str(e).replace("\r", "\\r").replace("\n", "\\n")  # always one line
+        message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(e))  # always one line
         print(f"evoticket: error: {message}", file=sys.stderr)
         return 1 if isinstance(e, StorageError | DivergedError) else 2
     except KeyboardInterrupt:

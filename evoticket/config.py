@@ -136,7 +136,7 @@ class GAConfig:
     mutpb: float = field(default=1.0, metadata=_probability())
     """Probability that an offspring is mutated (one not crossed over is always mutated); in [0, 1]."""
     tournament_size: int = field(default=3, metadata=_at_least(1))
-    """Tournament size of selTournament (parents and survivors); >= 1."""
+    """Tournament size of selTournament (parents and survivors); in [1, population + offspring]."""
     elitism: int = field(default=2, metadata=_at_least(0))
     """Best individuals of parents + offspring that always survive; in [0, population]."""
     reevaluate: bool = True
@@ -381,10 +381,12 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
             return value
         raise ConfigError(f"{key}: must be true or false, got {_describe(value)}")
     if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
         if isinstance(value, float) and value.is_integer():
-            return int(value)
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not -(2**63) <= value < 2**63:
+                raise ConfigError(f"{key}: must be a 64-bit integer (as TOML allows), got {value}")
+            return value
         raise ConfigError(f"{key}: must be an integer, got {_describe(value)}")
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
@@ -467,6 +469,11 @@ def _validate_cross(config: CampaignConfig) -> None:
                 raise ConfigError(f"ga.operator_args.{op}.{arg}: unknown argument; valid: {valid}")
             if arg in _OPERATOR_ARG_CHECKS and not _OPERATOR_ARG_CHECKS[arg][0](value):
                 raise ConfigError(f"ga.operator_args.{op}.{arg}: {_OPERATOR_ARG_CHECKS[arg][1]}, got {value!r}")
+    pool = config.ga.population + config.ga.offspring
+    if config.ga.tournament_size > pool:
+        raise ConfigError(
+            f"ga.tournament_size: must be <= ga.population + ga.offspring ({pool}), got {config.ga.tournament_size}"
+        )
     if config.ga.elitism > config.ga.population:
         raise ConfigError(f"ga.elitism: must be <= ga.population ({config.ga.population}), got {config.ga.elitism}")
     if config.campaign.winning_tolerance > 1:

@@ -26,6 +26,7 @@ Lamarckian and Baldwinian evolution: Hinton & Nowlan 1987; Castillo et al.
 from __future__ import annotations
 
 import functools
+import os
 import random
 import time
 import zlib
@@ -39,6 +40,7 @@ from deap import base, tools
 
 from evoticket.config import CampaignConfig, FinetuneConfig
 from evoticket.data import Splits, load_dataset
+from evoticket.errors import ConfigError
 from evoticket.faults import kill_point
 from evoticket.finetune import finetune_tickets, resolve_device
 from evoticket.genome import Ticket, UidCounter, ensure_creator
@@ -233,6 +235,7 @@ def make_toolbox(
         ).to(device)
     arch = build_architecture(config.model.name, splits.input_shape, splits.num_classes, config.model.hidden)
     _check_layer_densities(config, arch)
+    check_memory(config, arch, splits.x_train.shape[0])
     counter = counter or UidCounter()
     rng = rng or torch.Generator().manual_seed(derive_seed(config.campaign.seed, "operators"))
     individual_cls = ensure_creator()
@@ -269,9 +272,84 @@ def make_toolbox(
     return toolbox
 
 
-def _check_layer_densities(config: CampaignConfig, arch: Architecture) -> None:
-    from evoticket.errors import ConfigError
+def host_memory_bytes() -> int | None:
+    """This machine's memory available to the process (bytes): physical memory, or a smaller cgroup
+    limit (containers, batch schedulers); ``None`` where neither can be read."""
+    limits = []
+    try:
+        limits.append(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            text = open(path).read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            limits.append(int(text))
+    return min(limits) if limits else None
 
+
+def _gib(n: float) -> str:
+    """A byte count in the largest binary unit that keeps it >= 1 (3 significant digits)."""
+    for unit in ("TiB", "GiB", "MiB", "KiB"):
+        scale = 2 ** (10 * ("KMGT".index(unit[0]) + 1))
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{int(n)} B"
+
+
+def check_memory(config: CampaignConfig, arch: Architecture, n_train: int, available: int | None = None) -> None:
+    """Refuse, before anything runs, a campaign whose tickets or minibatch plan cannot fit in memory.
+
+    Counted: theta0 (float32) and masks (bool) of ``ga.population + ga.offspring`` tickets and the
+    hall of fame, and the int64 minibatch index tensors of ``finetune.steps`` and
+    ``campaign.final_steps`` steps. A fine-tuning's working set is bounded separately by
+    ``finetune.max_memory_mb``.
+
+    Args:
+        config: the campaign configuration.
+        arch: the architecture of the tickets.
+        n_train: training examples (caps the minibatch size).
+        available: memory to check against (bytes); default :func:`host_memory_bytes`.
+
+    Raises:
+        ConfigError: naming the key that asks for the most memory, and how much fits.
+    """
+    available = host_memory_bytes() if available is None else available
+    if available is None:
+        return
+    ga, ft, c = config.ga, config.finetune, config.campaign
+    ticket = arch.num_params() * 4 + arch.num_prunable()  # bytes
+    batch = min(ft.batch_size, n_train)
+    need = {
+        "model.hidden": ticket,
+        "ga.population": (ga.population + ga.hall_of_fame) * ticket,
+        "ga.offspring": ga.offspring * ticket,
+        "finetune.steps": ft.steps * batch * 8,
+        "campaign.final_steps": c.final_steps * batch * 8,
+    }
+    total = sum(need.values())
+    if total <= available:
+        return
+    key = max(need, key=need.get)
+    if key == "model.hidden" or ticket * 4 > available:
+        raise ConfigError(
+            f"model.hidden: {list(config.model.hidden) or 'default'} makes a {arch.name} of {arch.num_params():,} "
+            f"parameters, {_gib(ticket)} per ticket; this machine has {_gib(available)} for "
+            f"{ga.population + ga.offspring} tickets: use smaller layers"
+        )
+    value = getattr(ga if key.startswith("ga.") else ft if key.startswith("finetune.") else c, key.split(".")[1])
+    room = available - (total - need[key])
+    unit = ticket if key.startswith("ga.") else batch * 8
+    fits = max(0, room // unit - (ga.hall_of_fame if key == "ga.population" else 0))
+    raise ConfigError(
+        f"{key}: {value} needs about {_gib(need[key])} of memory ({_gib(total)} in all), which this machine's "
+        f"{_gib(available)} cannot hold; at most about {fits:,} would fit"
+    )
+
+
+def _check_layer_densities(config: CampaignConfig, arch: Architecture) -> None:
     for name in config.ticket.layer_densities:
         if name not in arch.weight_names:
             raise ConfigError(

@@ -260,6 +260,9 @@ def test_layer_density_override_keeps_the_dotted_weight_name():
         ("finetune.lr=-inf", "finetune.lr:", ["must be a finite number"]),
         ("finetune.lr=1" + "0" * 400, "finetune.lr:", ["must be a finite number"]),
         ("ga.population.x=1", "ga.population:", ["is not a table"]),
+        ("ga.population=" + "9" * 23, "ga.population:", ["must be a 64-bit integer", "9" * 23]),
+        ("ga.generations=1e300", "ga.generations:", ["must be a 64-bit integer"]),
+        ("ga.tournament_size=65", "ga.tournament_size:", ["must be <= ga.population + ga.offspring (64)", "65"]),
         ("ga.population=3\nga.elitism = 5", "ga.population:", ["must be an integer"]),
     ],
 )
@@ -479,3 +482,42 @@ def test_with_overrides_gives_a_config_or_a_config_error(overrides):
             continue  # nested or overridden again: checked by the round trip only
         # an accepted plain override took effect, with its TOML value (ints and floats compare by value)
         assert config.to_dict()[section][key] == parse_value(text.partition("=")[2].strip())
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(OVERRIDE_STRINGS)
+def test_cli_run_starts_a_run_or_gives_a_one_line_error(overrides):
+    """``evoticket run --set ...`` with random overrides: everything up to the first generation (configuration,
+    data, model, toolbox, memory check, run directory and first checkpoint) either succeeds or ends with exit
+    status 2, one ``evoticket: error:`` line, no traceback and nothing written. Evolution itself is stubbed."""
+    import contextlib
+    import io
+    import tempfile
+    from pathlib import Path
+    from unittest import mock
+
+    from evoticket import campaign, cli, paths
+
+    with tempfile.TemporaryDirectory() as tmp:
+        runs, plots = Path(tmp) / "runs", Path(tmp) / "plots"
+        argv = ["run", "--name", "h", "--runs-dir", str(runs), "--plots-dir", str(plots), "--no-progress"]
+        argv += [f"--set={o}" for o in overrides]
+        err = io.StringIO()
+        with (
+            mock.patch.object(campaign, "_execute", return_value=None) as execute,
+            contextlib.redirect_stderr(err),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            try:
+                code = cli.main(argv)
+            except SystemExit as e:  # argparse's own usage errors
+                code = e.code
+        if code == 0:
+            assert execute.called
+            assert paths.config(runs / "h").is_file() and paths.checkpoint(runs / "h", -1).is_file()
+        else:
+            assert code == 2, err.getvalue()
+            lines = err.getvalue().strip().splitlines()
+            assert lines[-1].startswith(("evoticket: error:", "evoticket run: error:")), lines
+            assert "Traceback" not in err.getvalue()
+            assert not runs.exists() or not any(runs.iterdir())

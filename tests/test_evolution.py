@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 
 import pytest
 import torch
 from deap import algorithms
 
+from evoticket.errors import ConfigError
 from evoticket.evolution import (
     WORST_FITNESS,
     PopulationEvaluator,
     batched_map,
+    check_memory,
     derive_seed,
     evolve,
+    host_memory_bytes,
     make_toolbox,
 )
+from evoticket.models import build_architecture
 
 
 def test_toolbox_registers_everything(fast_config):
@@ -167,3 +172,35 @@ def test_reevaluate_puts_parents_and_offspring_in_one_batch(fast_config, monkeyp
     # every survivor's fitness was measured in the last generation
     assert all(ind.eval_record["generation"] == 2 for ind in pop)
     assert not any(line["reevaluated"] for line in seen[0][1])
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["ga.population=1000000", "ga.offspring=1000000", "finetune.steps=4000000", "campaign.final_steps=4000000"],
+)
+def test_memory_check_names_the_key_and_how_much_fits(fast_config, override):
+    key = override.split("=")[0]
+    config = fast_config.with_overrides([override])
+    arch = build_architecture(config.model.name, (40,), 10, config.model.hidden)
+    check_memory(fast_config, arch, n_train=3600, available=2**30)  # the small campaign fits in 1 GiB
+    with pytest.raises(ConfigError, match=f"^{key}: .*which this machine's 1 GiB cannot hold") as info:
+        check_memory(config, arch, n_train=3600, available=2**30)
+    fits = int(re.search(r"at most about ([\d,]+) would fit", str(info.value)).group(1).replace(",", ""))
+    assert 1000 < fits < int(override.split("=")[1])
+    check_memory(fast_config.with_overrides([f"{key}={fits}"]), arch, n_train=3600, available=2**30)
+    with pytest.raises(ConfigError):
+        check_memory(fast_config.with_overrides([f"{key}={fits + fits // 50}"]), arch, n_train=3600, available=2**30)
+
+
+def test_memory_check_refuses_a_network_too_big_for_the_machine(fast_config):
+    config = fast_config.with_overrides(["model.hidden=[5000000]"])
+    arch = build_architecture(config.model.name, (40,), 10, config.model.hidden)
+    with pytest.raises(ConfigError, match=r"^model.hidden: \[5000000\] makes a mlp of 255,000,010 parameters"):
+        check_memory(config, arch, n_train=3600, available=2**30)
+
+
+def test_memory_check_is_part_of_the_toolbox(fast_config, monkeypatch):
+    assert host_memory_bytes() > 2**27  # this machine's memory, read for real
+    monkeypatch.setattr("evoticket.evolution.host_memory_bytes", lambda: 2**15)
+    with pytest.raises(ConfigError, match=r"^ga.population: 6 needs about"):
+        make_toolbox(fast_config)
