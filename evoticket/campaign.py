@@ -443,7 +443,10 @@ def _execute(
         counters["evaluation_seconds"] += evaluator.eval_seconds
         evaluator.train_seconds = evaluator.eval_seconds = 0.0
         update_counters()
-        _save_checkpoint(run_dir, config, toolbox, record.state, counters)
+        try:
+            _save_checkpoint(run_dir, config, toolbox, record.state, counters)
+        except StorageError as e:
+            raise StorageError(f"{e}; free space and run: evoticket resume {run_dir}") from None
         counters["checkpoint_seconds"] += time.perf_counter() - start
 
     stop = _StopOnSignal()

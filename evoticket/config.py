@@ -45,7 +45,7 @@ def _check(fn: Callable[[Any], bool], valid: str) -> dict[str, Check]:
 
 
 def _choice(*names: str) -> dict[str, Check]:
-    return _check(lambda v: v in names, "one of " + ", ".join(repr(n) for n in names))
+    return _check(lambda v: v in names, "must be one of " + ", ".join(repr(n) for n in names))
 
 
 def _at_least(lo: float) -> dict[str, Check]:

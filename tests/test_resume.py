@@ -338,6 +338,41 @@ def test_resume_of_a_non_run_is_a_clean_error(tmp_path):
         )
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 500 KiB file system (tmpfs), mounted for the test; skips where mounting is not permitted."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=500k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_stops_cleanly_and_resume_continues(small_disk, tmp_path):
+    """The records outgrow a 500 KiB disk around generation 65: a clean stop, then a resume once there is room."""
+    long = [o for o in TINY if not o.startswith(("ga.generations", "campaign.final_seeds"))]
+    long += ["ga.generations=150", "campaign.final_seeds=1"]
+    full = cli(small_disk, "run", "--name", "r", overrides=long)
+    assert full.returncode == 1, full.stderr
+    line = full.stderr.strip().splitlines()[-1]
+    assert line.startswith("evoticket: error: cannot ") and "No space left on device" in line, line
+    assert "evoticket resume runs/r" in line and "Traceback" not in full.stderr
+    generation = load_latest(small_disk / "runs" / "r").generation
+    assert 10 < generation < 150
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    resumed = cli(small_disk, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    assert cli(straight, "run", "--name", "r", overrides=long).returncode == 0
+    assert_same_outputs(small_disk, "r", outputs(straight, "r"))
+
+
 def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
     from evoticket import checkpoint as ckpt_module
     from evoticket.config import CampaignConfig
