@@ -143,3 +143,30 @@ def test_controls_share_theta0_and_density(fast_config):
         assert torch.equal(controls["random"].theta0[name], ticket.theta0[name])
         assert torch.equal(controls["reinit"].masks[name], mask)
         assert not torch.equal(controls["reinit"].theta0[name], ticket.theta0[name])
+
+
+def test_a_diverging_individual_is_flagged_and_the_campaign_goes_on(fast_config, tmp_path):
+    """A NaN weight (as a diverged fine-tuning leaves behind) gets the worst fitness and a flag; others go on."""
+    poisoned = []
+
+    def poison(generation, population, record):
+        if generation == 0:
+            ind = population[0]
+            ind.theta0 = {**ind.theta0, "fc1.bias": torch.full_like(ind.theta0["fc1.bias"], float("nan"))}
+            poisoned.append(ind.uid)
+
+    result, _ = run(fast_config, tmp_path, hooks=(poison,))
+    lines = records.read_individuals(tmp_path / "runs" / "e2e")
+    flagged = [r for r in lines if r["flags"]]
+    assert poisoned[0] in {r["uid"] for r in flagged}
+    tainted = set(poisoned)  # the poisoned individual and its descendants, which inherit its theta0
+    for r in lines:
+        if r["uid"] in tainted or tainted & set(r["parents"]):
+            tainted.add(r["uid"])
+    assert {r["uid"] for r in flagged} <= tainted
+    for r in flagged:
+        assert r["flags"] == ["nonfinite"] and r["val_acc"] == 0.0 and r["val_loss"] is None
+        assert r["generation"] >= 1 and (r["reevaluated"] or r["uid"] not in poisoned)
+    assert all(r["val_loss"] is not None for r in lines if not r["flags"])
+    assert [g["generation"] for g in records.read_generations(tmp_path / "runs" / "e2e")] == [0, 1, 2]
+    assert result.best.uid not in poisoned and paths.summary(tmp_path / "runs" / "e2e").exists()
