@@ -204,7 +204,7 @@ class _StopOnSignal:
             raise KeyboardInterrupt
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         print(
-            f"\nevoticket: {name}: stopping after this generation and its checkpoint (Ctrl-C again to stop now)",
+            f"\nevoticket: {name}: stopping after this generation and its checkpoint ({name} again to stop now)",
             file=sys.stderr,
         )
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 from evoticket import __version__
 from evoticket.errors import DivergedError, EvoticketError, Interrupted, StorageError
@@ -93,6 +95,18 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _format_warning(
+    message: Warning | str, category: type[Warning], filename: str, lineno: int, line: str | None = None
+) -> str:
+    """evoticket's own warnings as one ``evoticket: warning:`` line; others as Python formats them."""
+    if Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent):
+        return f"evoticket: warning: {message}\n"
+    return _python_format_warning(message, category, filename, lineno, line)
+
+
+_python_format_warning = warnings.formatwarning
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``evoticket`` console script.
 
@@ -102,6 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.formatwarning = _format_warning
     commands = {"run": _run, "resume": _resume, "bench": _bench}
     try:
         return commands[args.command](args)

@@ -125,8 +125,9 @@ def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, reference
     newest.write_bytes(newest.read_bytes()[:100])
     resumed = cli(tmp_path, "resume", "runs/r")
     assert resumed.returncode == 0, resumed.stderr
-    assert "falling back to the previous checkpoint" in resumed.stderr
-    assert "Traceback" not in resumed.stderr
+    warning = [line for line in resumed.stderr.splitlines() if "falling back to the previous checkpoint" in line]
+    assert len(warning) == 1 and warning[0].startswith("evoticket: warning: runs/r/checkpoints/gen-"), warning
+    assert "Traceback" not in resumed.stderr and "UserWarning" not in resumed.stderr
     assert_same_outputs(tmp_path, "r", reference)
 
 
