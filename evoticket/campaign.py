@@ -286,7 +286,7 @@ def _create_run_dir(
         _save_checkpoint(staging, config, toolbox, state, counters)
     except (OSError, StorageError) as e:
         shutil.rmtree(staging, ignore_errors=True)
-        detail = e.strerror or e if isinstance(e, OSError) else e
+        detail = (e.strerror or e) if isinstance(e, OSError) else e
         raise StorageError(f"cannot create the run {run_dir}: {detail}") from None
     if run_dir.exists():
         shutil.rmtree(run_dir)

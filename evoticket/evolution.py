@@ -32,6 +32,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -282,7 +283,7 @@ def host_memory_bytes() -> int | None:
         pass
     for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
         try:
-            text = open(path).read().strip()
+            text = Path(path).read_text().strip()
         except OSError:
             continue
         if text.isdigit():
@@ -292,10 +293,9 @@ def host_memory_bytes() -> int | None:
 
 def _gib(n: float) -> str:
     """A byte count in the largest binary unit that keeps it >= 1 (3 significant digits)."""
-    for unit in ("TiB", "GiB", "MiB", "KiB"):
-        scale = 2 ** (10 * ("KMGT".index(unit[0]) + 1))
-        if n >= scale:
-            return f"{n / scale:.3g} {unit}"
+    for power, unit in ((4, "TiB"), (3, "GiB"), (2, "MiB"), (1, "KiB")):
+        if n >= 1024**power:
+            return f"{n / 1024**power:.3g} {unit}"
     return f"{int(n)} B"
 
 
@@ -339,7 +339,8 @@ def check_memory(config: CampaignConfig, arch: Architecture, n_train: int, avail
             f"parameters, {_gib(ticket)} per ticket; this machine has {_gib(available)} for "
             f"{ga.population + ga.offspring} tickets: use smaller layers"
         )
-    value = getattr(ga if key.startswith("ga.") else ft if key.startswith("finetune.") else c, key.split(".")[1])
+    section, name = key.split(".")
+    value = getattr(getattr(config, section), name)
     room = available - (total - need[key])
     unit = ticket if key.startswith("ga.") else batch * 8
     fits = max(0, room // unit - (ga.hall_of_fame if key == "ga.population" else 0))

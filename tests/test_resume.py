@@ -37,19 +37,32 @@ TINY = [
 ]
 
 
-def cli(tmp_path: Path, *args: str, kill_at: str | None = None, overrides=TINY) -> subprocess.CompletedProcess:
+def start(cwd: Path, *args: str, kill_at: str | None = None, overrides=TINY) -> subprocess.Popen:
+    """The command line in the background, as a user's job (``overrides`` go to ``run`` only)."""
     env = {k: v for k, v in os.environ.items() if k != "EVOTICKET_KILL_AT"}
     if kill_at:
         env["EVOTICKET_KILL_AT"] = kill_at
     sets = [f"--set={o}" for o in overrides] if args and args[0] == "run" else []
-    return subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-m", "evoticket.cli", *args, *sets, "--no-progress"],
-        cwd=tmp_path,
+        cwd=cwd,
         env=env,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
     )
+
+
+def cli(tmp_path: Path, *args: str, kill_at: str | None = None, overrides=TINY) -> subprocess.CompletedProcess:
+    """The command line, run to its end (at most 300 s)."""
+    proc = start(tmp_path, *args, kill_at=kill_at, overrides=overrides)
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def outputs(root: Path, name: str) -> dict[str, object]:
@@ -147,20 +160,6 @@ def test_no_usable_checkpoint_is_a_clean_error(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("evoticket: error: runs/r: no usable checkpoint")
     assert "Traceback" not in done.stderr
-
-
-def start(cwd: Path, *args: str, overrides=TINY) -> subprocess.Popen:
-    """The command line in the background, as a user's job."""
-    env = {k: v for k, v in os.environ.items() if k != "EVOTICKET_KILL_AT"}
-    sets = [f"--set={o}" for o in overrides] if args and args[0] == "run" else []
-    return subprocess.Popen(
-        [sys.executable, "-m", "evoticket.cli", *args, *sets, "--no-progress"],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
 
 
 LONG = [o for o in TINY if not o.startswith("ga.generations")] + ["ga.generations=40"]
