@@ -92,12 +92,14 @@ class RecordWriter:
             os.fsync(f.fileno())
 
     def write_generation(self, row: dict[str, Any]) -> None:
-        """Append a row to ``generations.csv`` (the header is written first)."""
-        path = paths.generations_csv(self.run_dir)
-        new = not path.exists()
-        with open(path, "a", newline="", encoding="utf-8") as f:
+        """Append a row to ``generations.csv``.
+
+        The header goes first whenever the file is empty: missing, or cut back to 0 bytes by a
+        resume's rollback to the checkpoint taken before generation 0.
+        """
+        with open(paths.generations_csv(self.run_dir), "a", newline="", encoding="utf-8") as f:
             writer = csv.DictWriter(f, fieldnames=GENERATION_COLUMNS)
-            if new:
+            if f.tell() == 0:
                 writer.writeheader()
             writer.writerow(row)
             f.flush()

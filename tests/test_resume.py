@@ -106,6 +106,7 @@ def reference(tmp_path_factory) -> dict[str, object]:
         "finetune:1",  # during generation 0, before any record
         "finetune:3",  # during generation 2's fine-tuning
         "records:2",  # between individuals.jsonl and generations.csv of generation 1
+        "checkpoint:2",  # generation 0's records written, its checkpoint not: both files roll back to 0 bytes
         "checkpoint:3",  # checkpoint of generation 1 written to its temporary file, not renamed
         "final:1",  # during the final comparison, after the last checkpoint
     ],
