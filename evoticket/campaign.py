@@ -288,12 +288,17 @@ def _create_run_dir(
         shutil.rmtree(staging, ignore_errors=True)
         detail = (e.strerror or e) if isinstance(e, OSError) else e
         raise StorageError(f"cannot create the run {run_dir}: {detail}") from None
+    # An old run (with --force) is renamed aside, not removed in place: a kill never leaves half of one.
+    replaced = run_dir.parent / f".{run_dir.name}.replaced"
+    if replaced.exists():
+        shutil.rmtree(replaced)
     if run_dir.exists():
-        shutil.rmtree(run_dir)
-    if plot_dir.exists() and force:
-        shutil.rmtree(plot_dir)
+        os.replace(run_dir, replaced)
     os.replace(staging, run_dir)
     fsync_dir(run_dir.parent)
+    shutil.rmtree(replaced, ignore_errors=True)
+    if plot_dir.exists() and force:
+        shutil.rmtree(plot_dir)
 
 
 def resume_campaign(
@@ -326,6 +331,13 @@ def resume_campaign(
     """
     wall_start = time.perf_counter()
     run_dir = Path(run_dir)
+    if not run_dir.exists():
+        if paths.staging(run_dir).exists():
+            raise EvoticketError(
+                f"{run_dir}: the run was never created (its start was interrupted before the first checkpoint); "
+                f"start it again: evoticket run --name {run_dir.name}"
+            )
+        raise EvoticketError(f"{run_dir}: no such run directory; give runs/NAME")
     if not paths.config(run_dir).is_file():
         raise EvoticketError(f"{run_dir}: not an evoticket run (no {paths.config(run_dir).name}); give runs/NAME")
     stored = load_config(paths.config(run_dir))

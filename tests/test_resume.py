@@ -329,14 +329,48 @@ def test_edited_config_file_is_refused(tmp_path):
     assert "ticket.density (0.1 -> 0.2)" in done.stderr
 
 
+@pytest.mark.slow
+def test_force_killed_before_the_new_run_exists_leaves_the_old_run_whole(tmp_path, reference):
+    """``run --force`` over a finished run, killed while the new run is staged: the old run is untouched."""
+    import shutil
+
+    shutil.copytree(reference["run_dir"], tmp_path / "runs" / "r")
+    shutil.copytree(reference["run_dir"].parents[1] / "plots", tmp_path / "plots")
+    other_seed = [*TINY, "campaign.seed=5"]
+    killed = cli(tmp_path, "run", "--name", "r", "--force", kill_at="checkpoint:1", overrides=other_seed)
+    assert killed.returncode == -signal.SIGKILL
+    assert_same_outputs(tmp_path, "r", reference)
+    assert cli(tmp_path, "run", "--name", "r", "--force", overrides=other_seed).returncode == 0
+    assert outputs(tmp_path, "r")["individuals.jsonl"] != reference["individuals.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r"]
+
+
 def test_resume_of_a_non_run_is_a_clean_error(tmp_path):
     (tmp_path / "empty").mkdir()
-    for target in ("empty", "missing"):
+    expected = {
+        "empty": "empty: not an evoticket run (no config.toml); give runs/NAME",
+        "missing": "missing: no such run directory; give runs/NAME",
+    }
+    for target, message in expected.items():
         done = cli(tmp_path, "resume", target)
         assert done.returncode == 2
-        assert (
-            done.stderr.strip() == f"evoticket: error: {target}: not an evoticket run (no config.toml); give runs/NAME"
-        )
+        assert done.stderr.strip() == f"evoticket: error: {message}"
+
+
+@pytest.mark.slow
+def test_killed_before_the_first_checkpoint_leaves_no_run_and_says_so(tmp_path, reference):
+    """Killed while the run directory is still staged: resume says to start again, and a new run works."""
+    assert cli(tmp_path, "run", "--name", "r", kill_at="checkpoint:1").returncode == -signal.SIGKILL
+    assert not (tmp_path / "runs" / "r").exists()
+    done = cli(tmp_path, "resume", "runs/r")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "evoticket: error: runs/r: the run was never created (its start was interrupted before the first "
+        "checkpoint); start it again: evoticket run --name r"
+    )
+    assert cli(tmp_path, "run", "--name", "r").returncode == 0
+    assert not paths.staging(tmp_path / "runs" / "r").exists()
+    assert_same_outputs(tmp_path, "r", reference)
 
 
 @pytest.fixture
