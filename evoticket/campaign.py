@@ -57,7 +57,7 @@ from evoticket.finetune import minibatch_indices, train_early_stopping
 from evoticket.genome import Ticket, stack_tickets, ticket_from_state
 from evoticket.models import Architecture, architecture_from_dict
 from evoticket.plots import plot_fitness
-from evoticket.records import RecordWriter, atomic_write_text, fsync_dir, generation_row, write_json
+from evoticket.records import RecordWriter, atomic_open, atomic_write_text, fsync_dir, generation_row, write_json
 
 TICKET_FORMAT = "evoticket-ticket-v1"
 CONTROLS = ("ticket", "dense", "random", "reinit")
@@ -289,7 +289,7 @@ def _create_run_dir(
         detail = (e.strerror or e) if isinstance(e, OSError) else e
         raise StorageError(f"cannot create the run {run_dir}: {detail}") from None
     # An old run (with --force) is renamed aside, not removed in place: a kill never leaves half of one.
-    replaced = run_dir.parent / f".{run_dir.name}.replaced"
+    replaced = paths.replaced(run_dir)
     if replaced.exists():
         shutil.rmtree(replaced)
     if run_dir.exists():
@@ -709,16 +709,14 @@ def save_ticket(path: Path, ticket: Ticket, arch: Architecture, config: Campaign
     file. The bytes depend only on the content (see :func:`_canonical`), so a
     resumed campaign writes the same file as an uninterrupted one.
     """
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     payload = {
         "format": TICKET_FORMAT,
         "ticket": ticket.state_dict(),
         "architecture": arch.to_dict(),
         "config": config.to_dict(),
     }
-    torch.save(_canonical(payload), tmp)
-    tmp.replace(path)
+    with atomic_open(path, "wb") as f:
+        torch.save(_canonical(payload), f)
 
 
 def _canonical(obj: Any) -> Any:

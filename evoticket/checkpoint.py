@@ -33,7 +33,7 @@ from deap import tools
 from evoticket import paths
 from evoticket.errors import CheckpointError, StorageError
 from evoticket.genome import Ticket, ticket_from_state
-from evoticket.records import fsync_dir
+from evoticket.records import atomic_open
 
 FORMAT = "evoticket-checkpoint-v1"
 KEEP = 2
@@ -182,20 +182,13 @@ def save_checkpoint(run_dir: Path, ckpt: Checkpoint) -> Path:
     """
     from evoticket.faults import kill_point
 
-    folder = paths.checkpoint_dir(run_dir)
     path = paths.checkpoint(run_dir, ckpt.generation)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        folder.mkdir(exist_ok=True)
-        with open(tmp, "wb") as f:
+        paths.checkpoint_dir(run_dir).mkdir(exist_ok=True)
+        with atomic_open(path, "wb") as f:
             torch.save(_to_payload(ckpt), f)
-            f.flush()
-            os.fsync(f.fileno())
-        kill_point("checkpoint")
-        os.replace(tmp, path)
-        fsync_dir(folder)
+            kill_point("checkpoint")
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         raise StorageError(
             f"cannot write checkpoint {path}: {e.strerror or e}; the previous checkpoint is intact"
         ) from None

@@ -11,7 +11,8 @@ A run named NAME writes ``runs/NAME/`` and ``plots/NAME/``::
     plots/NAME/fitness.png       validation accuracy per generation
 
 A new run is assembled in ``runs/.NAME.partial/`` (configuration and first checkpoint) and renamed to
-``runs/NAME/``, so a run directory always holds a checkpoint to resume from.
+``runs/NAME/``, so a run directory always holds a checkpoint to resume from; ``run --force`` moves the
+old run to ``runs/.NAME.replaced/`` until the new one is in place.
 """
 
 from __future__ import annotations
@@ -63,3 +64,9 @@ def staging(run_dir: Path) -> Path:
     """Where a new run is assembled before it is renamed to ``run_dir`` (``runs/.NAME.partial``)."""
     run_dir = Path(run_dir)
     return run_dir.parent / f".{run_dir.name}.partial"
+
+
+def replaced(run_dir: Path) -> Path:
+    """Where ``run --force`` moves the old run until the new one is in place (``runs/.NAME.replaced``)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.replaced"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from evoticket import paths, records
+from evoticket.records import atomic_open
 
 
 def plot_fitness(run_dir: Path, out: Path) -> Path:
@@ -55,8 +56,7 @@ def plot_fitness(run_dir: Path, out: Path) -> Path:
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    fig.savefig(tmp, format=out.suffix.lstrip(".") or "png")  # then renamed: never half a file
+    with atomic_open(out, "wb") as f:
+        fig.savefig(f, format=out.suffix.lstrip(".") or "png")
     plt.close(fig)
-    tmp.replace(out)
     return out

@@ -18,12 +18,13 @@ Lineage lives in these records, not in copies of networks.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from evoticket import paths
 
@@ -133,26 +134,47 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write a text file atomically: temporary file, flush and fsync, rename.
+@contextlib.contextmanager
+def atomic_open(path: Path, mode: str = "w", **kwargs: Any) -> Iterator[IO[Any]]:
+    """Open ``path`` for writing atomically: a temporary file, flushed, fsynced and renamed on a clean exit.
 
-    A crash at any moment leaves either the old file or the new one, never half of one.
+    A crash at any moment leaves either the old file or the new one, never half of one. Every
+    file evoticket writes whole (configuration, checkpoints, best ticket, summary, plots) goes
+    through here.
+
+    Args:
+        path: the file to write.
+        mode: ``"w"`` (text) or ``"wb"`` (binary); ``kwargs`` go to :func:`open`.
+
+    Yields:
+        The open temporary file ``path.tmp``.
 
     Raises:
-        OSError: if writing fails (the temporary file is removed).
+        OSError: if writing fails; the temporary file is removed and ``path`` is untouched
+            (as on any exception inside the block).
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
+        with open(tmp, mode, **kwargs) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError:
+    except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a UTF-8 text file atomically (see :func:`atomic_open`).
+
+    Raises:
+        OSError: if writing fails (the temporary file is removed).
+    """
+    with atomic_open(path, "w", encoding="utf-8") as f:
+        f.write(text)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -474,3 +474,22 @@ def test_resume_config_errors_are_config_errors(tmp_path):
         resume_campaign(tmp_path / "runs" / "r", ["ga.generations=1"], plots_dir=tmp_path / "plots")
     with pytest.raises(EvoticketError, match="already complete"):
         resume_campaign(tmp_path / "runs" / "r", plots_dir=tmp_path / "plots")
+
+
+def test_atomic_open_replaces_whole_or_not_at_all(tmp_path):
+    from evoticket.records import atomic_open
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_open(path, "wb") as f:
+        f.write(b"half of the n")
+        raise RuntimeError("killed mid-write")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+    with atomic_open(path, "wb") as f:
+        f.write(b"new")
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+    with pytest.raises(FileNotFoundError), atomic_open(tmp_path / "missing" / "g.txt") as f:
+        f.write("never")
+    assert path.read_bytes() == b"new"
