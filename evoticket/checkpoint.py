@@ -213,7 +213,11 @@ def load_format(path: Path, fmt: str, what: str, error: type[Exception], *, weig
         error: (one line naming ``path``) if the file is unreadable or holds another format.
     """
     try:
-        data = torch.load(path, map_location="cpu", weights_only=weights_only)
+        with warnings.catch_warnings():
+            # junk that starts like a pickle of an unusual protocol draws a multi-line torch warning before
+            # the error below; evoticket writes protocol 2, so a file that draws it is refused anyway
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            data = torch.load(path, map_location="cpu", weights_only=weights_only)
     except Exception as e:
         raise error(f"{path}: unreadable {what} ({type(e).__name__})") from None
     if not isinstance(data, dict) or data.get("format") != fmt:

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import subprocess
@@ -318,18 +319,21 @@ def test_load_ticket_gives_a_pruned_module(tiny_run):
     assert out.shape == (3, 10)
 
 
-def test_load_ticket_refuses_missing_and_junk_files(tmp_path):
+def test_load_ticket_refuses_missing_and_junk_files(tmp_path, recwarn):
     missing = tmp_path / "missing.pt"
     junk = tmp_path / "junk.pt"
-    junk.write_bytes(os.urandom(256))
+    junk.write_bytes(random.Random(0).randbytes(256))
+    pickle_like = tmp_path / "pickle_like.pt"  # starts like a pickle of protocol 109: torch warns before failing
+    pickle_like.write_bytes(b"\x80\x6d" + random.Random(1).randbytes(254))
     not_a_ticket = tmp_path / "other.pt"
     torch.save({"weights": torch.zeros(3)}, not_a_ticket)
     toml_file = tmp_path / "config.toml"
     toml_file.write_text(CampaignConfig().to_toml())
-    for path in (missing, junk, not_a_ticket, toml_file, tmp_path):
+    for path in (missing, junk, pickle_like, not_a_ticket, toml_file, tmp_path):
         with pytest.raises(EvoticketError) as info:
             load_ticket(path)
         message = str(info.value)
         assert message.startswith(str(path)), message
         assert "\n" not in message
     assert tomllib.loads(toml_file.read_text())  # the files were left alone
+    assert not recwarn.list, [str(w.message) for w in recwarn.list]  # one line: the error, no warning
