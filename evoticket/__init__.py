@@ -4,6 +4,8 @@ A DEAP genetic algorithm evolves a population of tickets (initial weights
 theta0 plus a pruning mask per layer; Frankle & Carbin 2019, arXiv:1803.03635).
 Every individual gets a short gradient fine-tuning, the whole population
 batched at once, and its validation accuracy after fine-tuning is its fitness.
+The GA is one method of :data:`evoticket.methods.METHODS`; every method runs
+in the same harness (training engine, records, compute meter, final comparison).
 
 Main entry points::
 
@@ -12,18 +14,23 @@ Main entry points::
     result = evoticket.run_campaign(config, name="demo")
     model = evoticket.load_ticket(result.run_dir / "best_ticket.pt")
     rows = evoticket.records.read_individuals(result.run_dir)
+    evoticket.resume_campaign(result.run_dir, ["ga.generations=10"])
+
+The package follows the flow ``core -> config -> data, models -> genome -> operators ->
+training -> resolve -> evolution -> methods -> records -> plots -> campaign -> bench -> cli``:
+each stage imports only the stages before it (checked by import-linter, see ``setup.cfg``).
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
-from evoticket import records
-from evoticket.campaign import CampaignResult, load_ticket, load_ticket_state, run_campaign
+from evoticket import operators, records
+from evoticket.campaign import CampaignResult, resume_campaign, run_campaign
 from evoticket.config import CampaignConfig, load_config
-from evoticket.errors import ConfigError, DataError, EvoticketError
+from evoticket.core.errors import ConfigError, DataError, EvoticketError
 from evoticket.evolution import evolve, make_toolbox
-from evoticket.genome import Ticket
+from evoticket.genome import Ticket, load_ticket, load_ticket_state
 
 __all__ = [
     "CampaignConfig",
@@ -38,6 +45,8 @@ __all__ = [
     "load_ticket",
     "load_ticket_state",
     "make_toolbox",
+    "operators",
     "records",
+    "resume_campaign",
     "run_campaign",
 ]

@@ -5,9 +5,9 @@ minibatch sequence) and are timed side by side:
 
 ``batched``
     evoticket's own path, exactly as the campaign runs it:
-    :func:`evoticket.finetune.finetune_tickets` (chunks of
-    :func:`~evoticket.finetune.population_chunk` individuals through
-    :func:`~evoticket.finetune.finetune_stacked`), timed by its
+    :func:`evoticket.training.finetune_tickets` (chunks of
+    :func:`~evoticket.training.population_chunk` individuals through
+    :func:`~evoticket.training.finetune_stacked`), timed by its
     ``BatchResult.train_seconds`` (the optimizer steps; validation excluded).
 ``loop``
     what a DEAP user would write: one ``nn.Module`` per individual, masks via
@@ -33,7 +33,7 @@ Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the memory in
 use before the run; on the CPU the growth of the process's resident set
 (``VmHWM`` from ``/proc/self/status``, reset through ``/proc/self/clear_refs``,
 after glibc's ``malloc_trim`` has returned freed memory, in a separate untimed run) -- or, where that is not possible, the analytic estimate of
-:func:`evoticket.finetune.bytes_per_individual` (the JSON says which).
+:func:`evoticket.training.bytes_per_individual` (the JSON says which).
 """
 
 from __future__ import annotations
@@ -55,13 +55,8 @@ from torch.nn.utils import prune
 
 from evoticket.config import FinetuneConfig
 from evoticket.data import Splits
-from evoticket.finetune import (
-    bytes_per_individual,
-    finetune_tickets,
-    minibatch_indices,
-    population_chunk,
-    resolve_device,
-)
+from evoticket.core.device import resolve_device
+from evoticket.training import bytes_per_individual, finetune_tickets, minibatch_indices, population_chunk
 from evoticket.genome import Ticket, stack_tickets
 from evoticket.models import Architecture, build_architecture
 from evoticket.operators import initTicket
@@ -384,7 +379,7 @@ def run_batched(
     """evoticket's batched fine-tuning, the campaign's own code path (:func:`finetune_tickets`).
 
     The tickets are stacked per chunk (:func:`population_chunk`) and
-    fine-tuned by :func:`~evoticket.finetune.finetune_stacked`; the time is the
+    fine-tuned by :func:`~evoticket.training.finetune_stacked`; the time is the
     chunks' summed ``train_seconds`` (stacking and validation excluded).
     """
     p = problem

@@ -1,7 +1,8 @@
 """The ``evoticket`` command line.
 
-``evoticket run [CONFIG] [--set section.key=value ...] [--name NAME] [--force]``
-runs a campaign (the default one without CONFIG); ``evoticket resume RUN_DIR``
+``evoticket run [CONFIG] [--set section.key=value ...] [--name NAME] [--force | --resume]``
+runs a campaign (the default one without CONFIG; ``--resume`` continues NAME if it exists);
+``evoticket resume RUN_DIR``
 continues one from its last checkpoint; ``evoticket bench`` measures batched
 fine-tuning. A user mistake is reported as one line on stderr with exit status
 2 and no traceback; Ctrl-C stops after the current generation's checkpoint
@@ -19,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from evoticket import __version__
-from evoticket.errors import DivergedError, EvoticketError, Interrupted, StorageError
+from evoticket.core.errors import DivergedError, EvoticketError, Interrupted, StorageError
 
 
 def _add_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
@@ -52,6 +53,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(run, "override one configuration key, e.g. --set ga.population=32 (repeatable)")
     run.add_argument("--name", help="run name (default: DATA-MODEL-DATE-TIME)")
     run.add_argument("--force", action="store_true", help="replace an existing run of the same name")
+    run.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run --name if it exists (same configuration), else start it: a scheduler can rerun one line",
+    )
     run.add_argument("--runs-dir", default="runs", help="parent directory of run directories (default: runs)")
     run.add_argument("--plots-dir", default="plots", help="parent directory of plot directories (default: plots)")
     resume = sub.add_parser(
@@ -91,7 +97,14 @@ def _run(args: argparse.Namespace) -> int:
     from evoticket.config import load_config
 
     config = load_config(args.config, _overrides(args))
-    run_campaign(config, name=args.name, runs_dir=args.runs_dir, plots_dir=args.plots_dir, force=args.force)
+    run_campaign(
+        config,
+        name=args.name,
+        runs_dir=args.runs_dir,
+        plots_dir=args.plots_dir,
+        force=args.force,
+        resume=args.resume,
+    )
     return 0
 
 

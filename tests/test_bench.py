@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from evoticket import finetune
+from evoticket import training as finetune
 from evoticket.bench import (
     BENCH_MODELS,
     EVALUATORS,
@@ -23,7 +23,7 @@ from evoticket.bench import (
 )
 from evoticket.cli import main
 from evoticket.config import FinetuneConfig
-from evoticket.finetune import MaskedOptimizer, finetune_stacked, finetune_tickets, make_optimizer, train_steps
+from evoticket.training import MaskedOptimizer, finetune_stacked, finetune_tickets, make_optimizer, train_steps
 from evoticket.models import build_architecture
 
 TINY = Mode(populations=(1, 4), max_steps=2, min_steps=2, target_seconds=0.01, repeats=1, memory_population=4)

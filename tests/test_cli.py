@@ -27,7 +27,7 @@ import torch
 import evoticket
 from evoticket import cli, load_ticket, load_ticket_state
 from evoticket.config import CampaignConfig, load_config
-from evoticket.errors import EvoticketError
+from evoticket.core.errors import EvoticketError
 
 FAST_SETS = [
     "ga.population=4",

@@ -17,7 +17,9 @@ over by the tests:
 * :data:`INITS`, :data:`MUTATIONS`, :data:`CROSSOVERS`;
 * :data:`MUTATION_DEFAULTS`, :data:`CROSSOVER_DEFAULTS`: each operator's
   default keyword hyper-parameters;
-* :data:`DENSITY_PRESERVING`: operators that keep every layer's kept count.
+* :data:`DENSITY_PRESERVING`: operators that keep every layer's kept count;
+* :data:`ARG_CHECKS`: the hyper-parameters' valid ranges;
+* :data:`SURVIVORS`: survivor schemes (:mod:`.selection`).
 
 Sources: Frankle & Carbin 2019 (arXiv:1803.03635) for tickets; Such et al.
 2017 (arXiv:1712.06567) for Gaussian weight mutation; Zhou et al. 2019
@@ -32,6 +34,7 @@ from typing import Any
 
 from evoticket.operators.crossover import cxInitBlend, cxLayerSwap, cxMaskUniform
 from evoticket.operators.init import initTicket, kept_count
+from evoticket.operators.selection import selElitistTournament
 from evoticket.operators.mutation import (
     mutInitGaussian,
     mutInitReseed,
@@ -92,7 +95,19 @@ DENSITY_PRESERVING: frozenset[str] = frozenset(
 ``cxLayerSwap`` is left out: it keeps the pair's counts, but a child's own only
 when the parents share their densities."""
 
+ARG_CHECKS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "indpb": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
+    "sigma": (lambda v: v > 0, "must be > 0"),
+    "alpha": (lambda v: v >= 0, "must be >= 0"),
+}
+"""Hyper-parameter name -> (range check, what would be valid), as the operators check them."""
+
+SURVIVORS: dict[str, Callable[..., Any]] = {"selElitistTournament": selElitistTournament}
+"""Survivor scheme name -> function ``(individuals, k, *, elitism, tournsize) -> survivors``."""
+
 __all__ = [
+    "ARG_CHECKS",
+    "SURVIVORS",
     "CROSSOVERS",
     "CROSSOVER_DEFAULTS",
     "DENSITY_PRESERVING",
@@ -109,4 +124,5 @@ __all__ = [
     "mutMaskFlip",
     "mutMaskSwap",
     "mutSignFlip",
+    "selElitistTournament",
 ]

@@ -16,8 +16,8 @@ from collections.abc import Mapping
 import torch
 
 from evoticket import models
-from evoticket.errors import unknown_name
-from evoticket.genome import Ticket
+from evoticket.core.errors import unknown_name
+from evoticket.genome import Ticket, kept_count, random_mask
 from evoticket.models import Architecture
 
 
@@ -27,19 +27,6 @@ def _check_density(name: str, value: float) -> float:
     if not 0.0 < value <= 1.0:
         raise ValueError(f"{name}: must be in (0, 1], got {value}")
     return value
-
-
-def kept_count(density: float, numel: int) -> int:
-    """Number of weights a layer of ``numel`` weights keeps at ``density``.
-
-    Args:
-        density: fraction kept, in (0, 1].
-        numel: number of weights in the layer, >= 1.
-
-    Returns:
-        ``max(1, round(density * numel))``: never an empty layer.
-    """
-    return max(1, round(density * numel))
 
 
 def initTicket(
@@ -101,8 +88,6 @@ def initTicket(
     for spec in arch.layers:
         numel = math.prod(spec.weight_shape)
         keep = kept_count(layer_densities.get(spec.weight, density), numel)
-        mask = torch.zeros(numel, dtype=torch.bool)
-        mask[torch.randperm(numel, generator=rng)[:keep]] = True
-        masks[spec.weight] = mask.view(spec.weight_shape)
+        masks[spec.weight] = random_mask(spec.weight_shape, keep, rng)
         init_std[spec.weight] = models.init_std(spec, init)
     return container(theta0, masks, init, init_std, operators=("initTicket",))

@@ -1,0 +1,24 @@
+"""Campaigns: run directories, checkpoints and resume, signals, the final comparison and the summary.
+
+:func:`run_campaign` and :func:`resume_campaign` (:mod:`.run`) drive any method of
+:data:`evoticket.methods.METHODS` through the same lifecycle: :mod:`.rundir` (created whole),
+:mod:`.lock` (one writer), :mod:`.checkpoint` (every generation, atomic), :mod:`.signals`
+(Ctrl-C and SIGTERM), :mod:`.controls` (the lottery-ticket controls) and :mod:`.summary`.
+"""
+
+from __future__ import annotations
+
+from evoticket.campaign.controls import CONTROLS, FinalComparison, compare_controls, control_tickets
+from evoticket.campaign.run import SAFE_ON_RESUME, CampaignResult, changed_keys, resume_campaign, run_campaign
+
+__all__ = [
+    "CONTROLS",
+    "SAFE_ON_RESUME",
+    "CampaignResult",
+    "FinalComparison",
+    "changed_keys",
+    "compare_controls",
+    "control_tickets",
+    "resume_campaign",
+    "run_campaign",
+]

@@ -1,0 +1,144 @@
+"""The final comparison: the reported ticket trained fully next to the lottery-ticket controls.
+
+Every method's ticket is trained from its theta0 with its mask, next to the controls of Frankle
+& Carbin 2019 (arXiv:1803.03635), all with the same training budget (``campaign.final_steps``
+steps, repeated over ``campaign.final_seeds`` data orders):
+
+* ``ticket``: the method's ticket;
+* ``dense``: the same theta0 with no mask;
+* ``random``: a random mask with the ticket's per-layer densities on the same theta0;
+* ``reinit``: the ticket's mask on a freshly drawn theta0 (the paper's "randomly reinitialised"
+  control).
+
+The ticket is called a *winning ticket* when its mean test accuracy (at the early-stopping step)
+is at least the dense network's minus ``campaign.winning_tolerance``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from evoticket.config import CampaignConfig
+from evoticket.core.faults import kill_point
+from evoticket.core.seeds import derive_seed
+from evoticket.data import Splits
+from evoticket.genome import Ticket, random_masks_like, stack_tickets
+from evoticket.models import Architecture
+from evoticket.training import minibatch_indices, train_early_stopping
+
+SPENT = ("train_steps", "train_flops", "eval_flops")
+"""The compute fields of each control (summed over seeds)."""
+
+
+CONTROLS = ("ticket", "dense", "random", "reinit")
+"""Rows of the final comparison, in the order printed."""
+
+
+def control_tickets(ticket: Ticket, arch: Architecture, seed: int) -> dict[str, Ticket]:
+    """The four tickets of the final comparison for one seed (see the module docstring)."""
+    gen = torch.Generator().manual_seed(seed)
+    dense = {k: torch.ones_like(m) for k, m in ticket.masks.items()}
+    reinit_theta0 = arch.init_params(ticket.init_scheme, gen)
+    plain = Ticket
+    return {
+        "ticket": plain(ticket.theta0, ticket.masks, ticket.init_scheme, ticket.init_std),
+        "dense": plain(ticket.theta0, dense, ticket.init_scheme, ticket.init_std),
+        "random": plain(ticket.theta0, random_masks_like(ticket.masks, gen), ticket.init_scheme, ticket.init_std),
+        "reinit": plain(reinit_theta0, ticket.masks, ticket.init_scheme, ticket.init_std),
+    }
+
+
+@dataclass
+class FinalComparison:
+    """What the final comparison measured and trained.
+
+    Attributes:
+        controls: control name -> its results (see :func:`compare_controls`).
+        trained: one dict per seed: control name -> ``weights`` (parameter and BatchNorm buffer
+            name -> tensor, at the early-stopping step), ``masks``, ``best_step`` and ``test_acc``.
+        spent: ``train_steps``, ``train_flops`` and ``eval_flops`` summed over every control and seed.
+    """
+
+    controls: dict[str, dict[str, Any]]
+    trained: list[dict[str, dict[str, Any]]] = field(default_factory=list)
+    spent: dict[str, int] = field(default_factory=dict)
+
+
+def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config: CampaignConfig) -> FinalComparison:
+    """Train the ticket and its controls fully, batched, over ``campaign.final_seeds`` seeds.
+
+    Returns:
+        A :class:`FinalComparison` whose ``controls`` map each control name to ``density``,
+        per-seed ``test_acc``, ``final_test_acc``, ``val_acc``, ``best_step`` and ``nonfinite``
+        lists, ``test_acc_mean``, ``test_acc_std``, ``val_acc_mean``, ``best_step_mean``,
+        ``final_test_acc_mean``, and its compute ``train_steps``, ``train_flops``,
+        ``eval_flops`` summed over seeds; accuracies in [0, 1], steps in optimizer steps.
+    """
+    c = config.campaign
+    per_seed: dict[str, dict[str, list]] = {
+        k: {"test_acc": [], "final_test_acc": [], "val_acc": [], "best_step": [], "nonfinite": []} for k in CONTROLS
+    }
+    spent = {k: dict.fromkeys(SPENT, 0) for k in CONTROLS}
+    trained = []
+    for s in range(c.final_seeds):
+        tickets = control_tickets(ticket, arch, derive_seed(c.seed, "controls", s))
+        theta0, masks = stack_tickets(list(tickets.values()), splits.device)
+        batches = minibatch_indices(
+            splits.x_train.shape[0],
+            c.final_steps,
+            config.finetune.batch_size,
+            derive_seed(c.seed, "final", s),
+            splits.device,
+        )
+        res = train_early_stopping(
+            arch,
+            theta0,
+            masks,
+            splits,
+            config.finetune,
+            batches,
+            c.final_eval_every,
+            c.early_stopping,
+            keep_weights=True,
+        )
+        kill_point("final")
+        seed_trained = {}
+        for i, key in enumerate(tickets):
+            per_seed[key]["test_acc"].append(float(res.test_acc[i]))
+            per_seed[key]["final_test_acc"].append(float(res.final_test_acc[i]))
+            per_seed[key]["val_acc"].append(float(res.val_acc[i]))
+            per_seed[key]["best_step"].append(int(res.best_step[i]))
+            per_seed[key]["nonfinite"].append(bool(res.nonfinite[i]))
+            for f in SPENT:
+                spent[key][f] += int(getattr(res.meter, f)[i])
+            seed_trained[key] = {
+                "weights": {k: v[i].clone() for k, v in res.weights.items()},
+                "masks": {k: m.clone() for k, m in tickets[key].masks.items()},
+                "best_step": int(res.best_step[i]),
+                "test_acc": float(res.test_acc[i]),
+            }
+        trained.append(seed_trained)
+    densities = {
+        "ticket": ticket.total_density(),
+        "dense": 1.0,
+        "random": ticket.total_density(),
+        "reinit": ticket.total_density(),
+    }
+    result = {}
+    for key, vals in per_seed.items():
+        result[key] = {
+            "density": densities[key],
+            **vals,
+            "test_acc_mean": float(np.mean(vals["test_acc"])),
+            "test_acc_std": float(np.std(vals["test_acc"])),
+            "final_test_acc_mean": float(np.mean(vals["final_test_acc"])),
+            "val_acc_mean": float(np.mean(vals["val_acc"])),
+            "best_step_mean": float(np.mean(vals["best_step"])),
+            **spent[key],
+        }
+    totals = {f: sum(spent[k][f] for k in CONTROLS) for f in SPENT}
+    return FinalComparison(result, trained, totals)

@@ -1,0 +1,448 @@
+"""A whole run: a method finds tickets, then the reported ticket meets the lottery-ticket controls.
+
+:func:`run_campaign` resolves the configuration (every check, before anything is written),
+creates the run directory whole, runs the configured method (``method``, the GA by default) with
+records, a checkpoint after every generation and a progress bar as hooks, then trains the
+reported ticket fully next to the controls (:mod:`evoticket.campaign.controls`) and writes the
+best ticket, the trained networks, the plot and ``summary.json`` (last). :func:`resume_campaign`
+continues from the newest usable checkpoint. One process at a time writes a run
+(:mod:`evoticket.campaign.lock`).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from evoticket.campaign.checkpoint import (
+    Checkpoint,
+    list_checkpoints,
+    load_latest,
+    record_sizes,
+    rollback_records,
+    save_checkpoint,
+)
+from evoticket.campaign.controls import compare_controls
+from evoticket.campaign.lock import RunLock
+from evoticket.campaign.rundir import check_name, create_run_dir, default_name, prepare_run_dir
+from evoticket.campaign.signals import StopOnSignal
+from evoticket.campaign.summary import TIMING_KEYS, format_summary, timing, verdict
+from evoticket.config import CampaignConfig, load_config
+from evoticket.core import paths
+from evoticket.core.errors import ConfigError, EvoticketError, Interrupted, StorageError
+from evoticket.core.io import atomic_write_text, write_json
+from evoticket.core.seeds import seed_everything
+from evoticket.data import Splits
+from evoticket.genome import Ticket, save_ticket, save_trained
+from evoticket.methods import Budget, Hook, MethodRun, resolve_run
+from evoticket.plots import plot_fitness
+from evoticket.records import RecordWriter
+
+SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
+
+
+@dataclass
+class CampaignResult:
+    """What :func:`run_campaign` returns.
+
+    Attributes:
+        run_dir: ``runs/NAME``.
+        plot_dir: ``plots/NAME``.
+        summary: the content of ``summary.json``.
+        best: the best ticket found (``None`` when ``run --resume`` found the run already complete).
+    """
+
+    run_dir: Path
+    plot_dir: Path
+    summary: dict[str, Any]
+    best: Ticket | None
+
+
+class _Progress:
+    """A tqdm bar over generations showing best and mean fitness and individuals/s."""
+
+    def __init__(self, total: int, enabled: bool, initial: int = 0) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(
+            total=total, initial=initial, desc="generations", unit="gen", disable=not enabled, dynamic_ncols=True
+        )
+
+    def __call__(self, generation: int, population: list, record: Any) -> None:
+        fit = record.stats["fitness"]
+        rate = len(record.evaluated) / record.finetune_seconds if record.finetune_seconds > 0 else 0.0
+        self.bar.set_postfix(best=f"{fit['max']:.4f}", mean=f"{fit['avg']:.4f}", ind_per_s=f"{rate:.1f}")
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+SAFE_ON_RESUME = frozenset(
+    {
+        "ga.generations",
+        "campaign.progress",
+        "campaign.device",
+        "campaign.final_steps",
+        "campaign.final_seeds",
+        "campaign.final_eval_every",
+        "campaign.early_stopping",
+        "campaign.winning_tolerance",
+        "finetune.max_memory_mb",
+    }
+)
+"""Keys that ``evoticket resume --set`` may change: they do not alter the generations already run."""
+
+
+def _new_counters() -> dict[str, float]:
+    return {"evaluated": 0, "wall_seconds": 0.0, "sessions": 0, **dict.fromkeys(TIMING_KEYS, 0.0)}
+
+
+def run_campaign(
+    config: CampaignConfig | None = None,
+    *,
+    name: str | None = None,
+    runs_dir: str | Path = "runs",
+    plots_dir: str | Path = "plots",
+    force: bool = False,
+    resume: bool = False,
+    hooks: tuple[Hook, ...] = (),
+    splits: Splits | None = None,
+    out: TextIO | None = None,
+) -> CampaignResult:
+    """Run a campaign end to end and write its records, checkpoints, tickets, plot and summary.
+
+    Args:
+        config: the configuration; default ``CampaignConfig()``.
+        name: run name (``runs_dir/name``); default :func:`~evoticket.campaign.rundir.default_name`.
+        runs_dir: parent of run directories.
+        plots_dir: parent of plot directories.
+        force: replace an existing run of the same name.
+        resume: requeue-friendly start: continue ``name`` if it exists (refusing a different
+            configuration, as :func:`resume_campaign` does; a finished run is returned as it is),
+            otherwise start it. Needs ``name``.
+        hooks: extra ``(generation, population, record) -> None`` hooks.
+        splits: data to use instead of loading ``config.data`` (tests).
+        out: where the summary table is printed; default stdout.
+
+    Returns:
+        A :class:`CampaignResult`.
+
+    Raises:
+        EvoticketError: for bad input (configuration, data, device, run name); nothing is
+            written then. ``RunLockedError`` when another process writes the run,
+            ``StorageError`` when writing fails and ``DivergedError`` when a whole generation
+            diverged; the last checkpoint is kept for both.
+        Interrupted: after Ctrl-C, once the current generation is checkpointed.
+    """
+    config = config or CampaignConfig()
+    if resume and not name:
+        raise EvoticketError("--resume: give the run's --name (a default name is new every time)")
+    name = name or default_name(config)
+    check_name(name)
+    run_dir = Path(runs_dir) / name
+    if resume and not force and paths.config(run_dir).is_file():
+        return _resume(run_dir, config, plots_dir=plots_dir, hooks=hooks, splits=splits, out=out, requeue=True)
+    prepare_run_dir(Path(runs_dir), name, force)
+    plot_dir = Path(plots_dir) / name
+    wall_start = time.perf_counter()
+    seed_everything(config.campaign.seed)
+    method, resolved = resolve_run(config, splits=splits)  # bad input fails before anything is written
+    with RunLock(run_dir):
+        prepare_run_dir(Path(runs_dir), name, force)  # again, now that no other process can create it
+        run = method.prepare(resolved)
+        counters = _new_counters()
+        create_run_dir(run_dir, plot_dir, force, config, lambda folder: _save_checkpoint(folder, config, run, counters))
+        return _execute(config, run, run_dir, plot_dir, counters, hooks, out, wall_start)
+
+
+def resume_campaign(
+    run_dir: str | Path,
+    overrides: Sequence[str] = (),
+    *,
+    plots_dir: str | Path = "plots",
+    hooks: tuple[Hook, ...] = (),
+    splits: Splits | None = None,
+    out: TextIO | None = None,
+) -> CampaignResult:
+    """Continue a campaign from its newest usable checkpoint.
+
+    Records written after that checkpoint are cut off first, so the resumed campaign ends with
+    exactly the files an uninterrupted one writes. Only the keys in :data:`SAFE_ON_RESUME` may be
+    changed, and only explicitly, with ``overrides``; e.g. ``["ga.generations=60"]`` extends a
+    campaign (also a finished one).
+
+    Args:
+        run_dir: the run directory (``runs/NAME``).
+        overrides: ``section.key=value`` changes of safe keys.
+        plots_dir: parent of plot directories.
+        hooks, splits, out: as for :func:`run_campaign`.
+
+    Raises:
+        EvoticketError: for a missing run, a changed configuration (naming the keys that differ),
+            no usable checkpoint, a finished campaign with nothing to add, or another process
+            writing the run (``RunLockedError``).
+    """
+    run_dir = Path(run_dir)
+    _check_resumable(run_dir)
+    stored = load_config(paths.config(run_dir))
+    config = stored.with_overrides(list(overrides)) if overrides else stored
+    return _resume(run_dir, config, plots_dir=plots_dir, hooks=hooks, splits=splits, out=out)
+
+
+def _check_resumable(run_dir: Path) -> None:
+    if not run_dir.exists():
+        if paths.staging(run_dir).exists():
+            raise EvoticketError(
+                f"{run_dir}: the run was never created (its start was interrupted before the first checkpoint); "
+                f"start it again: evoticket run --name {run_dir.name}"
+            )
+        raise EvoticketError(f"{run_dir}: no such run directory; give runs/NAME")
+    if not paths.config(run_dir).is_file():
+        raise EvoticketError(f"{run_dir}: not an evoticket run (no {paths.config(run_dir).name}); give runs/NAME")
+
+
+def _resume(
+    run_dir: Path,
+    config: CampaignConfig,
+    *,
+    plots_dir: str | Path,
+    hooks: tuple[Hook, ...],
+    splits: Splits | None,
+    out: TextIO | None,
+    requeue: bool = False,
+) -> CampaignResult:
+    """Resume ``run_dir`` with ``config``: checks first (nothing written), then under the run's lock."""
+    wall_start = time.perf_counter()
+    _check_resumable(run_dir)
+    ckpt = load_latest(run_dir)
+    saved = CampaignConfig.from_dict(ckpt.config)
+    changed = changed_keys(saved, config)
+    unsafe = [k for k in changed if k not in SAFE_ON_RESUME]
+    if unsafe:
+        what = ", ".join(f"{k} ({saved.lookup(k)!r} -> {config.lookup(k)!r})" for k in unsafe)
+        raise ConfigError(
+            f"cannot resume {run_dir} with a changed configuration: {what}; "
+            f"only these may change on resume: {', '.join(sorted(SAFE_ON_RESUME))}"
+        )
+    if config.ga.generations < ckpt.generation:
+        raise ConfigError(
+            f"ga.generations: {run_dir} has already completed generation {ckpt.generation}; "
+            f"must be >= {ckpt.generation}, got {config.ga.generations}"
+        )
+    finished = paths.summary(run_dir).exists()
+    if finished and not changed:
+        if requeue:
+            from evoticket.records import read_summary
+
+            print(f"evoticket: {run_dir} is already complete; nothing to do", file=sys.stderr)
+            return CampaignResult(run_dir, Path(plots_dir) / run_dir.name, read_summary(run_dir), None)
+        raise EvoticketError(
+            f"{run_dir}: the campaign is already complete (summary.json); "
+            f"to extend it: evoticket resume {run_dir} --set ga.generations=N"
+        )
+    method, resolved = resolve_run(config, splits=splits)
+    with RunLock(run_dir):
+        # the checkpoint read above may be stale if another process wrote the run meanwhile
+        return _continue(
+            run_dir, config, method.prepare(resolved), load_latest(run_dir), changed, plots_dir, hooks, out, wall_start
+        )
+
+
+def _continue(
+    run_dir: Path,
+    config: CampaignConfig,
+    run: MethodRun,
+    ckpt: Checkpoint,
+    changed: list[str],
+    plots_dir: str | Path,
+    hooks: tuple[Hook, ...],
+    out: TextIO | None,
+    wall_start: float,
+) -> CampaignResult:
+    """Roll the records back to the checkpoint, restore the method's state and run on (the lock is held)."""
+    removed = rollback_records(run_dir, ckpt.records)
+    if removed:
+        detail = ", ".join(f"{n} bytes of {name}" for name, n in removed.items())
+        print(f"evoticket: rolled back records written after generation {ckpt.generation}: {detail}", file=sys.stderr)
+    if changed:
+        atomic_write_text(paths.config(run_dir), config.to_toml())
+        paths.summary(run_dir).unlink(missing_ok=True)  # stale: the campaign goes on
+    run.restore(
+        {
+            "generation": ckpt.generation,
+            "population": ckpt.population,
+            "hall_of_fame": ckpt.hall_of_fame,
+            "logbook": ckpt.logbook,
+            "next_uid": ckpt.next_uid,
+            "rng": ckpt.rng,
+            **ckpt.extra,
+        }
+    )
+    counters = {**_new_counters(), **ckpt.counters}
+    print(f"evoticket: resuming {run_dir} after generation {ckpt.generation}", file=sys.stderr)
+    return _execute(config, run, run_dir, Path(plots_dir) / run_dir.name, counters, hooks, out, wall_start)
+
+
+def changed_keys(old: CampaignConfig, new: CampaignConfig) -> list[str]:
+    """Dotted keys whose values differ between two configurations."""
+    a, b = old.flat(), new.flat()
+    return [key for key in a if a[key] != b[key]]
+
+
+def _save_checkpoint(
+    run_dir: Path, config: CampaignConfig, run: MethodRun, counters: dict[str, float], state: Any = None
+) -> None:
+    snap = run.snapshot(state)
+    core = ("generation", "population", "hall_of_fame", "logbook", "next_uid", "rng")
+    save_checkpoint(
+        run_dir,
+        Checkpoint(
+            *(snap[k] for k in core[:5]),
+            config.to_dict(),
+            config.hash(),
+            snap["rng"],
+            record_sizes(run_dir),
+            dict(counters),
+            {k: v for k, v in snap.items() if k not in core},
+        ),
+    )
+
+
+def _execute(
+    config: CampaignConfig,
+    run: MethodRun,
+    run_dir: Path,
+    plot_dir: Path,
+    counters: dict[str, float],
+    hooks: Sequence[Hook],
+    out: TextIO | None,
+    wall_start: float,
+) -> CampaignResult:
+    """Run the method from where it stands to the end, then the final comparison and the summary."""
+    out = out or sys.stdout
+    run.evaluated = int(counters["evaluated"])
+    writer = RecordWriter(run_dir)
+    session_start = wall_start
+    previous_wall = counters["wall_seconds"]
+    counters["sessions"] = int(counters.get("sessions", 0)) + 1
+
+    def update_counters() -> None:
+        counters["evaluated"] = run.evaluated
+        counters["session_wall_seconds"] = time.perf_counter() - session_start
+        counters["wall_seconds"] = previous_wall + counters["session_wall_seconds"]
+
+    def write_records(generation: int, population: list, record: Any) -> None:
+        start = time.perf_counter()
+        try:
+            writer(generation, population, record)
+        except OSError as e:
+            raise StorageError(
+                f"cannot write records in {run_dir}: {e.strerror or e}; the checkpoint of generation "
+                f"{generation - 1} is intact: free space and run: evoticket resume {run_dir}"
+            ) from None
+        counters["records_seconds"] += time.perf_counter() - start
+        counters["variation_selection_seconds"] += record.variation_seconds
+
+    def checkpoint(generation: int, population: list, record: Any) -> None:
+        start = time.perf_counter()
+        for key, seconds in run.seconds().items():
+            counters[key] += seconds
+        update_counters()
+        try:
+            _save_checkpoint(run_dir, config, run, counters, record.state)
+        except StorageError as e:
+            raise StorageError(f"{e}; free space and run: evoticket resume {run_dir}") from None
+        counters["checkpoint_seconds"] += time.perf_counter() - start
+
+    stop = StopOnSignal()
+    progress = _Progress(config.ga.generations + 1, config.campaign.progress, initial=run.generation + 1)
+    stop.install()
+    try:
+        try:
+            result = run.run((write_records, checkpoint, progress, *hooks), stop, Budget())
+        finally:
+            progress.close()
+        if stop.requested:
+            raise KeyboardInterrupt
+        stop.immediate = True  # from here on a resume redoes everything that is left
+        return _finish(config, run, run_dir, plot_dir, result, counters, update_counters, out)
+    except (Interrupted, KeyboardInterrupt):
+        raise Interrupted(str(run_dir), _last_checkpoint_generation(run_dir), stop.signum) from None
+    finally:
+        stop.uninstall()
+
+
+def _finish(
+    config: CampaignConfig,
+    run: MethodRun,
+    run_dir: Path,
+    plot_dir: Path,
+    result: Any,
+    counters: dict[str, float],
+    update_counters: Any,
+    out: TextIO,
+) -> CampaignResult:
+    """After the method: best ticket, final comparison, trained networks, plot and ``summary.json`` (last)."""
+    arch, splits = run.resolved.arch, run.resolved.splits
+    best = result.best
+    save_ticket(paths.best_ticket(run_dir), best, arch, config)
+    final_start = time.perf_counter()
+    final = compare_controls(best, arch, splits, config)
+    save_trained(paths.trained_ticket(run_dir), final.trained, arch, config)
+    counters["final_comparison_seconds"] += time.perf_counter() - final_start
+    plot_start = time.perf_counter()
+    plot_fitness(run_dir, paths.fitness_plot(plot_dir))
+    counters["plot_seconds"] += time.perf_counter() - plot_start
+    update_counters()
+
+    controls = final.controls
+    dense = controls["dense"]["test_acc_mean"]
+    ticket = controls["ticket"]["test_acc_mean"]
+    winning = ticket >= dense - config.campaign.winning_tolerance
+    search = {k: int(result.spent.get(k, 0)) for k in SPENT_KEYS}
+    summary = {
+        "name": run_dir.name,
+        "method": config.method,
+        "config_hash": config.hash(),
+        "data": config.data.name,
+        "model": config.model.name,
+        "architecture": arch.to_dict(),
+        "best": {
+            "uid": best.uid,
+            "generation": best.eval_record["generation"],
+            "val_acc": best.fitness.values[0],
+            "val_loss": best.fitness.values[1],
+            "density_total": best.total_density(),
+            "density": best.density(),
+        },
+        "hall_of_fame": [
+            {"uid": ind.uid, "generation": ind.eval_record["generation"], "val_acc": ind.fitness.values[0]}
+            for ind in result.tickets
+        ],
+        "controls": controls,
+        "winning_ticket": bool(winning),
+        "beats_random_mask": bool(ticket > controls["random"]["test_acc_mean"]),
+        "verdict": verdict(winning, controls, config),
+        "individuals_evaluated": run.evaluated,
+        "compute": {
+            "search": search,
+            "final_comparison": final.spent,
+            "total": {k: search[k] + final.spent[k] for k in SPENT_KEYS},
+        },
+        "device": str(splits.device),
+        "timing": timing(counters),
+        **result.info,
+    }
+    write_json(paths.summary(run_dir), summary)
+    print(format_summary(summary, run_dir, plot_dir, config), file=out)
+    return CampaignResult(run_dir, plot_dir, summary, best)
+
+
+def _last_checkpoint_generation(run_dir: Path) -> int:
+    found = list_checkpoints(run_dir)
+    return int(found[0].stem.split("-", 1)[1]) if found else -1

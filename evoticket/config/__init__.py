@@ -1,0 +1,52 @@
+"""Configuration: the frozen dataclasses (:mod:`.schema`) and how they are read (:mod:`.overrides`).
+
+This stage imports nothing downstream; :func:`evoticket.methods.resolve` runs the checks that need
+a data set, a model or a registry.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from evoticket.config.overrides import parse_value, read_toml
+from evoticket.config.schema import (
+    SECTIONS,
+    TOP_LEVEL,
+    CampaignConfig,
+    CampaignSection,
+    DataConfig,
+    FinetuneConfig,
+    GAConfig,
+    ModelConfig,
+    TicketConfig,
+)
+
+
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> CampaignConfig:
+    """Read a TOML configuration file and apply ``section.key=value`` overrides.
+
+    Args:
+        path: TOML file; ``None`` gives the default campaign.
+        overrides: ``--set`` strings applied after the file.
+
+    Raises:
+        ConfigError: if the file is missing, is not valid TOML, or holds a bad key or value.
+    """
+    config = CampaignConfig() if path is None else CampaignConfig.from_dict(read_toml(path))
+    return config.with_overrides(overrides) if overrides else config
+
+
+__all__ = [
+    "SECTIONS",
+    "TOP_LEVEL",
+    "CampaignConfig",
+    "CampaignSection",
+    "DataConfig",
+    "FinetuneConfig",
+    "GAConfig",
+    "ModelConfig",
+    "TicketConfig",
+    "load_config",
+    "parse_value",
+]

@@ -1,0 +1,415 @@
+"""Campaign configuration: frozen dataclasses, one home for every default.
+
+A campaign is configured by a TOML file with a top-level ``method`` key and the
+sections ``[data]``, ``[model]``, ``[ticket]``, ``[finetune]``, ``[ga]`` and
+``[campaign]``; every key is optional and defaults to the value written in this
+module (and nowhere else). Each key's type and range is checked once, when the
+configuration is built; an error names the key and what would be valid, e.g.
+``ga.population: must be >= 2, got 0``. This module imports no other stage:
+checks that need a data set, a model or a registry run in
+:func:`evoticket.methods.resolve`.
+
+Example::
+
+    method = "ga"
+
+    [ticket]
+    density = 0.1
+
+    [finetune]
+    steps = 100
+    mode = "lamarckian"
+
+    [ga.operator_args.mutMaskSwap]
+    indpb = 0.05
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from evoticket.config.overrides import unknown_key
+from evoticket.core.errors import ConfigError
+
+Check = Callable[[Any], str | None]
+
+
+def _check(fn: Callable[[Any], bool], valid: str) -> dict[str, Check]:
+    """Field metadata: ``fn(value)`` must hold, else the error says ``valid``."""
+    return {"check": lambda v: None if fn(v) else valid}
+
+
+def _choice(*names: str) -> dict[str, Check]:
+    return _check(lambda v: v in names, "must be one of " + ", ".join(repr(n) for n in names))
+
+
+def _at_least(lo: float) -> dict[str, Check]:
+    return _check(lambda v: v >= lo, f"must be >= {lo}")
+
+
+def _positive() -> dict[str, Check]:
+    return _check(lambda v: v > 0 and math.isfinite(v), "must be a finite number > 0")
+
+
+def _probability() -> dict[str, Check]:
+    return _check(lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data set, and how its validation split is carved out."""
+
+    name: str = "mnist1d"
+    """Data set name: mnist1d, digits, mnist or fashion_mnist (see ``evoticket.data.DATASETS``)."""
+    root: str = ""
+    """Directory holding the IDX files of mnist / fashion_mnist; unused by the others."""
+    val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "must be in (0, 1)"))
+    """Fraction of the training split held out for validation (fitness); in (0, 1)."""
+    seed: int = field(default=0, metadata=_at_least(0))
+    """Seed of the stratified train/validation split; >= 0."""
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The network whose tickets are evolved."""
+
+    name: str = "mlp"
+    """Model name: mlp, mlp_residual or cnn1d (see ``evoticket.models.MODELS``)."""
+    hidden: tuple[int, ...] = field(default=(), metadata=_check(lambda v: all(h >= 1 for h in v), "must be sizes >= 1"))
+    """Hidden sizes (mlp) or channels (cnn1d); empty takes the model's default ([300, 100] for mlp)."""
+    init: str = field(default="kaiming_normal", metadata=_choice("kaiming_normal", "glorot_normal", "signed_constant"))
+    """Weight initialiser of theta0: kaiming_normal, glorot_normal or signed_constant."""
+
+
+@dataclass(frozen=True)
+class TicketConfig:
+    """The masks of the initial population."""
+
+    density: float = field(default=0.1, metadata=_check(lambda v: 0 < v <= 1, "must be in (0, 1]"))
+    """Fraction of each layer's weights kept by the initial random masks; in (0, 1]."""
+    layer_densities: dict[str, float] = field(
+        default_factory=dict,
+        metadata=_check(lambda v: all(0 < d <= 1 for d in v.values()), "densities must be in (0, 1]"),
+    )
+    """Per-layer override of ``density``: weight name (e.g. "fc1.weight") -> density in (0, 1]."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The short gradient fine-tuning every individual gets before its fitness is read."""
+
+    steps: int = field(default=100, metadata=_at_least(0))
+    """Gradient steps per individual per evaluation (steps, not epochs); >= 0. 0: no fine-tuning (supermask search)."""
+    lr: float = field(default=2e-2, metadata=_positive())
+    """Learning rate of the optimizer; > 0."""
+    optimizer: str = field(default="adam", metadata=_choice("adam", "sgd"))
+    """adam, or sgd (with momentum)."""
+    momentum: float = field(default=0.9, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    """SGD momentum; in [0, 1). Unused by adam."""
+    weight_decay: float = field(default=0.0, metadata=_at_least(0.0))
+    """L2 weight decay; >= 0."""
+    batch_size: int = field(default=100, metadata=_at_least(1))
+    """Examples per minibatch (shared by the whole population); >= 1."""
+    mode: str = field(default="baldwinian", metadata=_choice("baldwinian", "lamarckian"))
+    """baldwinian: fine-tuned weights are discarded; lamarckian: they become the individual's theta0."""
+    max_memory_mb: float = field(default=2048.0, metadata=_positive())
+    """Memory budget of one batched fine-tuning (MiB); the population is split into chunks to fit; > 0."""
+
+
+@dataclass(frozen=True)
+class GAConfig:
+    """The (mu + lambda) genetic algorithm."""
+
+    population: int = field(default=32, metadata=_at_least(2))
+    """Population size mu; >= 2."""
+    offspring: int = field(default=0, metadata=_at_least(0))
+    """Offspring per generation lambda; >= 1, or 0 (the default) for as many as ``ga.population``."""
+    generations: int = field(default=40, metadata=_at_least(0))
+    """Generations after the initial population; >= 0."""
+    cxpb: float = field(default=0.5, metadata=_probability())
+    """Probability that a pair of offspring is made by crossover; in [0, 1]."""
+    mutpb: float = field(default=1.0, metadata=_probability())
+    """Probability that an offspring is mutated (one not crossed over is always mutated); in [0, 1]."""
+    tournament_size: int = field(default=3, metadata=_at_least(1))
+    """Tournament size of selTournament (parents and survivors); in [1, population + offspring]."""
+    elitism: int = field(default=2, metadata=_at_least(0))
+    """Best individuals of parents + offspring that always survive; in [0, population]."""
+    reevaluate: bool = True
+    """Fine-tune the surviving parents again each generation, next to the offspring, so selection compares
+    everyone under the same minibatch sequence (no stale lucky fitness); costs mu extra evaluations per generation."""
+    survival: str = "selElitistTournament"
+    """Survivor scheme choosing mu of parents + offspring (see ``evoticket.operators.SURVIVORS``):
+    selElitistTournament keeps the ``elitism`` best, then tournament winners."""
+    hall_of_fame: int = field(default=5, metadata=_at_least(1))
+    """Size of the hall of fame; >= 1."""
+    crossover: str = "cxMaskUniform"
+    """Crossover operator (see ``evoticket.operators.CROSSOVERS``)."""
+    mutations: tuple[str, ...] = ("mutMaskSwap",)
+    """Mutation operators applied in turn to a mutated offspring (see ``evoticket.operators.MUTATIONS``)."""
+    operator_args: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Operator name -> keyword arguments overriding its defaults, e.g. {mutMaskSwap = {indpb = 0.05}}."""
+
+    @property
+    def num_offspring(self) -> int:
+        """Offspring per generation: ``offspring``, or ``population`` when ``offspring`` is 0."""
+        return self.offspring or self.population
+
+
+@dataclass(frozen=True)
+class CampaignSection:
+    """Seed, device and the final lottery-ticket comparison."""
+
+    seed: int = field(default=0, metadata=_at_least(0))
+    """Seed of every random number in the campaign; >= 0."""
+    device: str = field(
+        default="auto",
+        metadata=_check(
+            lambda v: v in ("auto", "cpu", "cuda") or (v.startswith("cuda:") and v[5:].isdigit()),
+            "one of 'auto', 'cpu', 'cuda', 'cuda:N'",
+        ),
+    )
+    """Where fine-tuning runs: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."""
+    final_steps: int = field(default=1500, metadata=_at_least(1))
+    """Training steps of the final comparison (best ticket, dense, random mask); >= 1."""
+    final_seeds: int = field(default=3, metadata=_at_least(1))
+    """Data-order seeds the final comparison is repeated over (mean and std reported); >= 1."""
+    final_eval_every: int = field(default=100, metadata=_at_least(1))
+    """Steps between validation checks for early stopping in the final comparison; >= 1."""
+    early_stopping: str = field(default="val_acc", metadata=_choice("val_acc", "val_loss", "none"))
+    """Early-stopping step of the final comparison: max validation accuracy, min validation loss, or none (last)."""
+    winning_tolerance: float = field(default=0.01, metadata=_at_least(0.0))
+    """A ticket is winning if its mean test accuracy is >= the dense network's minus this; in [0, 1]."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "model": ModelConfig,
+    "ticket": TicketConfig,
+    "finetune": FinetuneConfig,
+    "ga": GAConfig,
+    "campaign": CampaignSection,
+}
+"""Section name -> its dataclass; a TOML file's tables."""
+
+TOP_LEVEL: dict[str, str] = {"method": "ga"}
+"""Top-level keys (not in a section) -> default: ``method`` names the way tickets are found
+(see ``evoticket.methods.METHODS``); each method's own settings live in the section of its name."""
+
+
+@dataclass(frozen=True)
+class CampaignConfig:
+    """A whole campaign's configuration (every section has full defaults).
+
+    Build it with ``CampaignConfig()`` for the default campaign,
+    :func:`~evoticket.config.load_config` from a TOML file or :meth:`from_dict`;
+    change it with :meth:`with_overrides`. Construction checks every key's
+    type and range and the checks between keys of this configuration; the
+    checks that need a data set, a model or a registry (names, layer names,
+    memory, device) run in :func:`evoticket.methods.resolve`, before anything
+    is written.
+
+    Attributes:
+        method: the method that finds tickets (top-level key ``method``,
+            default ``"ga"``).
+
+    Raises:
+        ConfigError: on an unknown key, a wrong type or an out-of-range value.
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    ticket: TicketConfig = field(default_factory=TicketConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    ga: GAConfig = field(default_factory=GAConfig)
+    campaign: CampaignSection = field(default_factory=CampaignSection)
+    method: str = TOP_LEVEL["method"]
+
+    def __post_init__(self) -> None:
+        for name, cls in SECTIONS.items():
+            section = getattr(self, name)
+            if not isinstance(section, cls):
+                raise ConfigError(f"{name}: must be a table of {cls.__name__} keys")
+            _validate_section(name, section)
+        if not isinstance(self.method, str) or not self.method:
+            raise ConfigError(f"method: must be a method name such as 'ga', got {_describe(self.method)}")
+        _validate_cross(self)
+
+    # ------------------------------------------------------------ conversion
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> CampaignConfig:
+        """Build from nested plain data (as parsed from TOML).
+
+        Raises:
+            ConfigError: on an unknown section or key (with a "did you mean"),
+                a wrong type or an out-of-range value.
+        """
+        if not isinstance(raw, Mapping):
+            raise ConfigError("configuration: must be a table of sections")
+        sections: dict[str, Any] = {}
+        for name, values in raw.items():
+            if name in TOP_LEVEL:
+                sections[name] = _coerce(name, values, str)
+                continue
+            if name not in SECTIONS:
+                raise ConfigError(unknown_key(name, [*TOP_LEVEL, *SECTIONS], "section"))
+            if not isinstance(values, Mapping):
+                raise ConfigError(f"{name}: must be a table, got {_describe(values)}")
+            sections[name] = _build_section(name, SECTIONS[name], values)
+        return cls(**sections)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Nested plain data (lists, dicts, numbers, strings), TOML-writable: top-level keys, then sections."""
+        top = {key: getattr(self, key) for key in TOP_LEVEL}
+        return {**top, **{name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}}
+
+    def to_toml(self) -> str:
+        """The fully resolved configuration as TOML text."""
+        import tomli_w
+
+        return tomli_w.dumps(self.to_dict())
+
+    def hash(self) -> str:
+        """SHA-256 of the resolved configuration (hex, 16 characters)."""
+        text = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def with_overrides(self, overrides: Sequence[str] | Mapping[str, Any]) -> CampaignConfig:
+        """A copy with ``section.key=value`` (or top-level ``method=NAME``) overrides applied.
+
+        Args:
+            overrides: strings ``"section.key=value"`` (value parsed as a TOML
+                value, bare words taken as strings), or a mapping of dotted key
+                to value.
+
+        Raises:
+            ConfigError: on a malformed override, an unknown key or a bad value.
+        """
+        from evoticket.config.overrides import apply_overrides
+
+        return CampaignConfig.from_dict(apply_overrides(self.to_dict(), overrides, SECTIONS, TOP_LEVEL))
+
+    def lookup(self, dotted: str) -> Any:
+        """The value of a dotted key, e.g. ``"ga.population"`` or ``"method"``."""
+        raw = self.to_dict()
+        section, _, key = dotted.partition(".")
+        return raw[section][key] if key else raw[section]
+
+    def flat(self) -> dict[str, Any]:
+        """Dotted key -> value for every key (``"method"``, ``"ga.population"``, ...)."""
+        raw = self.to_dict()
+        out = {key: raw[key] for key in TOP_LEVEL}
+        out.update({f"{section}.{key}": v for section in SECTIONS for key, v in raw[section].items()})
+        return out
+
+
+def _validate_cross(config: CampaignConfig) -> None:
+    """Checks between keys of the configuration itself (registries and data are checked when resolving)."""
+    ga = config.ga
+    if not ga.mutations:
+        raise ConfigError("ga.mutations: must name at least one mutation, e.g. ['mutMaskSwap']")
+    pool = ga.population + ga.num_offspring
+    if ga.tournament_size > pool:
+        raise ConfigError(
+            f"ga.tournament_size: must be <= ga.population + ga.offspring ({pool}), got {ga.tournament_size}"
+        )
+    if ga.elitism > ga.population:
+        raise ConfigError(f"ga.elitism: must be <= ga.population ({ga.population}), got {ga.elitism}")
+    if config.campaign.winning_tolerance > 1:
+        raise ConfigError(f"campaign.winning_tolerance: must be in [0, 1], got {config.campaign.winning_tolerance}")
+
+
+# ---------------------------------------------------------------------------
+# validation
+
+
+def _describe(value: Any) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def _build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in fields:
+            raise ConfigError(unknown_key(f"{name}.{key}", [f"{name}.{k}" for k in fields]))
+        kwargs[key] = _coerce(f"{name}.{key}", value, _hints(cls)[key])
+    return cls(**kwargs)
+
+
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _coerce(key: str, value: Any, hint: Any) -> Any:
+    """Convert a parsed value to the field's type, or raise ConfigError naming ``key``."""
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: must be true or false, got {_describe(value)}")
+    if hint is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            if not -(2**63) <= value < 2**63:
+                raise ConfigError(f"{key}: must be a 64-bit integer (as TOML allows), got {value}")
+            return value
+        raise ConfigError(f"{key}: must be an integer, got {_describe(value)}")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                number = float(value)
+            except OverflowError:  # an int beyond the float range
+                number = math.inf
+            if not math.isfinite(number):
+                raise ConfigError(f"{key}: must be a finite number, got {value!r}")
+            return number
+        raise ConfigError(f"{key}: must be a number, got {_describe(value)}")
+    if hint is str:
+        if isinstance(value, str):
+            return value
+        raise ConfigError(f"{key}: must be a string, got {_describe(value)}")
+    if origin is tuple:
+        (item, _) = typing.get_args(hint)
+        if isinstance(value, str | bytes) or not isinstance(value, Sequence):
+            raise ConfigError(f"{key}: must be a list, got {_describe(value)}")
+        return tuple(_coerce(f"{key}[{i}]", v, item) for i, v in enumerate(value))
+    if origin is dict:
+        _, item = typing.get_args(hint)
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: must be a table, got {_describe(value)}")
+        return {str(k): _coerce(f"{key}.{k}", v, item) for k, v in value.items()}
+    if origin in (types.UnionType, typing.Union):  # pragma: no cover - no such fields yet
+        return value
+    raise TypeError(f"unsupported configuration type {hint!r} for {key}")  # a bug, not a user error
+
+
+def _validate_section(name: str, section: Any) -> None:
+    hints = _hints(type(section))
+    for f in dataclasses.fields(section):
+        key = f"{name}.{f.name}"
+        value = _coerce(key, getattr(section, f.name), hints[f.name])
+        object.__setattr__(section, f.name, value)
+        check = f.metadata.get("check")
+        if check is not None:
+            problem = check(value)
+            if problem:
+                raise ConfigError(f"{key}: {problem}, got {value!r}")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value

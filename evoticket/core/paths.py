@@ -1,0 +1,85 @@
+"""Every file a campaign writes, in one place (as OpenLTH's ``foundations/paths.py``).
+
+A run named NAME writes ``runs/NAME/`` and ``plots/NAME/``::
+
+    runs/NAME/config.toml        the fully resolved configuration
+    runs/NAME/generations.csv    one row of statistics per generation
+    runs/NAME/individuals.jsonl  one JSON line per evaluated individual (lineage)
+    runs/NAME/best_ticket.pt     the best ticket: theta0, masks, lineage, architecture, config
+    runs/NAME/trained_ticket.pt  what the final comparison trained: every seed's ticket and controls
+    runs/NAME/summary.json       the final lottery-ticket comparison and timings
+    runs/NAME/checkpoints/       gen-NNNNNN.pt, the last two generations' checkpoints
+    plots/NAME/fitness.png       validation accuracy per generation
+
+A new run is assembled in ``runs/.NAME.partial/`` (configuration and first checkpoint) and renamed to
+``runs/NAME/``, so a run directory always holds a checkpoint to resume from; ``run --force`` moves the
+old run to ``runs/.NAME.replaced/`` until the new one is in place. ``runs/.NAME.lock`` is held
+(``flock``) by the one process writing the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def config(run_dir: Path) -> Path:
+    """The resolved configuration (TOML)."""
+    return Path(run_dir) / "config.toml"
+
+
+def generations_csv(run_dir: Path) -> Path:
+    """Per-generation statistics (CSV, one row per generation)."""
+    return Path(run_dir) / "generations.csv"
+
+
+def individuals_jsonl(run_dir: Path) -> Path:
+    """Per-individual records (JSON lines, one per evaluated individual)."""
+    return Path(run_dir) / "individuals.jsonl"
+
+
+def best_ticket(run_dir: Path) -> Path:
+    """The best ticket found (``torch.save`` file)."""
+    return Path(run_dir) / "best_ticket.pt"
+
+
+def trained_ticket(run_dir: Path) -> Path:
+    """The networks the final comparison trained (``torch.save`` file), per seed and control."""
+    return Path(run_dir) / "trained_ticket.pt"
+
+
+def summary(run_dir: Path) -> Path:
+    """The campaign summary (JSON)."""
+    return Path(run_dir) / "summary.json"
+
+
+def fitness_plot(plot_dir: Path) -> Path:
+    """Validation accuracy per generation (PNG)."""
+    return Path(plot_dir) / "fitness.png"
+
+
+def checkpoint_dir(run_dir: Path) -> Path:
+    """Folder of the run's checkpoints."""
+    return Path(run_dir) / "checkpoints"
+
+
+def checkpoint(run_dir: Path, generation: int) -> Path:
+    """The checkpoint after ``generation`` (-1: before the initial population)."""
+    return checkpoint_dir(run_dir) / f"gen-{generation:06d}.pt"
+
+
+def staging(run_dir: Path) -> Path:
+    """Where a new run is assembled before it is renamed to ``run_dir`` (``runs/.NAME.partial``)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.partial"
+
+
+def replaced(run_dir: Path) -> Path:
+    """Where ``run --force`` moves the old run until the new one is in place (``runs/.NAME.replaced``)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.replaced"
+
+
+def lock(run_dir: Path) -> Path:
+    """The lock file of the one process writing ``run_dir`` (``runs/.NAME.lock``)."""
+    run_dir = Path(run_dir)
+    return run_dir.parent / f".{run_dir.name}.lock"

@@ -1,0 +1,353 @@
+"""The (mu + lambda) loop: variation, one batched evaluation per generation, survival, hooks.
+
+:func:`evolve` is evoticket's own loop: (mu + lambda) with tournament selection of parents,
+survivors chosen by the toolbox's ``survive`` entry (elitist tournament by default), statistics in
+a DEAP ``Logbook`` and a ``HallOfFame``, and hooks ``(generation, population, record) -> None``
+called after every generation (records, progress bar and checkpoints are hooks; the loop itself
+never changes per experiment). The loop owns what evaluation does to individuals: uids,
+``eval_record`` and Lamarckian write-back (:func:`apply_results`); the evaluator only returns
+results.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from deap import base, tools
+
+from evoticket.config import CampaignConfig, FinetuneConfig
+from evoticket.core.faults import kill_point
+from evoticket.evolution.backends import Backend
+from evoticket.evolution.evaluator import EvalResult
+from evoticket.genome import Ticket, UidCounter
+
+SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
+"""The compute fields of every evaluation record, summed per generation."""
+
+
+def apply_results(
+    individuals: Sequence[Ticket],
+    results: Sequence[EvalResult],
+    counter: UidCounter,
+    generation: int,
+    *,
+    lamarckian: bool = False,
+) -> None:
+    """The loop's side of an evaluation: uids, records and Lamarckian write-back.
+
+    Each individual without a uid gets one (in order); each gets ``eval_record``: uid,
+    generation, parents, operators, densities, whether it was evaluated before
+    (``reevaluated``), and the evaluator's fields. In Lamarckian mode the fine-tuned
+    kept weights and unmasked parameters become theta0 (not for a diverged individual).
+    Fitness is left to the caller (DEAP's ``toolbox.map`` contract).
+
+    Args:
+        individuals: the evaluated individuals.
+        results: their :class:`~evoticket.evolution.evaluator.EvalResult`, in order.
+        counter: hands out uids.
+        generation: the generation they were evaluated in.
+        lamarckian: write the fine-tuned weights back.
+    """
+    reevaluated = [ind.uid is not None for ind in individuals]
+    counter.assign(individuals)
+    for ind, res, again in zip(individuals, results, reevaluated, strict=True):
+        ind.eval_record = {
+            "uid": ind.uid,
+            "generation": generation,
+            "parents": list(ind.parents),
+            "operators": list(ind.operators),
+            "density": ind.density(),
+            "density_total": ind.total_density(),
+            **res.fields,
+            "reevaluated": again,
+        }
+        if lamarckian and not res.nonfinite and res.weights is not None:
+            _inherit(ind, res.weights)
+
+
+def _inherit(ind: Ticket, weights: dict[str, torch.Tensor]) -> None:
+    """Lamarckian write-back: fine-tuned kept weights and biases become theta0."""
+    for name, w in weights.items():
+        if name in ind.masks:
+            ind.theta0[name] = torch.where(ind.masks[name], w, ind.theta0[name])
+        else:
+            ind.theta0[name] = w.clone()
+
+
+class PopulationEvaluator:
+    """The toolbox's ``evaluate``: a generation's evaluation through a backend, then its effects on the individuals.
+
+    Call :meth:`evaluate_batch` with every individual of a generation (the toolbox's ``map``
+    does): the backend runs the pure evaluator on them (one batched fine-tuning on the
+    generation's minibatch sequence), and :func:`apply_results` gives them uids, their
+    ``eval_record`` (the line written to ``individuals.jsonl``) and, in ``lamarckian`` mode,
+    their fine-tuned weights as theta0.
+
+    Args:
+        backend: runs the pure evaluator (:class:`~evoticket.evolution.backends.LocalBackend`).
+        cfg: fine-tuning settings (``mode`` and ``steps`` decide Lamarckian write-back).
+        counter: hands out uids.
+
+    Attributes:
+        generation: generation of the next batch; advanced after each batch.
+        seconds: wall time spent fine-tuning and evaluating so far (s).
+        train_seconds, eval_seconds: of which optimizer steps and validation passes (s).
+        evaluated: individuals evaluated so far.
+    """
+
+    def __init__(self, backend: Backend, cfg: FinetuneConfig, counter: UidCounter) -> None:
+        self.backend = backend
+        self.cfg = cfg
+        self.counter = counter
+        self.generation = 0
+        self.seconds = 0.0
+        self.train_seconds = 0.0
+        self.eval_seconds = 0.0
+        self.evaluated = 0
+
+    @property
+    def lamarckian(self) -> bool:
+        """Whether fine-tuned weights are written back into theta0."""
+        return self.cfg.mode == "lamarckian" and self.cfg.steps > 0
+
+    def __call__(self, individual: Ticket) -> tuple[float, ...]:
+        """Evaluate one individual (a batch of one) without advancing the generation."""
+        generation = self.generation
+        fitness = self.evaluate_batch([individual])[0]
+        self.generation = generation
+        return fitness
+
+    def evaluate_batch(self, individuals: Sequence[Ticket]) -> list[tuple[float, ...]]:
+        """Evaluate individuals together and apply the results to them.
+
+        Returns:
+            One fitness ``(val_acc, val_loss)`` per individual, in order;
+            :data:`WORST_FITNESS` for one whose loss or weights became non-finite.
+        """
+        individuals = list(individuals)
+        if not individuals:
+            return []
+        start = time.perf_counter()
+        batch = self.backend.evaluate(individuals, self.generation, return_weights=self.lamarckian)
+        kill_point("finetune")
+        self.train_seconds += batch.train_seconds
+        self.eval_seconds += batch.eval_seconds
+        apply_results(individuals, batch.results, self.counter, self.generation, lamarckian=self.lamarckian)
+        self.generation += 1
+        self.seconds += time.perf_counter() - start
+        self.evaluated += len(individuals)
+        return [r.fitness for r in batch.results]
+
+
+def batched_map(func: Callable, *iterables: Iterable) -> list:
+    """``toolbox.map`` that batches evaluation.
+
+    When ``func`` is a :class:`PopulationEvaluator` (or a ``functools.partial``
+    of one without bound arguments, as ``toolbox.register`` makes), all items
+    are evaluated in one batch; any other function is mapped as the builtin
+    ``map`` would.
+    """
+    target = func
+    if isinstance(func, functools.partial) and not func.args and not func.keywords:
+        target = func.func
+    if isinstance(target, PopulationEvaluator) and len(iterables) == 1:
+        return target.evaluate_batch(list(iterables[0]))
+    return list(map(func, *iterables))
+
+
+@dataclass
+class EvolutionState:
+    """Where the loop stands: enough to continue it (see :mod:`evoticket.campaign.checkpoint`).
+
+    Attributes:
+        generation: last completed generation; -1 before the initial population.
+        population: the current population (``None`` before generation 0).
+        logbook: DEAP logbook, one row per completed generation.
+        hall_of_fame: DEAP hall of fame.
+    """
+
+    generation: int
+    population: list[Ticket] | None
+    logbook: tools.Logbook
+    hall_of_fame: tools.HallOfFame
+
+    @classmethod
+    def initial(cls, config: CampaignConfig, population: list[Ticket] | None = None) -> EvolutionState:
+        """The state before generation 0."""
+        logbook = tools.Logbook()
+        logbook.header = ["gen", "nevals", "fitness", "before", "density"]
+        return cls(-1, population, logbook, tools.HallOfFame(config.ga.hall_of_fame))
+
+
+@dataclass
+class GenerationRecord:
+    """What one generation produced, handed to every hook.
+
+    Attributes:
+        generation: 0 for the initial population.
+        evaluated: the individuals evaluated in this generation (each has ``eval_record``).
+        stats: the logbook row (gen, nevals and the statistics).
+        seconds: wall time of the generation (s).
+        finetune_seconds: of which fine-tuning and evaluation (s).
+        variation_seconds: of which variation and selection (s).
+        state: the loop's state after this generation (for checkpoints).
+        spent: the generation's compute, summed over the evaluated individuals: ``train_steps``,
+            ``train_flops`` and ``eval_flops`` (see :mod:`evoticket.training.meter`).
+    """
+
+    generation: int
+    evaluated: list[Ticket]
+    stats: dict[str, Any]
+    seconds: float
+    finetune_seconds: float
+    variation_seconds: float
+    state: EvolutionState
+    spent: dict[str, int] = field(default_factory=dict)
+
+
+Hook = Callable[[int, list, GenerationRecord], None]
+"""``(generation, population, record) -> None``, called after every generation."""
+
+
+def make_statistics() -> tools.MultiStatistics:
+    """DEAP statistics of a population: validation accuracy after (``fitness``) and
+    before (``before``) fine-tuning, and total density (``density``)."""
+    stats = tools.MultiStatistics(
+        fitness=tools.Statistics(lambda ind: ind.fitness.values[0]),
+        before=tools.Statistics(lambda ind: (ind.eval_record or {}).get("val_acc_before") or 0.0),
+        density=tools.Statistics(lambda ind: ind.total_density()),
+    )
+    for name, fn in (("max", np.max), ("avg", np.mean), ("min", np.min), ("std", np.std)):
+        stats.register(name, lambda xs, fn=fn: float(fn(xs)))
+    return stats
+
+
+def vary(population: Sequence[Ticket], toolbox: base.Toolbox, lambda_: int, cxpb: float, mutpb: float) -> list[Ticket]:
+    """Make ``lambda_`` offspring from tournament-selected parents.
+
+    Parents are drawn in pairs with ``toolbox.select``; a pair is crossed over
+    with probability ``cxpb``; each child is then mutated with probability
+    ``mutpb``, and always when crossover did not touch it, so that no offspring
+    is a plain copy. Fitness is invalidated, as ``deap.algorithms.varOr`` does.
+    Randomness: Python's ``random`` (selection, coin flips) and the operators'
+    torch generator.
+    """
+    offspring: list[Ticket] = []
+    while len(offspring) < lambda_:
+        p1, p2 = toolbox.select(population, 2)
+        c1, c2 = toolbox.clone(p1), toolbox.clone(p2)
+        if random.random() < cxpb:
+            toolbox.mate(c1, c2)
+        for child in (c1, c2):
+            if child.pending_clone or random.random() < mutpb:
+                toolbox.mutate(child)
+            del child.fitness.values
+        offspring.extend((c1, c2))
+    return offspring[:lambda_]
+
+
+def evaluate_invalid(individuals: Sequence[Ticket], toolbox: base.Toolbox) -> list[Ticket]:
+    """Evaluate the individuals with invalid fitness in one ``toolbox.map`` call.
+
+    An individual listed twice (the same object) is evaluated once.
+    """
+    invalid = list({id(ind): ind for ind in individuals if not ind.fitness.valid}.values())
+    for ind, fit in zip(invalid, toolbox.map(toolbox.evaluate, invalid), strict=True):
+        ind.fitness.values = fit
+    return invalid
+
+
+def _check_diverged(generation: int, evaluated: Sequence[Ticket], config: CampaignConfig) -> None:
+    if evaluated and all("nonfinite" in (ind.eval_record or {}).get("flags", ()) for ind in evaluated):
+        from evoticket.core.errors import DivergedError
+
+        ft = config.finetune
+        raise DivergedError(
+            f"generation {generation}: the fine-tuning of all {len(evaluated)} individuals diverged "
+            f"(non-finite loss or weights); finetune.lr = {ft.lr} ({ft.optimizer}) is likely too high: "
+            f"start a new run with a lower finetune.lr (the checkpoint of generation {generation - 1} is kept)"
+        )
+
+
+def evolve(
+    toolbox: base.Toolbox,
+    config: CampaignConfig,
+    *,
+    population: list[Ticket] | None = None,
+    hooks: Sequence[Hook] = (),
+    state: EvolutionState | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> tuple[list[Ticket], tools.Logbook, tools.HallOfFame]:
+    """Run the (mu + lambda) genetic algorithm of ``config.ga``.
+
+    Generation 0 evaluates the initial population (``ga.population``
+    individuals). Each later generation makes ``ga.num_offspring`` offspring with
+    :func:`vary`, evaluates them in one batch (with ``ga.reevaluate``, the
+    parents are fine-tuned again in the same batch, so everyone competes under
+    the same minibatch sequence), and keeps ``ga.population`` survivors out of
+    parents + offspring with ``toolbox.survive`` (by default the ``ga.elitism``
+    best, then tournament winners for the rest).
+
+    Args:
+        toolbox: from :func:`make_toolbox`.
+        config: the campaign configuration.
+        population: initial population; default ``toolbox.population(n=ga.population)``.
+        hooks: called as ``hook(generation, population, record)`` after each generation.
+        state: continue from this state (e.g. a checkpoint) instead of starting afresh.
+        should_stop: polled after each generation's hooks; when it returns
+            True the loop raises :class:`evoticket.core.errors.Interrupted`.
+
+    Returns:
+        ``(population, logbook, hall_of_fame)``.
+
+    Raises:
+        DivergedError: if every individual evaluated in a generation diverged
+            (its hooks are not called, so no record of it is written).
+        Interrupted: if ``should_stop`` asked for it.
+    """
+    ga = config.ga
+    stats = make_statistics()
+    state = state or EvolutionState.initial(config, population)
+    evaluator = toolbox.evaluator
+    for gen in range(state.generation + 1, ga.generations + 1):
+        start, ft_start = time.perf_counter(), evaluator.seconds
+        evaluator.generation = gen
+        pop = state.population
+        variation = 0.0
+        if gen > 0:
+            offspring = vary(pop, toolbox, ga.num_offspring, ga.cxpb, ga.mutpb)
+            if ga.reevaluate:
+                for ind in pop:
+                    del ind.fitness.values
+            variation = time.perf_counter() - start
+            evaluated = evaluate_invalid(pop + offspring, toolbox)
+            select_start = time.perf_counter()
+            pop = toolbox.survive(pop + offspring, ga.population)
+            variation += time.perf_counter() - select_start
+        else:
+            pop = pop if pop is not None else toolbox.population(n=ga.population)
+            variation = time.perf_counter() - start
+            evaluated = evaluate_invalid(pop, toolbox)
+        _check_diverged(gen, evaluated, config)
+        state.hall_of_fame.update(pop)
+        row = {"gen": gen, "nevals": len(evaluated), **stats.compile(pop)}
+        state.logbook.record(**row)
+        state.generation, state.population = gen, pop
+        spent = {k: sum(int((ind.eval_record or {}).get(k) or 0) for ind in evaluated) for k in SPENT_KEYS}
+        record = GenerationRecord(
+            gen, evaluated, row, time.perf_counter() - start, evaluator.seconds - ft_start, variation, state, spent
+        )
+        for hook in hooks:
+            hook(gen, pop, record)
+        if should_stop is not None and should_stop() and gen < ga.generations:
+            from evoticket.core.errors import Interrupted
+
+            raise Interrupted("", gen)
+    return state.population, state.logbook, state.hall_of_fame

@@ -1,0 +1,40 @@
+"""The genome of a lottery ticket: initial weights theta0 plus one mask per layer, with lineage.
+
+:mod:`.ticket` holds :class:`Ticket` (copy-on-write clones, lineage, pickling) and stacking;
+:mod:`.masks` the random masks; :mod:`.creator` the DEAP classes per fitness weights;
+:mod:`.files` the ticket files and :func:`load_ticket`.
+"""
+
+from __future__ import annotations
+
+from evoticket.genome.creator import FITNESS_WEIGHTS, ensure_creator
+from evoticket.genome.files import TICKET_FORMAT, TRAINED_FORMAT, load_ticket, load_ticket_state, save_ticket, save_trained
+from evoticket.genome.masks import kept_count, random_mask, random_masks_like
+from evoticket.genome.ticket import (
+    Ticket,
+    UidCounter,
+    note_crossover,
+    note_variation,
+    stack_tickets,
+    ticket_from_state,
+)
+
+__all__ = [
+    "FITNESS_WEIGHTS",
+    "TICKET_FORMAT",
+    "TRAINED_FORMAT",
+    "Ticket",
+    "UidCounter",
+    "ensure_creator",
+    "kept_count",
+    "load_ticket",
+    "load_ticket_state",
+    "note_crossover",
+    "note_variation",
+    "random_mask",
+    "random_masks_like",
+    "save_ticket",
+    "save_trained",
+    "stack_tickets",
+    "ticket_from_state",
+]

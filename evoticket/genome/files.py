@@ -1,0 +1,148 @@
+"""Ticket files: a ticket with its architecture and configuration, written whole, read back as a module.
+
+``best_ticket.pt`` holds the best ticket's theta0, masks, lineage and fitness; ``trained_ticket.pt``
+the networks the final comparison trained from it (every seed and control, at the early-stopping
+step). Both load as a plain ``torch.nn.Module`` with :func:`load_ticket`, masks applied the way
+``torch.nn.utils.prune`` does.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from evoticket.config import CampaignConfig
+from evoticket.core.errors import EvoticketError
+from evoticket.core.io import atomic_open, load_format
+from evoticket.genome.ticket import Ticket, ticket_from_state
+from evoticket.models import Architecture, architecture_from_dict
+
+
+TICKET_FORMAT = "evoticket-ticket-v1"
+"""Format tag of ``best_ticket.pt``: a ticket at its initial weights."""
+
+TRAINED_FORMAT = "evoticket-trained-v1"
+"""Format tag of ``trained_ticket.pt``: the networks the final comparison trained, per seed and control."""
+
+
+def save_ticket(path: Path, ticket: Ticket, arch: Architecture, config: CampaignConfig) -> None:
+    """Write a ticket (theta0, masks, lineage, fitness), its architecture and config.
+
+    Written to a temporary file and renamed, so a crash never leaves half a
+    file. The bytes depend only on the content (see :func:`_canonical`), so a
+    resumed campaign writes the same file as an uninterrupted one.
+    """
+    payload = {
+        "format": TICKET_FORMAT,
+        "ticket": ticket.state_dict(),
+        "architecture": arch.to_dict(),
+        "config": config.to_dict(),
+    }
+    with atomic_open(path, "wb") as f:
+        torch.save(_canonical(payload), f)
+
+
+def _canonical(obj: Any) -> Any:
+    """A copy whose pickle depends only on content, not on which objects happened to be shared.
+
+    Pickle writes a shared object once and refers to it afterwards, so the same
+    content pickles differently depending on object identity. Fresh containers,
+    interned strings and fresh tensor storage remove that dependence.
+    """
+    if isinstance(obj, dict):
+        return {_canonical(k): _canonical(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_canonical(v) for v in obj)
+    if isinstance(obj, str):
+        return sys.intern(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().clone()
+    return obj
+
+
+def load_ticket_state(path: str | Path) -> tuple[Ticket, Architecture, CampaignConfig]:
+    """Read a ticket file written by a campaign.
+
+    Returns:
+        ``(ticket, architecture, config)``.
+
+    Raises:
+        EvoticketError: if the file is missing or is not an evoticket ticket.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise EvoticketError(f"{path}: no such ticket file (a campaign writes runs/NAME/best_ticket.pt)")
+    data = load_format(path, (TICKET_FORMAT,), "ticket file", EvoticketError, weights_only=True)
+    return (
+        ticket_from_state(data["ticket"]),
+        architecture_from_dict(data["architecture"]),
+        CampaignConfig.from_dict(data["config"]),
+    )
+
+
+def save_trained(
+    path: Path, trained: list[dict[str, dict[str, Any]]], arch: Architecture, config: CampaignConfig
+) -> None:
+    """Write what the final comparison trained: per seed, per control, the weights at the early-stopping step.
+
+    Args:
+        path: the file, e.g. ``runs/NAME/trained_ticket.pt``.
+        trained: one dict per seed: control name (``ticket``, ``dense``, ``random``, ``reinit``) ->
+            ``weights`` (parameter and BatchNorm buffer name -> tensor), ``masks``, ``best_step``
+            (optimizer steps) and ``test_acc`` (in [0, 1]).
+        arch: the architecture.
+        config: the run's configuration.
+    """
+    payload = {"format": TRAINED_FORMAT, "seeds": trained, "architecture": arch.to_dict(), "config": config.to_dict()}
+    with atomic_open(path, "wb") as f:
+        torch.save(_canonical(payload), f)
+
+
+def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> nn.Module:
+    """Load a saved ticket as a plain ``torch.nn.Module``.
+
+    ``best_ticket.pt`` gives the ticket at its initial weights theta0; ``trained_ticket.pt`` gives
+    the network the final comparison trained from it (``control`` and ``seed`` choose which), with
+    the weights of its early-stopping step. The masks are applied the way ``torch.nn.utils.prune``
+    does: each pruned layer has a ``weight_orig`` parameter, a ``weight_mask`` buffer and
+    ``weight = weight_orig * weight_mask``, so training the module keeps pruned weights at zero.
+
+    Args:
+        path: a ``best_ticket.pt`` or ``trained_ticket.pt`` file.
+        seed: which final-comparison seed (``trained_ticket.pt`` only), in [0, campaign.final_seeds).
+        control: ``ticket``, ``dense``, ``random`` or ``reinit`` (``trained_ticket.pt`` only).
+
+    Returns:
+        The module, on the CPU, in training mode.
+
+    Raises:
+        EvoticketError: if the file is missing or is not an evoticket ticket, or the seed or
+            control does not exist in it.
+    """
+    from torch.nn.utils import prune
+
+    path = Path(path)
+    if not path.is_file():
+        raise EvoticketError(f"{path}: no such ticket file (a campaign writes runs/NAME/best_ticket.pt)")
+    data = load_format(path, (TICKET_FORMAT, TRAINED_FORMAT), "ticket file", EvoticketError, weights_only=True)
+    arch = architecture_from_dict(data["architecture"])
+    if data["format"] == TICKET_FORMAT:
+        ticket = ticket_from_state(data["ticket"])
+        state, masks = ticket.theta0, ticket.masks
+    else:
+        seeds = data["seeds"]
+        if not isinstance(seed, int) or not 0 <= seed < len(seeds):
+            raise EvoticketError(f"{path}: seed {seed!r} does not exist; valid: 0 to {len(seeds) - 1}")
+        if control not in seeds[seed]:
+            raise EvoticketError(f"{path}: control {control!r} does not exist; valid: {', '.join(seeds[seed])}")
+        state, masks = seeds[seed][control]["weights"], seeds[seed][control]["masks"]
+    module = arch.build_module()
+    module.load_state_dict(state, strict=not arch.norms)
+    for name, mask in masks.items():
+        layer = module.get_submodule(name.rsplit(".", 1)[0])
+        prune.custom_from_mask(layer, "weight", mask)
+    return module

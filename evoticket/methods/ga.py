@@ -1,0 +1,106 @@
+"""``ga``: evoticket's hybrid, a DEAP genetic algorithm whose fitness follows a short gradient fine-tuning.
+
+A population of tickets (theta0 plus masks) is evolved with (mu + lambda) selection; each
+individual is fine-tuned for ``finetune.steps`` steps, the whole population batched, and its
+validation accuracy is its fitness. Baldwinian (fine-tuned weights discarded) or Lamarckian
+(written back into theta0): Hinton & Nowlan 1987; Castillo et al. 2006, arXiv:cs/0603004.
+Tickets: Frankle & Carbin 2019, arXiv:1803.03635.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from evoticket.core.seeds import capture_rng, restore_rng
+from evoticket.evolution import SPENT_KEYS, EvolutionState, evolve, make_toolbox
+from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun
+from evoticket.resolve import Resolved
+
+
+class GARun(MethodRun):
+    """A GA campaign in progress: its toolbox and the loop's state.
+
+    Attributes:
+        toolbox: the DEAP toolbox (:func:`evoticket.make_toolbox`).
+        state: the loop's :class:`~evoticket.evolution.EvolutionState`.
+        spent: compute summed over the generations run so far (all sessions).
+    """
+
+    def __init__(self, resolved: Resolved) -> None:
+        self.resolved = resolved
+        self.toolbox = make_toolbox(resolved.config, resolved=resolved)
+        self.state = EvolutionState.initial(resolved.config)
+        self.spent = dict.fromkeys(SPENT_KEYS, 0)
+
+    @property
+    def generation(self) -> int:
+        """Last completed generation; -1 before generation 0."""
+        return self.state.generation
+
+    @property
+    def evaluated(self) -> int:
+        """Individuals evaluated so far (all sessions)."""
+        return self.toolbox.evaluator.evaluated
+
+    @evaluated.setter
+    def evaluated(self, n: int) -> None:
+        self.toolbox.evaluator.evaluated = int(n)
+
+    def seconds(self) -> dict[str, float]:
+        """Fine-tuning and evaluation seconds since the last call."""
+        ev = self.toolbox.evaluator
+        out = {"finetune_seconds": ev.train_seconds, "evaluation_seconds": ev.eval_seconds}
+        ev.train_seconds = ev.eval_seconds = 0.0
+        return out
+
+    def snapshot(self, state: EvolutionState | None = None) -> dict[str, Any]:
+        """Generation, population, hall of fame, logbook, uid counter, RNG states and compute spent."""
+        state = state or self.state
+        return {
+            "generation": state.generation,
+            "population": state.population,
+            "hall_of_fame": state.hall_of_fame,
+            "logbook": state.logbook,
+            "next_uid": self.toolbox.counter.next_uid,
+            "rng": capture_rng(self.toolbox.rng),
+            "spent": dict(self.spent),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from a snapshot (the population, the counter and every generator's state)."""
+        self.toolbox.counter.next_uid = snapshot["next_uid"]
+        restore_rng(snapshot["rng"], self.toolbox.rng)
+        self.state = EvolutionState(
+            snapshot["generation"], snapshot["population"], snapshot["logbook"], snapshot["hall_of_fame"]
+        )
+        self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **(snapshot.get("spent") or {})}
+
+    def run(self, hooks: Sequence[Hook], should_stop: Callable[[], bool] | None, budget: Budget) -> MethodResult:
+        """Evolve to ``ga.generations``; the best of the final population is the reported ticket.
+
+        The final population was evaluated under one minibatch sequence, while the hall of fame
+        mixes generations, so the best is taken from the population.
+        """
+
+        def count(generation: int, population: list, record: Any) -> None:
+            for key in SPENT_KEYS:
+                self.spent[key] += record.spent.get(key, 0)
+
+        population, _, hof = evolve(
+            self.toolbox, self.resolved.config, hooks=(count, *hooks), state=self.state, should_stop=should_stop
+        )
+        best = max(population, key=lambda ind: ind.fitness.wvalues)
+        return MethodResult(best, list(hof), dict(self.spent))
+
+
+class GA(Method):
+    """The ``ga`` method (the default); settings in ``[ga]``, ``[finetune]`` and ``[ticket]``."""
+
+    name = "ga"
+    section = "ga"
+    citation = "Frankle & Carbin 2019, arXiv:1803.03635; Castillo et al. 2006, arXiv:cs/0603004"
+
+    def prepare(self, resolved: Resolved) -> GARun:
+        """A fresh GA run (toolbox built, nothing evaluated)."""
+        return GARun(resolved)

@@ -1,0 +1,21 @@
+"""The training objective of P stacked networks: each individual's mean cross-entropy."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def per_individual_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of each individual.
+
+    Args:
+        logits: ``(P, B, C)``.
+        y: labels ``(B,)``, int64.
+
+    Returns:
+        ``(P,)`` losses (nats).
+    """
+    p = logits.shape[0]
+    loss = F.cross_entropy(logits.transpose(1, 2), y.expand(p, -1), reduction="none")  # (P, B)
+    return loss.mean(1)

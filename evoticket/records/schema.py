@@ -1,0 +1,97 @@
+"""What the records hold: the columns of ``generations.csv`` and the fields of ``individuals.jsonl``.
+
+``individuals.jsonl`` has one JSON object per evaluated individual (:data:`INDIVIDUAL_FIELDS`);
+``generations.csv`` one row per generation (:data:`GENERATION_COLUMNS`). Records are append-only
+and long-format, and lineage lives in them (uid and parents), not in deep copies of networks.
+"""
+
+from __future__ import annotations
+
+INDIVIDUAL_FIELDS = (
+    "uid",
+    "generation",
+    "parents",
+    "operators",
+    "density",
+    "density_total",
+    "val_acc_before",
+    "val_loss_before",
+    "val_acc",
+    "val_loss",
+    "flags",
+    "reevaluated",
+    "train_steps",
+    "train_flops",
+    "eval_flops",
+)
+"""Fields of each ``individuals.jsonl`` line: ``uid`` (int), ``generation``, ``parents`` (uids),
+``operators`` (names, in order applied), ``density`` (weight name -> fraction kept) and
+``density_total``, validation accuracy in [0, 1] and loss in nats before (step 0) and after
+fine-tuning (``null`` where non-finite), ``flags`` (e.g. ``"nonfinite"``), ``reevaluated`` (a
+surviving parent fine-tuned again), and the compute of this evaluation: ``train_steps``
+(optimizer steps), ``train_flops`` and ``eval_flops`` (FLOPs, :mod:`evoticket.training.meter`)."""
+
+
+GENERATION_COLUMNS = (
+    "generation",
+    "nevals",
+    "val_acc_max",
+    "val_acc_avg",
+    "val_acc_min",
+    "val_acc_std",
+    "val_acc_before_max",
+    "val_acc_before_avg",
+    "val_acc_before_min",
+    "density_avg",
+    "best_uid",
+    "best_density",
+    "seconds",
+    "finetune_seconds",
+    "train_steps",
+    "train_flops",
+    "eval_flops",
+)
+"""Columns of ``generations.csv``; accuracies in [0, 1], times in seconds, compute summed over the
+generation's evaluations (optimizer steps and FLOPs, see :mod:`evoticket.training.meter`)."""
+
+
+TIMING_COLUMNS = ("seconds", "finetune_seconds")
+"""Columns that measure wall time and so differ between identical runs."""
+
+
+def generation_row(
+    generation: int,
+    population: list,
+    stats: dict,
+    seconds: float,
+    finetune_seconds: float,
+    spent: dict[str, int] | None = None,
+) -> dict:
+    """One ``generations.csv`` row from a DEAP logbook row, the population and the generation's compute.
+
+    Args:
+        generation: the generation.
+        population: the population after it (each with fitness and ``uid``).
+        stats: the logbook row (``nevals`` and the ``fitness``, ``before``, ``density`` statistics).
+        seconds: wall time of the generation (s); finetune_seconds: of which fine-tuning (s).
+        spent: ``train_steps``, ``train_flops``, ``eval_flops`` summed over the generation.
+    """
+    spent = spent or {}
+    best = max(population, key=lambda ind: ind.fitness.wvalues)
+    return {
+        "generation": generation,
+        "nevals": stats["nevals"],
+        "val_acc_max": stats["fitness"]["max"],
+        "val_acc_avg": stats["fitness"]["avg"],
+        "val_acc_min": stats["fitness"]["min"],
+        "val_acc_std": stats["fitness"]["std"],
+        "val_acc_before_max": stats["before"]["max"],
+        "val_acc_before_avg": stats["before"]["avg"],
+        "val_acc_before_min": stats["before"]["min"],
+        "density_avg": stats["density"]["avg"],
+        "best_uid": best.uid,
+        "best_density": best.total_density(),
+        "seconds": round(seconds, 4),
+        "finetune_seconds": round(finetune_seconds, 4),
+        **{k: int(spent.get(k, 0)) for k in ("train_steps", "train_flops", "eval_flops")},
+    }

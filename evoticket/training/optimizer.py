@@ -1,0 +1,107 @@
+"""Optimizers over stacked tickets: a plain ``torch.optim`` one, and :class:`MaskedOptimizer` over kept weights only."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from evoticket.config import FinetuneConfig
+
+
+def make_optimizer(params: Sequence[torch.Tensor], cfg: FinetuneConfig) -> torch.optim.Optimizer:
+    """The optimizer of ``finetune.optimizer`` over dense stacked parameters.
+
+    Uses the multi-tensor (``foreach``) implementation: one update over all
+    stacked tensors per step. :func:`finetune_stacked` uses the faster
+    :class:`MaskedOptimizer` instead; this one remains for callers that want a
+    plain ``torch.optim`` optimizer (:func:`train_steps` accepts both).
+    """
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
+
+
+def _packed_optimizer(params: list[torch.Tensor], cfg: FinetuneConfig) -> torch.optim.Optimizer:
+    """``finetune.optimizer`` over packed vectors: the fused kernel where this torch has one, else ``foreach``."""
+    if cfg.optimizer == "adam":
+        kind, kwargs = torch.optim.Adam, {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
+    else:
+        kind, kwargs = torch.optim.SGD, {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
+    try:
+        return kind(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or torch version
+        return kind(params, foreach=True, **kwargs)
+
+
+class MaskedOptimizer:
+    """``finetune.optimizer`` (Adam or SGD) over the kept weights of stacked tickets only.
+
+    A pruned weight has zero gradient, so its momentum, Adam moments and
+    (coupled) weight decay stay zero and it never moves: updating the kept
+    entries only gives exactly the trajectory of a dense optimizer on masked
+    gradients, while the optimizer state, the gradient gather and the update
+    touch ``density`` times the memory. Each masked weight's kept entries are
+    packed into one vector (the optimizer's parameter) and written back into
+    the dense tensor after every step; biases are updated in place, densely.
+
+    Args:
+        params: parameter name -> ``(P, *shape)`` contiguous dense tensors,
+            updated in place by :meth:`step`.
+        masks: weight name -> ``(P, *shape)`` bool masks.
+        cfg: optimizer, learning rate, momentum and weight decay.
+
+    Attributes:
+        index: weight name -> ``(kept,)`` int64 flat positions of its kept
+            entries in the dense ``(P, *shape)`` tensor, ascending.
+        packed: parameter name -> the optimised tensor: ``(kept,)`` values of
+            a masked weight, or the dense bias itself.
+        packed_grads: weight name -> ``(kept,)`` gradient buffer of the packed values.
+        optimizer: the ``torch.optim`` optimizer over ``packed`` (fused kernel where available).
+
+    Raises:
+        ValueError: if a parameter is not contiguous.
+    """
+
+    def __init__(self, params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], cfg: FinetuneConfig) -> None:
+        self.dense: dict[str, torch.Tensor] = {}
+        self.packed: dict[str, torch.Tensor] = {}
+        self.index: dict[str, torch.Tensor] = {}
+        self.packed_grads: dict[str, torch.Tensor] = {}
+        for name, param in params.items():
+            dense = param.detach()
+            if not dense.is_contiguous():
+                raise ValueError(f"MaskedOptimizer: parameter {name!r} must be contiguous")
+            self.dense[name] = dense
+            if name in masks:
+                idx = masks[name].reshape(-1).nonzero().squeeze(1)  # (kept,) flat positions
+                self.index[name] = idx
+                self.packed[name] = dense.view(-1).index_select(0, idx)  # (kept,)
+                self.packed_grads[name] = torch.empty_like(self.packed[name])
+            else:
+                self.packed[name] = dense  # updated in place
+        self.optimizer = _packed_optimizer(list(self.packed.values()), cfg)
+
+    def kept(self) -> int:
+        """Number of optimised entries (kept weights and every bias) over the population."""
+        return sum(v.numel() for v in self.packed.values())
+
+    @torch.no_grad()
+    def step(self, grads: dict[str, torch.Tensor]) -> None:
+        """One update from the gradients of the summed loss.
+
+        Args:
+            grads: parameter name -> ``(P, *shape)`` dense gradient (entries
+                at pruned positions are ignored), or, for a masked weight, the
+                buffer :attr:`packed_grads` ``[name]`` itself, already filled
+                with the kept entries' gradients (``(kept,)``).
+        """
+        for name, packed in self.packed.items():
+            grad = grads[name]
+            idx = self.index.get(name)
+            if idx is not None and grad is not self.packed_grads[name]:
+                grad = torch.gather(grad.reshape(-1), 0, idx, out=self.packed_grads[name])
+            packed.grad = grad
+        self.optimizer.step()
+        for name, idx in self.index.items():
+            self.dense[name].view(-1).index_copy_(0, idx, self.packed[name])

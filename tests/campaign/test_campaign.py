@@ -1,0 +1,174 @@
+"""End to end: a 2-generation campaign writes every promised file, reproducibly."""
+
+from __future__ import annotations
+
+import io
+import json
+import tomllib
+
+import pytest
+import torch
+
+from evoticket import records
+from evoticket.core import paths
+from evoticket.campaign import CONTROLS, control_tickets, run_campaign
+from evoticket.genome import load_ticket, load_ticket_state
+from evoticket.config import CampaignConfig
+from evoticket.core.errors import RunExistsError
+from evoticket.records import GENERATION_COLUMNS, TIMING_COLUMNS
+
+
+def run(config, tmp_path, name="e2e", **kw):
+    out = io.StringIO()
+    result = run_campaign(config, name=name, runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=out, **kw)
+    return result, out.getvalue()
+
+
+def snapshot(folder):
+    """Relative path -> bytes of every file under ``folder``."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_campaign_writes_every_promised_file(fast_config, tmp_path):
+    result, printed = run(fast_config, tmp_path)
+    run_dir = tmp_path / "runs" / "e2e"
+    assert result.run_dir == run_dir
+    # resolved configuration
+    assert CampaignConfig.from_dict(tomllib.loads(paths.config(run_dir).read_text())) == fast_config
+    # per-generation statistics
+    gens = records.read_generations(run_dir)
+    assert [g["generation"] for g in gens] == [0, 1, 2]
+    assert list(gens[0]) == list(GENERATION_COLUMNS)
+    assert gens[0]["nevals"] == 6 and all(10 <= g["nevals"] <= 12 for g in gens[1:])  # parents re-evaluated
+    assert all(0 <= g["val_acc_min"] <= g["val_acc_avg"] <= g["val_acc_max"] <= 1 for g in gens)
+    # one line per evaluated individual, with lineage
+    inds = records.read_individuals(run_dir)
+    assert len(inds) == sum(g["nevals"] for g in gens)
+    first = [r for r in inds if not r["reevaluated"]]
+    assert [r["uid"] for r in first] == list(range(18))  # 6 initial + 6 offspring per generation, unique
+    assert {r["uid"] for r in inds if r["reevaluated"]} <= {r["uid"] for r in first}
+    expected_keys = {
+        "uid",
+        "generation",
+        "parents",
+        "operators",
+        "density",
+        "density_total",
+        "val_acc_before",
+        "val_loss_before",
+        "val_acc",
+        "val_loss",
+        "flags",
+        "reevaluated",
+    }
+    assert all(set(r) == expected_keys for r in inds)
+    assert set(inds[0]["density"]) == {"fc1.weight", "fc2.weight"}
+    assert all(abs(r["density_total"] - 0.1) < 0.01 for r in inds)
+    # the best ticket
+    ticket, arch, cfg = load_ticket_state(paths.best_ticket(run_dir))
+    assert cfg == fast_config and arch.name == "mlp"
+    assert ticket.uid == result.summary["best"]["uid"]
+    assert ticket.fitness.values[0] == gens[-1]["val_acc_max"]  # best of the final population
+    module = load_ticket(paths.best_ticket(run_dir))
+    assert torch.equal(module.fc1.weight, module.fc1.weight_orig * module.fc1.weight_mask)
+    assert torch.equal(module.fc1.weight_orig, ticket.theta0["fc1.weight"])
+    assert module(torch.zeros(3, 40)).shape == (3, 10)
+    # summary with the lottery-ticket controls
+    summary = json.loads(paths.summary(run_dir).read_text())
+    assert set(summary["controls"]) == set(CONTROLS)
+    for key in CONTROLS:
+        c = summary["controls"][key]
+        assert len(c["test_acc"]) == 2 and 0 <= c["test_acc_mean"] <= 1
+        assert all(s in (0, 10, 20) for s in c["best_step"])
+    assert summary["controls"]["dense"]["density"] == 1.0
+    assert summary["controls"]["random"]["density"] == pytest.approx(summary["controls"]["ticket"]["density"])
+    assert isinstance(summary["winning_ticket"], bool) and summary["verdict"]
+    assert summary["individuals_evaluated"] == len(inds)
+    assert len(summary["hall_of_fame"]) == 5
+    # printed table
+    for key in CONTROLS:
+        assert f"\n{key} " in printed
+    assert "Verdict:" in printed
+    # the plot
+    png = paths.fitness_plot(tmp_path / "plots" / "e2e")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+
+
+def test_same_seed_same_records(fast_config, tmp_path):
+    run(fast_config, tmp_path, name="a")
+    run(fast_config, tmp_path, name="b")
+    a, b = tmp_path / "runs" / "a", tmp_path / "runs" / "b"
+    assert paths.individuals_jsonl(a).read_bytes() == paths.individuals_jsonl(b).read_bytes()
+
+    def strip(rows):
+        return [{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows]
+
+    assert strip(records.read_generations(a)) == strip(records.read_generations(b))
+    sa, sb = records.read_summary(a), records.read_summary(b)
+    for s in (sa, sb):
+        del s["timing"], s["name"]
+    assert sa == sb
+    # a different seed gives different records
+    run(fast_config.with_overrides(["campaign.seed=1"]), tmp_path, name="c")
+    assert paths.individuals_jsonl(a).read_bytes() != paths.individuals_jsonl(tmp_path / "runs" / "c").read_bytes()
+
+
+def test_existing_run_is_refused_and_untouched(fast_config, tmp_path):
+    run(fast_config, tmp_path, name="x")
+    before = snapshot(tmp_path / "runs" / "x")
+    with pytest.raises(RunExistsError, match="already exists.*--force"):
+        run(fast_config, tmp_path, name="x")
+    assert snapshot(tmp_path / "runs" / "x") == before
+    run(fast_config.with_overrides(["campaign.seed=3"]), tmp_path, name="x", force=True)
+    assert paths.individuals_jsonl(tmp_path / "runs" / "x").read_bytes() != before["individuals.jsonl"]
+
+
+def test_force_never_removes_a_foreign_directory(fast_config, tmp_path):
+    foreign = tmp_path / "runs" / "mine"
+    foreign.mkdir(parents=True)
+    (foreign / "thesis.tex").write_text("precious")
+    with pytest.raises(RunExistsError, match="not an evoticket run"):
+        run(fast_config, tmp_path, name="mine", force=True)
+    assert (foreign / "thesis.tex").read_text() == "precious"
+
+
+def test_controls_share_theta0_and_density(fast_config):
+    from evoticket.evolution import make_toolbox
+
+    toolbox = make_toolbox(fast_config)
+    ticket = toolbox.individual()
+    controls = control_tickets(ticket, toolbox.arch, seed=4)
+    assert controls["dense"].total_density() == 1.0
+    for name, mask in ticket.masks.items():
+        assert int(controls["random"].masks[name].sum()) == int(mask.sum())
+        assert not torch.equal(controls["random"].masks[name], mask)
+        assert torch.equal(controls["random"].theta0[name], ticket.theta0[name])
+        assert torch.equal(controls["reinit"].masks[name], mask)
+        assert not torch.equal(controls["reinit"].theta0[name], ticket.theta0[name])
+
+
+def test_a_diverging_individual_is_flagged_and_the_campaign_goes_on(fast_config, tmp_path):
+    """A NaN weight (as a diverged fine-tuning leaves behind) gets the worst fitness and a flag; others go on."""
+    poisoned = []
+
+    def poison(generation, population, record):
+        if generation == 0:
+            ind = population[0]
+            ind.theta0 = {**ind.theta0, "fc1.bias": torch.full_like(ind.theta0["fc1.bias"], float("nan"))}
+            poisoned.append(ind.uid)
+
+    result, _ = run(fast_config, tmp_path, hooks=(poison,))
+    lines = records.read_individuals(tmp_path / "runs" / "e2e")
+    flagged = [r for r in lines if r["flags"]]
+    assert poisoned[0] in {r["uid"] for r in flagged}
+    tainted = set(poisoned)  # the poisoned individual and its descendants, which inherit its theta0
+    for r in lines:
+        if r["uid"] in tainted or tainted & set(r["parents"]):
+            tainted.add(r["uid"])
+    assert {r["uid"] for r in flagged} <= tainted
+    for r in flagged:
+        assert r["flags"] == ["nonfinite"] and r["val_acc"] == 0.0 and r["val_loss"] is None
+        assert r["generation"] >= 1 and (r["reevaluated"] or r["uid"] not in poisoned)
+    assert all(r["val_loss"] is not None for r in lines if not r["flags"])
+    assert [g["generation"] for g in records.read_generations(tmp_path / "runs" / "e2e")] == [0, 1, 2]
+    assert result.best.uid not in poisoned and paths.summary(tmp_path / "runs" / "e2e").exists()

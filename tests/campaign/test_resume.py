@@ -1,0 +1,495 @@
+"""Campaigns that survive: SIGKILL at any moment, Ctrl-C, damaged checkpoints, full disks, bad resumes."""
+
+from __future__ import annotations
+
+import csv
+import errno
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from evoticket.core import paths
+from evoticket.campaign import resume_campaign, run_campaign
+from evoticket.campaign.checkpoint import KEEP, list_checkpoints, load_checkpoint, load_latest
+from evoticket.core.errors import CheckpointError, ConfigError, DivergedError, EvoticketError, StorageError
+from evoticket.records import TIMING_COLUMNS
+
+TINY = [
+    "model.hidden=[16]",
+    "ga.population=6",
+    "ga.offspring=6",
+    "ga.generations=3",
+    "finetune.steps=5",
+    "finetune.batch_size=50",
+    "campaign.final_steps=20",
+    "campaign.final_eval_every=10",
+    "campaign.final_seeds=2",
+    "campaign.device=cpu",
+]
+
+
+def start(cwd: Path, *args: str, kill_at: str | None = None, overrides=TINY) -> subprocess.Popen:
+    """The command line in the background, as a user's job (``overrides`` go to ``run`` only)."""
+    env = {k: v for k, v in os.environ.items() if k != "EVOTICKET_KILL_AT"}
+    if kill_at:
+        env["EVOTICKET_KILL_AT"] = kill_at
+    sets = [f"--set={o}" for o in overrides] if args and args[0] == "run" else []
+    return subprocess.Popen(
+        [sys.executable, "-m", "evoticket.cli", *args, *sets, "--no-progress"],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def cli(tmp_path: Path, *args: str, kill_at: str | None = None, overrides=TINY) -> subprocess.CompletedProcess:
+    """The command line, run to its end (at most 300 s)."""
+    proc = start(tmp_path, *args, kill_at=kill_at, overrides=overrides)
+    try:
+        out, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def outputs(root: Path, name: str) -> dict[str, object]:
+    """Every output file of a run, timing fields aside, for comparison."""
+    run_dir = root / "runs" / name
+    summary = json.loads(paths.summary(run_dir).read_text())
+    del summary["timing"]
+    with open(paths.generations_csv(run_dir), newline="") as f:
+        gens = [{k: v for k, v in row.items() if k not in TIMING_COLUMNS} for row in csv.DictReader(f)]
+    return {
+        "run_dir": run_dir,
+        "config.toml": paths.config(run_dir).read_bytes(),
+        "individuals.jsonl": paths.individuals_jsonl(run_dir).read_bytes(),
+        "generations.csv": gens,
+        "summary.json": summary,
+        "best_ticket.pt": paths.best_ticket(run_dir).read_bytes(),
+        "fitness.png": paths.fitness_plot(root / "plots" / name).read_bytes(),
+    }
+
+
+def assert_same_outputs(root: Path, name: str, reference: dict[str, object], context: object = "") -> None:
+    """Every output file equals the reference byte for byte (timing fields aside), naming the files that differ."""
+    got = outputs(root, name)
+    differ = [k for k in got if k != "run_dir" and got[k] != reference[k]]
+    assert not differ, f"differ from the uninterrupted run: {differ} {context}"
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, object]:
+    """The same campaign run without interruption."""
+    root = tmp_path_factory.mktemp("reference")
+    launched = time.perf_counter()
+    proc = start(root, "run", "--name", "r")
+    assert _armed(proc, ("run",), root / "runs" / "r")
+    armed = time.perf_counter()
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    return {
+        **outputs(root, "r"),
+        "startup_seconds": armed - launched,
+        "seconds_after_startup": time.perf_counter() - armed,
+    }
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "kill_at",
+    [
+        "finetune:1",  # during generation 0, before any record
+        "finetune:3",  # during generation 2's fine-tuning
+        "records:2",  # between individuals.jsonl and generations.csv of generation 1
+        "checkpoint:2",  # generation 0's records written, its checkpoint not: both files roll back to 0 bytes
+        "checkpoint:3",  # checkpoint of generation 1 written to its temporary file, not renamed
+        "final:1",  # during the final comparison, after the last checkpoint
+    ],
+)
+def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference, kill_at):
+    killed = cli(tmp_path, "run", "--name", "r", kill_at=kill_at)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    assert not paths.summary(tmp_path / "runs" / "r").exists()
+    resumed = cli(tmp_path, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resuming runs/r after generation" in resumed.stderr
+    assert_same_outputs(tmp_path, "r", reference)
+    assert len(list_checkpoints(tmp_path / "runs" / "r")) == KEEP
+    assert not list(paths.checkpoint_dir(tmp_path / "runs" / "r").glob("*.tmp"))
+
+
+@pytest.mark.slow
+def test_killed_twice_including_during_resume(tmp_path, reference):
+    assert cli(tmp_path, "run", "--name", "r", kill_at="records:2").returncode == -signal.SIGKILL
+    assert cli(tmp_path, "resume", "runs/r", kill_at="checkpoint:2").returncode == -signal.SIGKILL
+    resumed = cli(tmp_path, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_outputs(tmp_path, "r", reference)
+
+
+@pytest.mark.slow
+def test_truncated_checkpoint_falls_back_to_the_previous_one(tmp_path, reference):
+    assert cli(tmp_path, "run", "--name", "r", kill_at="finetune:4").returncode == -signal.SIGKILL
+    newest = list_checkpoints(tmp_path / "runs" / "r")[0]
+    newest.write_bytes(newest.read_bytes()[:100])
+    resumed = cli(tmp_path, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    warning = [line for line in resumed.stderr.splitlines() if "falling back to the previous checkpoint" in line]
+    assert len(warning) == 1 and warning[0].startswith("evoticket: warning: runs/r/checkpoints/gen-"), warning
+    assert "Traceback" not in resumed.stderr and "UserWarning" not in resumed.stderr
+    assert_same_outputs(tmp_path, "r", reference)
+
+
+def test_no_usable_checkpoint_is_a_clean_error(tmp_path):
+    config_overrides = [*TINY, "campaign.progress=false"]
+    from evoticket.config import CampaignConfig
+
+    config = CampaignConfig().with_overrides(config_overrides)
+    run_campaign(config, name="r", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    run_dir = tmp_path / "runs" / "r"
+    paths.summary(run_dir).unlink()
+    for ckpt in list_checkpoints(run_dir):
+        ckpt.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="falling back"), pytest.raises(CheckpointError, match="no usable checkpoint"):
+        load_latest(run_dir)
+    done = cli(tmp_path, "resume", "runs/r")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1].startswith("evoticket: error: runs/r: no usable checkpoint")
+    assert "Traceback" not in done.stderr
+
+
+LONG = [o for o in TINY if not o.startswith("ga.generations")] + ["ga.generations=40"]
+
+
+@pytest.fixture(scope="module")
+def reference_long(tmp_path_factory) -> dict[str, object]:
+    """The 40-generation campaign run without interruption."""
+    root = tmp_path_factory.mktemp("reference_long")
+    done = cli(root, "run", "--name", "r", overrides=LONG)
+    assert done.returncode == 0, done.stderr
+    return outputs(root, "r")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_stop_signal_leaves_a_valid_checkpoint_and_resumes(tmp_path, reference_long, signum):
+    proc = start(tmp_path, "run", "--name", "r", overrides=LONG)
+    gens = tmp_path / "runs" / "r" / "generations.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not gens.exists() or gens.read_text().count("\n") < 3):
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signum, err
+    assert f"interrupted ({signal.Signals(signum).name})" in err
+    assert "Resume with: evoticket resume runs/r" in err and "Traceback" not in err
+    run_dir = tmp_path / "runs" / "r"
+    ckpt = load_checkpoint(list_checkpoints(run_dir)[0])
+    assert 1 <= ckpt.generation < 40
+    assert f"the checkpoint of generation {ckpt.generation} is valid" in err
+    assert paths.generations_csv(run_dir).read_text().count("\n") == ckpt.generation + 2  # header + gens 0..g
+    assert not paths.summary(run_dir).exists()
+    resumed = cli(tmp_path, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_outputs(tmp_path, "r", reference_long)
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_the_final_comparison_stops_at_once(tmp_path, reference):
+    done = cli(tmp_path, "run", "--name", "r", kill_at="final:1:SIGINT")
+    assert done.returncode == 130, done.stderr
+    assert "the checkpoint of generation 3 is valid. Resume with: evoticket resume runs/r" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not paths.summary(tmp_path / "runs" / "r").exists()
+    resumed = cli(tmp_path, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_outputs(tmp_path, "r", reference)
+
+
+def _armed(proc: subprocess.Popen, args: tuple[str, ...], run_dir: Path) -> bool:
+    """Wait until the job is past start-up: the run directory exists (run) or it says it resumes (resume)."""
+    if args[0] == "resume":
+        for line in proc.stderr:
+            if "resuming" in line:
+                return True
+        return False
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if run_dir.exists():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, reference):
+    """Kill the job at random moments, again and again, then let it finish.
+
+    Most kills land at a random moment after the job is past start-up (fine-tuning, records, checkpoints,
+    the final comparison, plotting, a resume's rollback), some during start-up itself. The delays are
+    fractions of how long the uninterrupted run took on this machine, so each job gets at most a fifth of
+    the way before it is killed, on a fast machine or a slow one: at least four kills before the campaign
+    can finish.
+    """
+    rng = random.Random(20261122)
+    run_dir = tmp_path / "runs" / "r"
+    moments = []
+    while len(moments) < 6 and not paths.summary(run_dir).exists():
+        args = ("resume", "runs/r") if run_dir.exists() else ("run", "--name", "r")
+        proc = start(tmp_path, *args)
+        if rng.random() < 0.2:
+            where, delay = "start-up", rng.uniform(0.1, 1.0) * reference["startup_seconds"]
+        else:
+            where, delay = "after start-up", rng.uniform(0.0, 0.2) * reference["seconds_after_startup"]
+            if not _armed(proc, args, run_dir):
+                where = "finished before armed"
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.kill()
+            moments.append((args[0], where, round(delay, 2)))
+        proc.communicate()
+    if not paths.summary(run_dir).exists():
+        args = ("resume", "runs/r") if run_dir.exists() else ("run", "--name", "r")
+        done = cli(tmp_path, *args)
+        assert done.returncode == 0, (moments, done.stderr)
+    assert len(moments) >= 3, moments
+    assert not paths.staging(run_dir).exists()
+    assert_same_outputs(tmp_path, "r", reference, context=moments)
+
+
+def test_a_run_is_created_whole_or_not_at_all(tmp_path, monkeypatch):
+    """Killed while the run directory is being created: no run appears, and the same name is free again."""
+    from evoticket.campaign import run as campaign
+    from evoticket.config import CampaignConfig
+
+    config = CampaignConfig().with_overrides([*TINY, "campaign.progress=false"])
+    real = campaign._save_checkpoint
+
+    def dies(*args, **kwargs):
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # stands for a kill between the first checkpoint and the rename
+
+    monkeypatch.setattr(campaign, "_save_checkpoint", dies)
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(config, name="r", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    assert not (tmp_path / "runs" / "r").exists()
+    assert paths.staging(tmp_path / "runs" / "r").is_dir()  # left behind, replaced by the next run
+    monkeypatch.setattr(campaign, "_save_checkpoint", real)
+    result = run_campaign(config, name="r", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    assert result.summary["individuals_evaluated"] > 0
+    assert not paths.staging(tmp_path / "runs" / "r").exists()
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r"]
+
+
+def test_all_nan_generation_stops_with_the_likely_cause(tmp_path):
+    from evoticket.config import CampaignConfig
+
+    config = CampaignConfig().with_overrides(
+        [*TINY, "campaign.progress=false", "finetune.optimizer=sgd", "finetune.lr=1e30"]
+    )
+    with pytest.raises(DivergedError, match=r"generation 0: .*diverged.*finetune.lr = 1e\+30"):
+        run_campaign(config, name="nan", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    run_dir = tmp_path / "runs" / "nan"
+    assert load_checkpoint(list_checkpoints(run_dir)[0]).generation == -1  # the checkpoint is kept
+    assert not paths.individuals_jsonl(run_dir).exists()  # the diverged generation is not recorded
+    done = cli(tmp_path, "run", "--name", "nan2", overrides=[*TINY, "finetune.optimizer=sgd", "finetune.lr=1e30"])
+    assert done.returncode == 1
+    assert "likely too high" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_resume_refuses_changed_configuration_and_allows_more_generations(tmp_path, reference):
+    assert cli(tmp_path, "run", "--name", "r").returncode == 0
+    before = paths.individuals_jsonl(tmp_path / "runs" / "r").read_bytes()
+    bad = cli(tmp_path, "resume", "runs/r", "--set", "ga.population=10", "--set", "finetune.lr=0.1")
+    assert bad.returncode == 2
+    line = bad.stderr.strip()
+    assert line.startswith("evoticket: error: cannot resume runs/r with a changed configuration")
+    assert "ga.population (6 -> 10)" in line and "finetune.lr (0.02 -> 0.1)" in line and "ga.generations" in line
+    done = cli(tmp_path, "resume", "runs/r")
+    assert done.returncode == 2 and "already complete" in done.stderr
+    assert paths.individuals_jsonl(tmp_path / "runs" / "r").read_bytes() == before  # nothing touched
+    # extending a finished campaign equals running the longer one straight away
+    more = cli(tmp_path, "resume", "runs/r", "--set", "ga.generations=5")
+    assert more.returncode == 0, more.stderr
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    longer = [o for o in TINY if not o.startswith("ga.generations")] + ["ga.generations=5"]
+    assert cli(straight, "run", "--name", "r", overrides=longer).returncode == 0
+    assert_same_outputs(tmp_path, "r", outputs(straight, "r"))
+
+
+def test_edited_config_file_is_refused(tmp_path):
+    assert cli(tmp_path, "run", "--name", "r", kill_at="finetune:3").returncode == -signal.SIGKILL
+    cfg = tmp_path / "runs" / "r" / "config.toml"
+    cfg.write_text(cfg.read_text().replace("density = 0.1", "density = 0.2"))
+    done = cli(tmp_path, "resume", "runs/r")
+    assert done.returncode == 2
+    assert "ticket.density (0.1 -> 0.2)" in done.stderr
+
+
+@pytest.mark.slow
+def test_force_killed_before_the_new_run_exists_leaves_the_old_run_whole(tmp_path, reference):
+    """``run --force`` over a finished run, killed while the new run is staged: the old run is untouched."""
+    import shutil
+
+    shutil.copytree(reference["run_dir"], tmp_path / "runs" / "r")
+    shutil.copytree(reference["run_dir"].parents[1] / "plots", tmp_path / "plots")
+    other_seed = [*TINY, "campaign.seed=5"]
+    killed = cli(tmp_path, "run", "--name", "r", "--force", kill_at="checkpoint:1", overrides=other_seed)
+    assert killed.returncode == -signal.SIGKILL
+    assert_same_outputs(tmp_path, "r", reference)
+    assert cli(tmp_path, "run", "--name", "r", "--force", overrides=other_seed).returncode == 0
+    assert outputs(tmp_path, "r")["individuals.jsonl"] != reference["individuals.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == ["r"]
+
+
+def test_resume_of_a_non_run_is_a_clean_error(tmp_path):
+    (tmp_path / "empty").mkdir()
+    expected = {
+        "empty": "empty: not an evoticket run (no config.toml); give runs/NAME",
+        "missing": "missing: no such run directory; give runs/NAME",
+    }
+    for target, message in expected.items():
+        done = cli(tmp_path, "resume", target)
+        assert done.returncode == 2
+        assert done.stderr.strip() == f"evoticket: error: {message}"
+
+
+@pytest.mark.slow
+def test_killed_before_the_first_checkpoint_leaves_no_run_and_says_so(tmp_path, reference):
+    """Killed while the run directory is still staged: resume says to start again, and a new run works."""
+    assert cli(tmp_path, "run", "--name", "r", kill_at="checkpoint:1").returncode == -signal.SIGKILL
+    assert not (tmp_path / "runs" / "r").exists()
+    done = cli(tmp_path, "resume", "runs/r")
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        "evoticket: error: runs/r: the run was never created (its start was interrupted before the first "
+        "checkpoint); start it again: evoticket run --name r"
+    )
+    assert cli(tmp_path, "run", "--name", "r").returncode == 0
+    assert not paths.staging(tmp_path / "runs" / "r").exists()
+    assert_same_outputs(tmp_path, "r", reference)
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 500 KiB file system (tmpfs), mounted for the test; skips where mounting is not permitted."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    try:
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=500k", "tmpfs", str(mount)], capture_output=True)
+    except OSError as e:  # no mount command
+        pytest.skip(f"cannot mount a tmpfs here: {e}")
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_stops_cleanly_and_resume_continues(small_disk, tmp_path):
+    """The records outgrow a 500 KiB disk around generation 65: a clean stop, then a resume once there is room."""
+    long = [o for o in TINY if not o.startswith(("ga.generations", "campaign.final_seeds"))]
+    long += ["ga.generations=150", "campaign.final_seeds=1"]
+    full = cli(small_disk, "run", "--name", "r", overrides=long)
+    assert full.returncode == 1, full.stderr
+    line = full.stderr.strip().splitlines()[-1]
+    assert line.startswith("evoticket: error: cannot ") and "No space left on device" in line, line
+    assert "evoticket resume runs/r" in line and "Traceback" not in full.stderr
+    generation = load_latest(small_disk / "runs" / "r").generation
+    assert 10 < generation < 150
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    resumed = cli(small_disk, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    straight = tmp_path / "straight"
+    straight.mkdir()
+    assert cli(straight, "run", "--name", "r", overrides=long).returncode == 0
+    assert_same_outputs(small_disk, "r", outputs(straight, "r"))
+
+
+def test_disk_full_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    from evoticket.campaign import checkpoint as ckpt_module
+    from evoticket.config import CampaignConfig
+
+    config = CampaignConfig().with_overrides([*TINY, "campaign.progress=false"])
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def failing_save(obj, f, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the checkpoint after generation 1
+            f.write(b"partial")
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(ckpt_module.torch, "save", failing_save)
+    with pytest.raises(
+        StorageError, match=r"cannot write checkpoint .*gen-000001.pt: No space left on device; the previous"
+    ):
+        run_campaign(config, name="full", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    run_dir = tmp_path / "runs" / "full"
+    assert [p.name for p in list_checkpoints(run_dir)] == ["gen-000000.pt", "gen--00001.pt"]
+    assert load_checkpoint(list_checkpoints(run_dir)[0]).generation == 0
+    assert not list(paths.checkpoint_dir(run_dir).glob("*.tmp"))
+    monkeypatch.setattr(ckpt_module.torch, "save", real_save)
+    result = resume_campaign(run_dir, plots_dir=tmp_path / "plots", out=io.StringIO())
+    assert result.summary["individuals_evaluated"] > 0
+
+
+def test_io_error_while_writing_records_is_a_clean_stop(tmp_path, monkeypatch):
+    from evoticket.config import CampaignConfig
+    from evoticket.records import RecordWriter
+
+    def broken(self, row):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(RecordWriter, "write_generation", broken)
+    config = CampaignConfig().with_overrides([*TINY, "campaign.progress=false"])
+    with pytest.raises(StorageError, match=r"cannot write records in .*Input/output error.*evoticket resume"):
+        run_campaign(config, name="io", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    assert load_latest(tmp_path / "runs" / "io").generation == -1
+
+
+def test_resume_config_errors_are_config_errors(tmp_path):
+    from evoticket.config import CampaignConfig
+
+    config = CampaignConfig().with_overrides([*TINY, "campaign.progress=false"])
+    run_campaign(config, name="r", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=io.StringIO())
+    with pytest.raises(ConfigError, match=r"^ga.generations: .* has already completed generation 3; must be >= 3"):
+        resume_campaign(tmp_path / "runs" / "r", ["ga.generations=1"], plots_dir=tmp_path / "plots")
+    with pytest.raises(EvoticketError, match="already complete"):
+        resume_campaign(tmp_path / "runs" / "r", plots_dir=tmp_path / "plots")
+
+
+def test_atomic_open_replaces_whole_or_not_at_all(tmp_path):
+    from evoticket.core.io import atomic_open
+
+    path = tmp_path / "f.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(RuntimeError), atomic_open(path, "wb") as f:
+        f.write(b"half of the n")
+        raise RuntimeError("killed mid-write")
+    assert path.read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+    with atomic_open(path, "wb") as f:
+        f.write(b"new")
+    assert path.read_bytes() == b"new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+    with pytest.raises(FileNotFoundError), atomic_open(tmp_path / "missing" / "g.txt") as f:
+        f.write("never")
+    assert path.read_bytes() == b"new"
