@@ -143,7 +143,7 @@ def check_memory(config: CampaignConfig, arch: Architecture, n_train: int, avail
     room = available - (total - need[key])
     unit = ticket if key.startswith("ga.") else batch * 8
     fits = max(0, room // unit - (ga.hall_of_fame if key == "ga.population" else 0))
-    alone = "" if need[key] == total else f" ({format_bytes(total)} with the rest)"
+    alone = "" if format_bytes(need[key]) == format_bytes(total) else f" ({format_bytes(total)} with the rest)"
     raise ConfigError(
         f"{key}: {value} needs about {format_bytes(need[key])} of memory{alone}, which this machine's "
         f"{format_bytes(available)} cannot hold; at most about {fits:,} would fit"

@@ -35,20 +35,30 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock or raise :class:`~evoticket.core.errors.RunLockedError` at once (never waits)."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as e:
-            raise StorageError(f"cannot create the lock {self.path}: {e.strerror or e}") from None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            holder = os.read(fd, 512).decode("utf-8", "replace").strip() or "another process"
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            except OSError as e:
+                raise StorageError(f"cannot create the lock {self.path}: {e.strerror or e}") from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.read(fd, 512).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
+                raise RunLockedError(
+                    f"run {self.run_dir} is being written by {holder}; two processes never write one run: "
+                    f"wait for it to finish or stop it (the lock is released when it exits)"
+                ) from None
+            # the holder before us may have removed the file between our open and our flock: then we
+            # hold a lock on a file nobody else can see, and must take the one at the path instead
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
             os.close(fd)
-            raise RunLockedError(
-                f"run {self.run_dir} is being written by {holder}; two processes never write one run: "
-                f"wait for it to finish or stop it (the lock is released when it exits)"
-            ) from None
         os.ftruncate(fd, 0)
         started = time.strftime("%Y-%m-%d %H:%M:%S")
         os.write(fd, f"process {os.getpid()} on {socket.gethostname()} (since {started})\n".encode())
@@ -56,9 +66,10 @@ class RunLock:
         return self
 
     def release(self) -> None:
-        """Give the lock up. The file stays: removing it could let two processes lock two files."""
+        """Give the lock up and remove its file (a killed holder leaves the file, which blocks no one)."""
         if self.fd is None:
             return
+        self.path.unlink(missing_ok=True)  # before unlocking: a newcomer then finds no file or a new one
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = None

@@ -40,7 +40,7 @@ from evoticket.data import Splits
 from evoticket.genome import Ticket, save_ticket, save_trained
 from evoticket.methods import Budget, Hook, MethodRun, resolve_run
 from evoticket.plots import plot_fitness
-from evoticket.records import RecordWriter
+from evoticket.records import RecordWriter, read_summary
 
 SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
 
@@ -79,6 +79,7 @@ class _Progress:
         self.bar.update(1)
 
     def close(self) -> None:
+        """Close the bar."""
         self.bar.close()
 
 
@@ -216,76 +217,60 @@ def _resume(
     out: TextIO | None,
     requeue: bool = False,
 ) -> CampaignResult:
-    """Resume ``run_dir`` with ``config``: checks first (nothing written), then under the run's lock."""
+    """Resume ``run_dir`` with ``config``, under the run's lock: checks first (nothing written), then on."""
     wall_start = time.perf_counter()
     _check_resumable(run_dir)
-    ckpt = load_latest(run_dir)
-    saved = CampaignConfig.from_dict(ckpt.config)
-    changed = changed_keys(saved, config)
-    unsafe = [k for k in changed if k not in SAFE_ON_RESUME]
-    if unsafe:
-        what = ", ".join(f"{k} ({saved.lookup(k)!r} -> {config.lookup(k)!r})" for k in unsafe)
-        raise ConfigError(
-            f"cannot resume {run_dir} with a changed configuration: {what}; "
-            f"only these may change on resume: {', '.join(sorted(SAFE_ON_RESUME))}"
-        )
-    if config.ga.generations < ckpt.generation:
-        raise ConfigError(
-            f"ga.generations: {run_dir} has already completed generation {ckpt.generation}; "
-            f"must be >= {ckpt.generation}, got {config.ga.generations}"
-        )
-    finished = paths.summary(run_dir).exists()
-    if finished and not changed:
-        if requeue:
-            from evoticket.records import read_summary
-
-            print(f"evoticket: {run_dir} is already complete; nothing to do", file=sys.stderr)
-            return CampaignResult(run_dir, Path(plots_dir) / run_dir.name, read_summary(run_dir), None)
-        raise EvoticketError(
-            f"{run_dir}: the campaign is already complete (summary.json); "
-            f"to extend it: evoticket resume {run_dir} --set ga.generations=N"
-        )
-    method, resolved = resolve_run(config, splits=splits)
     with RunLock(run_dir):
-        # the checkpoint read above may be stale if another process wrote the run meanwhile
-        return _continue(
-            run_dir, config, method.prepare(resolved), load_latest(run_dir), changed, plots_dir, hooks, out, wall_start
+        ckpt = load_latest(run_dir)
+        saved = CampaignConfig.from_dict(ckpt.config)
+        changed = changed_keys(saved, config)
+        unsafe = [k for k in changed if k not in SAFE_ON_RESUME]
+        if unsafe:
+            what = ", ".join(f"{k} ({saved.lookup(k)!r} -> {config.lookup(k)!r})" for k in unsafe)
+            raise ConfigError(
+                f"cannot resume {run_dir} with a changed configuration: {what}; "
+                f"only these may change on resume: {', '.join(sorted(SAFE_ON_RESUME))}"
+            )
+        if config.ga.generations < ckpt.generation:
+            raise ConfigError(
+                f"ga.generations: {run_dir} has already completed generation {ckpt.generation}; "
+                f"must be >= {ckpt.generation}, got {config.ga.generations}"
+            )
+        finished = paths.summary(run_dir).exists()
+        if finished and not changed:
+            if requeue:
+                print(f"evoticket: {run_dir} is already complete; nothing to do", file=sys.stderr)
+                return CampaignResult(run_dir, Path(plots_dir) / run_dir.name, read_summary(run_dir), None)
+            raise EvoticketError(
+                f"{run_dir}: the campaign is already complete (summary.json); "
+                f"to extend it: evoticket resume {run_dir} --set ga.generations=N"
+            )
+        method, resolved = resolve_run(config, splits=splits)
+        run = method.prepare(resolved)
+        removed = rollback_records(run_dir, ckpt.records)
+        if removed:
+            detail = ", ".join(f"{n} bytes of {name}" for name, n in removed.items())
+            print(
+                f"evoticket: rolled back records written after generation {ckpt.generation}: {detail}",
+                file=sys.stderr,
+            )
+        if changed:
+            atomic_write_text(paths.config(run_dir), config.to_toml())
+            paths.summary(run_dir).unlink(missing_ok=True)  # stale: the campaign goes on
+        run.restore(
+            {
+                "generation": ckpt.generation,
+                "population": ckpt.population,
+                "hall_of_fame": ckpt.hall_of_fame,
+                "logbook": ckpt.logbook,
+                "next_uid": ckpt.next_uid,
+                "rng": ckpt.rng,
+                **ckpt.extra,
+            }
         )
-
-
-def _continue(
-    run_dir: Path,
-    config: CampaignConfig,
-    run: MethodRun,
-    ckpt: Checkpoint,
-    changed: list[str],
-    plots_dir: str | Path,
-    hooks: tuple[Hook, ...],
-    out: TextIO | None,
-    wall_start: float,
-) -> CampaignResult:
-    """Roll the records back to the checkpoint, restore the method's state and run on (the lock is held)."""
-    removed = rollback_records(run_dir, ckpt.records)
-    if removed:
-        detail = ", ".join(f"{n} bytes of {name}" for name, n in removed.items())
-        print(f"evoticket: rolled back records written after generation {ckpt.generation}: {detail}", file=sys.stderr)
-    if changed:
-        atomic_write_text(paths.config(run_dir), config.to_toml())
-        paths.summary(run_dir).unlink(missing_ok=True)  # stale: the campaign goes on
-    run.restore(
-        {
-            "generation": ckpt.generation,
-            "population": ckpt.population,
-            "hall_of_fame": ckpt.hall_of_fame,
-            "logbook": ckpt.logbook,
-            "next_uid": ckpt.next_uid,
-            "rng": ckpt.rng,
-            **ckpt.extra,
-        }
-    )
-    counters = {**_new_counters(), **ckpt.counters}
-    print(f"evoticket: resuming {run_dir} after generation {ckpt.generation}", file=sys.stderr)
-    return _execute(config, run, run_dir, Path(plots_dir) / run_dir.name, counters, hooks, out, wall_start)
+        counters = {**_new_counters(), **ckpt.counters}
+        print(f"evoticket: resuming {run_dir} after generation {ckpt.generation}", file=sys.stderr)
+        return _execute(config, run, run_dir, Path(plots_dir) / run_dir.name, counters, hooks, out, wall_start)
 
 
 def changed_keys(old: CampaignConfig, new: CampaignConfig) -> list[str]:

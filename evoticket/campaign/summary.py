@@ -48,6 +48,7 @@ def timing(counters: dict[str, float]) -> dict[str, Any]:
 
 
 def verdict(winning: bool, controls: dict, config: CampaignConfig) -> str:
+    """One sentence: winning ticket or not, the ticket's and the dense network's test accuracy, the random mask's."""
     t, d, r = (controls[k]["test_acc_mean"] for k in ("ticket", "dense", "random"))
     tol = config.campaign.winning_tolerance
     if winning:

@@ -45,6 +45,7 @@ class GARun(MethodRun):
 
     @evaluated.setter
     def evaluated(self, n: int) -> None:
+        """Set the count (a resumed run starts from its checkpoint's)."""
         self.toolbox.evaluator.evaluated = int(n)
 
     def seconds(self) -> dict[str, float]:

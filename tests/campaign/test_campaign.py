@@ -14,8 +14,14 @@ from evoticket.core import paths
 from evoticket.campaign import CONTROLS, control_tickets, run_campaign
 from evoticket.genome import load_ticket, load_ticket_state
 from evoticket.config import CampaignConfig
-from evoticket.core.errors import RunExistsError
+from evoticket.core.errors import EvoticketError, RunExistsError
 from evoticket.records import GENERATION_COLUMNS, TIMING_COLUMNS
+
+
+def data_for(config):
+    from evoticket.data import load_dataset
+
+    return load_dataset(config.data.name, val_fraction=config.data.val_fraction, seed=config.data.seed)
 
 
 def run(config, tmp_path, name="e2e", **kw):
@@ -60,8 +66,13 @@ def test_campaign_writes_every_promised_file(fast_config, tmp_path):
         "val_loss",
         "flags",
         "reevaluated",
+        "train_steps",
+        "train_flops",
+        "eval_flops",
     }
+    assert expected_keys == set(records.INDIVIDUAL_FIELDS)
     assert all(set(r) == expected_keys for r in inds)
+    assert all(r["train_steps"] == 5 and r["train_flops"] > 0 and r["eval_flops"] > 0 for r in inds)
     assert set(inds[0]["density"]) == {"fc1.weight", "fc2.weight"}
     assert all(abs(r["density_total"] - 0.1) < 0.01 for r in inds)
     # the best ticket
@@ -85,6 +96,33 @@ def test_campaign_writes_every_promised_file(fast_config, tmp_path):
     assert isinstance(summary["winning_ticket"], bool) and summary["verdict"]
     assert summary["individuals_evaluated"] == len(inds)
     assert len(summary["hall_of_fame"]) == 5
+    # the compute meter: per generation and in all, search and final comparison apart
+    for g in gens:
+        rows = [r for r in inds if r["generation"] == g["generation"]]
+        assert g["train_flops"] == sum(r["train_flops"] for r in rows)
+        assert g["train_steps"] == sum(r["train_steps"] for r in rows) == 5 * g["nevals"]
+        assert g["eval_flops"] == sum(r["eval_flops"] for r in rows)
+    compute = summary["compute"]
+    assert compute["search"] == {k: sum(r[k] for r in inds) for k in ("train_steps", "train_flops", "eval_flops")}
+    assert compute["final_comparison"]["train_steps"] == 4 * 2 * 20  # 4 controls, 2 seeds, 20 steps
+    assert compute["final_comparison"]["train_flops"] == sum(summary["controls"][k]["train_flops"] for k in CONTROLS)
+    assert (
+        compute["total"]["train_flops"] == compute["search"]["train_flops"] + compute["final_comparison"]["train_flops"]
+    )
+    assert summary["method"] == "ga" and summary["timing"]["sessions"] == 1
+    # what the final comparison trained: the ticket at its early-stopping step, reproducing its test accuracy
+    splits = data_for(fast_config)
+    for seed in range(2):
+        trained = load_ticket(paths.trained_ticket(run_dir), seed=seed).eval()
+        assert torch.equal(trained.fc1.weight_mask, ticket.masks["fc1.weight"])
+        assert torch.all(trained.fc1.weight[~ticket.masks["fc1.weight"]] == 0)
+        with torch.no_grad():
+            acc = (trained(splits.x_test).argmax(1) == splits.y_test).float().mean().item()
+        assert acc == pytest.approx(summary["controls"]["ticket"]["test_acc"][seed], abs=1e-6)
+    dense = load_ticket(paths.trained_ticket(run_dir), seed=1, control="dense")
+    assert not hasattr(dense.fc1, "weight_mask") or bool(dense.fc1.weight_mask.all())
+    with pytest.raises(EvoticketError, match="seed 2 does not exist; valid: 0 to 1"):
+        load_ticket(paths.trained_ticket(run_dir), seed=2)
     # printed table
     for key in CONTROLS:
         assert f"\n{key} " in printed

@@ -493,3 +493,96 @@ def test_atomic_open_replaces_whole_or_not_at_all(tmp_path):
     with pytest.raises(FileNotFoundError), atomic_open(tmp_path / "missing" / "g.txt") as f:
         f.write("never")
     assert path.read_bytes() == b"new"
+
+
+# ---------------------------------------------------------------------------
+# the requeue-friendly start and one writer per run
+
+
+@pytest.mark.slow
+def test_run_with_resume_starts_continues_and_finishes_as_one_uninterrupted_run(tmp_path, reference):
+    """``evoticket run --name r --resume``, rerun by a scheduler after each kill, ends with the same files."""
+    # killed in its first seconds, while the run is still being created: there is no run yet
+    killed = cli(tmp_path, "run", "--name", "r", "--resume", kill_at="checkpoint:1")
+    assert killed.returncode == -signal.SIGKILL and not (tmp_path / "runs" / "r").exists()
+    again = cli(tmp_path, "run", "--name", "r", "--resume", kill_at="finetune:3")  # starts it, killed in generation 2
+    assert again.returncode == -signal.SIGKILL and (tmp_path / "runs" / "r").exists()
+    done = cli(tmp_path, "run", "--name", "r", "--resume")
+    assert done.returncode == 0, done.stderr
+    assert_same_outputs(tmp_path, "r", reference)
+    timing = json.loads(paths.summary(tmp_path / "runs" / "r").read_text())["timing"]
+    assert timing["sessions"] == 2 and timing["session_wall_seconds"] < timing["wall_seconds"]
+    assert "over 2 sessions (this one " in done.stdout
+    # rerun once more, as a scheduler might: nothing to do, nothing touched, status 0
+    before = {p: p.read_bytes() for p in (tmp_path / "runs" / "r").rglob("*") if p.is_file()}
+    idle = cli(tmp_path, "run", "--name", "r", "--resume")
+    assert idle.returncode == 0 and "already complete" in idle.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "runs" / "r").rglob("*") if p.is_file()} == before
+    # a different configuration is refused, as resume refuses it
+    other = cli(tmp_path, "run", "--name", "r", "--resume", overrides=[*TINY, "ga.population=8"])
+    assert other.returncode == 2
+    assert other.stderr.strip().splitlines()[-1].startswith("evoticket: error: cannot resume")
+    assert "ga.population (6 -> 8)" in other.stderr
+
+
+def test_run_resume_needs_a_name(tmp_path):
+    proc = cli(tmp_path, "run", "--resume")
+    assert proc.returncode == 2 and "--resume: give the run's --name" in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_second_writer_is_refused_with_one_line_naming_the_holder(tmp_path, monkeypatch, capsys):
+    from evoticket import cli as cli_module
+    from evoticket.campaign.lock import RunLock
+
+    monkeypatch.chdir(tmp_path)
+    sets = [f"--set={o}" for o in TINY] + ["--no-progress"]
+    with RunLock(tmp_path / "runs" / "conc"):
+        assert cli_module.main(["run", "--name", "conc", *sets]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("evoticket: error: run runs/conc is being written by process ")
+        assert f"process {os.getpid()} on " in err[0]
+        assert not (tmp_path / "runs" / "conc").exists()
+    # free again: the run goes ahead, and a resume of it while it is held is refused too
+    assert cli_module.main(["run", "--name", "conc", *sets]) == 0
+    with RunLock(tmp_path / "runs" / "conc"):
+        assert cli_module.main(["resume", "runs/conc", "--set", "ga.generations=4"]) == 2
+        assert "is being written by process" in capsys.readouterr().err
+
+
+def test_a_lock_left_by_a_dead_process_blocks_no_one(tmp_path):
+    from evoticket.campaign.lock import RunLock
+
+    run_dir = tmp_path / "runs" / "dead"
+    code = (
+        "import os, signal, sys\n"
+        "from evoticket.campaign.lock import RunLock\n"
+        f"RunLock({str(run_dir)!r}).acquire()\n"
+        "print('held', flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL and proc.stdout == "held\n"
+    assert paths.lock(run_dir).exists()  # the file is left behind, the lock is not
+    with RunLock(run_dir) as lock:
+        assert lock.fd is not None
+
+
+@pytest.mark.slow
+def test_a_resume_while_the_run_is_live_is_refused_and_the_records_stay_whole(tmp_path):
+    """The user's report: ``resume`` during a live ``run`` rolled its records back and both wrote them."""
+    slow = [*TINY, "ga.generations=12"]
+    first = start(tmp_path, "run", "--name", "conc", overrides=slow)
+    assert _armed(first, ("run",), tmp_path / "runs" / "conc")
+    second = cli(tmp_path, "resume", "runs/conc")
+    third = cli(tmp_path, "run", "--name", "conc", overrides=slow)
+    _, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    assert second.returncode == 2 and "runs/conc is being written by process" in second.stderr
+    assert third.returncode == 2
+    assert "already exists" in third.stderr or "is being written by process" in third.stderr
+    rows = [json.loads(line) for line in paths.individuals_jsonl(tmp_path / "runs" / "conc").read_text().splitlines()]
+    pairs = [(r["uid"], r["generation"]) for r in rows]
+    assert len(pairs) == len(set(pairs))  # nothing recorded twice
+    assert [r["generation"] for r in rows] == sorted(r["generation"] for r in rows)
+    assert {r["generation"] for r in rows} == set(range(13))
