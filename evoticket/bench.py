@@ -54,12 +54,12 @@ import torch.nn.functional as F
 from torch.nn.utils import prune
 
 from evoticket.config import FinetuneConfig
-from evoticket.data import Splits
 from evoticket.core.device import resolve_device
-from evoticket.training import bytes_per_individual, finetune_tickets, minibatch_indices, population_chunk
+from evoticket.data import Splits
 from evoticket.genome import Ticket, stack_tickets
 from evoticket.models import Architecture, build_architecture
 from evoticket.operators import initTicket
+from evoticket.training import bytes_per_individual, finetune_tickets, minibatch_indices, population_chunk
 
 BENCH_MODELS: dict[str, tuple[str, Callable[[], Architecture]]] = {
     "mnist1d-mlp": ("mlp 40-300-100-10 (MNIST-1D)", lambda: build_architecture("mlp", (40,), 10, [300, 100])),

@@ -23,8 +23,8 @@ from evoticket.bench import (
 )
 from evoticket.cli import main
 from evoticket.config import FinetuneConfig
-from evoticket.training import MaskedOptimizer, finetune_stacked, finetune_tickets, make_optimizer, train_steps
 from evoticket.models import build_architecture
+from evoticket.training import MaskedOptimizer, finetune_stacked, finetune_tickets, make_optimizer, train_steps
 
 TINY = Mode(populations=(1, 4), max_steps=2, min_steps=2, target_seconds=0.01, repeats=1, memory_population=4)
 ROW_KEYS = {

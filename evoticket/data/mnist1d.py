@@ -1,22 +1,82 @@
-"""MNIST-1D, generated offline by the ``mnist1d`` package (Greydanus 2020, arXiv:2011.14439)."""
+"""MNIST-1D, generated offline by the ``mnist1d`` package (Greydanus 2020, arXiv:2011.14439).
+
+Generating the data set takes a few seconds (on this project's 2-core machines about 5 s, the
+``mnist1d`` import included), every time a process starts. The arrays are therefore kept in a cache
+file, ``$EVOTICKET_CACHE/mnist1d-<key>.npz`` (default ``~/.cache/evoticket``), whose key is the
+installed ``mnist1d`` version (its default arguments are fixed per release); a cached copy is the
+generator's output bit for bit.
+A cache file that cannot be read is regenerated; one that cannot be written is skipped.
+``EVOTICKET_CACHE=off`` turns the cache off.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import io
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 
 from evoticket.core.errors import DataError
+from evoticket.core.io import atomic_open
 from evoticket.data.splits import Splits, _build_splits, _check_fraction, _check_seed
+
+CACHE_ENV = "EVOTICKET_CACHE"
+"""Environment variable naming the cache folder (``off``: no cache)."""
+
+_KEYS = ("x", "y", "x_test", "y_test")
+
+
+def cache_dir() -> Path | None:
+    """The folder of evoticket's data cache, or ``None`` when ``EVOTICKET_CACHE=off``."""
+    value = os.environ.get(CACHE_ENV, "")
+    if value.lower() in ("off", "0", "no", "false"):
+        return None
+    return Path(value) if value else Path.home() / ".cache" / "evoticket"
+
+
+def _cache_file() -> Path | None:
+    folder = cache_dir()
+    if folder is None:
+        return None
+    import importlib.metadata
+
+    try:  # the default arguments are fixed per release: the version is the key (no slow import of mnist1d)
+        version = importlib.metadata.version("mnist1d")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    key = hashlib.sha256(f"mnist1d {version} get_dataset_args()".encode()).hexdigest()[:16]
+    return folder / f"mnist1d-{key}.npz"
+
+
+def _read_cache(path: Path) -> tuple[np.ndarray, ...] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = tuple(np.array(data[k]) for k in _KEYS)
+    except Exception:  # missing, truncated, not an npz: generate instead
+        return None
+    x, y, x_test, y_test = arrays
+    if x.shape != (y.shape[0], 40) or x_test.shape != (y_test.shape[0], 40) or y.dtype != np.int64:
+        return None
+    return arrays
+
+
+def _write_cache(path: Path, arrays: tuple[np.ndarray, ...]) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "wb") as f:
+            np.savez(f, **dict(zip(_KEYS, arrays, strict=True)))
+    except OSError:  # a read-only or full disk: no cache, nothing else changes
+        pass
 
 
 @functools.lru_cache(maxsize=1)
 def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Generate MNIST-1D once per process (about 1 s) and cache it.
+    """MNIST-1D's arrays, generated once per process, or read from the cache file (see the module docstring).
 
     The generator reseeds Python's and NumPy's global random generators; their
     states are restored afterwards so that callers are not affected.
@@ -28,10 +88,23 @@ def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     Raises:
         DataError: if the ``mnist1d`` package is not installed.
     """
-    try:
-        from mnist1d.data import get_dataset_args, make_dataset
-    except ImportError as exc:
-        raise DataError("data set 'mnist1d' needs the mnist1d package: pip install mnist1d") from exc
+    cached_at = _cache_file()
+    arrays = _read_cache(cached_at) if cached_at is not None else None
+    if arrays is None:
+        try:
+            from mnist1d.data import get_dataset_args, make_dataset
+        except ImportError as exc:
+            raise DataError("data set 'mnist1d' needs the mnist1d package: pip install mnist1d") from exc
+        arrays = _generate(get_dataset_args, make_dataset)
+        if cached_at is not None:
+            _write_cache(cached_at, arrays)
+    for array in arrays:
+        array.setflags(write=False)
+    return arrays
+
+
+def _generate(get_dataset_args, make_dataset) -> tuple[np.ndarray, ...]:
+    """Run the generator with the global random states saved and restored."""
     np_state = np.random.get_state()
     py_state = random.getstate()
     try:
@@ -40,15 +113,12 @@ def _mnist1d_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     finally:
         np.random.set_state(np_state)
         random.setstate(py_state)
-    arrays = (
+    return (
         np.asarray(raw["x"]),
         np.asarray(raw["y"]).astype(np.int64),
         np.asarray(raw["x_test"]),
         np.asarray(raw["y_test"]).astype(np.int64),
     )
-    for array in arrays:
-        array.setflags(write=False)
-    return arrays
 
 
 def load_mnist1d(

@@ -50,6 +50,7 @@ def make_toolbox(
     counter: UidCounter | None = None,
     rng: torch.Generator | None = None,
     resolved: Resolved | None = None,
+    fitness_weights: Sequence[float] = FITNESS_WEIGHTS,
 ) -> base.Toolbox:
     """A DEAP toolbox that evolves tickets with batched fine-tuning.
 
@@ -72,6 +73,9 @@ def make_toolbox(
         rng: generator of the operators; default seeded from ``campaign.seed``.
         resolved: the configuration already resolved (:func:`evoticket.resolve.resolve`);
             default resolves it here.
+        fitness_weights: DEAP fitness weights of this run's individuals (default: validation
+            accuracy up, validation loss down); the classes are made per weights
+            (:func:`evoticket.genome.ensure_creator`), so runs in one process may differ.
 
     Raises:
         ConfigError, DataError: for a bad device, data set, model or any other check of
@@ -81,7 +85,7 @@ def make_toolbox(
     splits, arch = resolved.splits, resolved.arch
     counter = counter or UidCounter()
     rng = rng or torch.Generator().manual_seed(derive_seed(config.campaign.seed, "operators"))
-    individual_cls = ensure_creator(FITNESS_WEIGHTS)
+    individual_cls = ensure_creator(fitness_weights)
 
     toolbox = base.Toolbox()
     toolbox.register(
@@ -113,5 +117,5 @@ def make_toolbox(
     toolbox.register("evaluate", evaluator)
     toolbox.register("map", batched_map)
     toolbox.arch, toolbox.splits, toolbox.evaluator, toolbox.backend = arch, splits, evaluator, backend
-    toolbox.counter, toolbox.rng, toolbox.fitness_weights = counter, rng, FITNESS_WEIGHTS
+    toolbox.counter, toolbox.rng, toolbox.fitness_weights = counter, rng, tuple(fitness_weights)
     return toolbox

@@ -8,7 +8,14 @@
 from __future__ import annotations
 
 from evoticket.genome.creator import FITNESS_WEIGHTS, ensure_creator
-from evoticket.genome.files import TICKET_FORMAT, TRAINED_FORMAT, load_ticket, load_ticket_state, save_ticket, save_trained
+from evoticket.genome.files import (
+    TICKET_FORMAT,
+    TRAINED_FORMAT,
+    load_ticket,
+    load_ticket_state,
+    save_ticket,
+    save_trained,
+)
 from evoticket.genome.masks import kept_count, random_mask, random_masks_like
 from evoticket.genome.ticket import (
     Ticket,

@@ -21,7 +21,6 @@ from evoticket.core.io import atomic_open, load_format
 from evoticket.genome.ticket import Ticket, ticket_from_state
 from evoticket.models import Architecture, architecture_from_dict
 
-
 TICKET_FORMAT = "evoticket-ticket-v1"
 """Format tag of ``best_ticket.pt``: a ticket at its initial weights."""
 

@@ -73,8 +73,8 @@ def resolve_run(config: CampaignConfig, *, splits: Splits | None = None) -> tupl
 
 
 __all__ = [
-    "METHODS",
     "GA",
+    "METHODS",
     "Budget",
     "GARun",
     "Hook",

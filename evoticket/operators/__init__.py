@@ -34,7 +34,6 @@ from typing import Any
 
 from evoticket.operators.crossover import cxInitBlend, cxLayerSwap, cxMaskUniform
 from evoticket.operators.init import initTicket, kept_count
-from evoticket.operators.selection import selElitistTournament
 from evoticket.operators.mutation import (
     mutInitGaussian,
     mutInitReseed,
@@ -42,6 +41,7 @@ from evoticket.operators.mutation import (
     mutMaskSwap,
     mutSignFlip,
 )
+from evoticket.operators.selection import selElitistTournament
 
 INITS: dict[str, Callable[..., Any]] = {"initTicket": initTicket}
 """Initialiser name -> function ``(container, arch, density, *, rng, ...)``."""
@@ -107,13 +107,13 @@ SURVIVORS: dict[str, Callable[..., Any]] = {"selElitistTournament": selElitistTo
 
 __all__ = [
     "ARG_CHECKS",
-    "SURVIVORS",
     "CROSSOVERS",
     "CROSSOVER_DEFAULTS",
     "DENSITY_PRESERVING",
     "INITS",
     "MUTATIONS",
     "MUTATION_DEFAULTS",
+    "SURVIVORS",
     "cxInitBlend",
     "cxLayerSwap",
     "cxMaskUniform",

@@ -9,7 +9,6 @@ import torch
 
 from evoticket.data import Splits
 
-
 STAGE_BYTES = 8 * 2**20
 """Largest block of training inputs gathered at once for the coming steps (bytes)."""
 

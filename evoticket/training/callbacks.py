@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import torch
 
-
 if TYPE_CHECKING:
     from evoticket.training.engine import TrainState
 

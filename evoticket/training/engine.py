@@ -186,6 +186,7 @@ class TrainState:
     stop: bool = False
     _optimizer: object = field(default=None, repr=False)
     _gradient: object = field(default=None, repr=False)
+    _kept: dict[str, torch.Tensor] | None = field(default=None, repr=False)
     _train_flops: torch.Tensor | None = field(default=None, repr=False)
     _forward_flops: torch.Tensor | None = field(default=None, repr=False)
 
@@ -194,16 +195,22 @@ class TrainState:
         """P, the number of stacked networks."""
         return self.bad.shape[0]
 
+    def kept(self) -> dict[str, torch.Tensor]:
+        """Weight name -> ``(P,)`` kept weights per individual at the current masks (computed once per mask set)."""
+        if self._kept is None:
+            self._kept = kept_counts(self.arch, self.masks)
+        return self._kept
+
     def forward_flops(self) -> torch.Tensor:
         """``(P,)`` FLOPs of one example's forward pass at the current masks."""
         if self._forward_flops is None:
-            self._forward_flops = forward_flops(self.arch, kept_counts(self.arch, self.masks))
+            self._forward_flops = forward_flops(self.arch, self.kept())
         return self._forward_flops
 
     def train_flops_per_example(self) -> torch.Tensor:
         """``(P,)`` FLOPs of one training example (forward and backward) at the current masks and scope."""
         if self._train_flops is None:
-            kept = kept_counts(self.arch, self.masks)
+            kept = self.kept()
             if self.scope.scores:
                 weights = frozenset(self.arch.weight_names)
                 back = backward_flops(self.arch, kept, weights, dense_weight_grads=weights)
@@ -229,15 +236,13 @@ class TrainState:
                 self.masks[name] = mask.to(self.params[name].device)
                 self.params[name].mul_(self.masks[name])
         self._optimizer = self._gradient = None
-        self._train_flops = self._forward_flops = None
+        self._kept = self._train_flops = self._forward_flops = None
 
     # ------------------------------------------------------------ internals
     def _build(self, batch: int) -> None:
         if self.scope.scores:
             self._optimizer = make_optimizer(list(self.scores.values()), self.cfg)
-            self._gradient = ScoreGradient(
-                self.arch, self.theta0, self.scores, kept_counts(self.arch, self.masks), self.buffers or None
-            )
+            self._gradient = ScoreGradient(self.arch, self.theta0, self.scores, self.kept(), self.buffers or None)
             return
         trainable = self.scope.trainable(self.arch)
         params = {k: v for k, v in self.params.items() if k in trainable}
@@ -265,8 +270,8 @@ class TrainState:
                 for name, s in self.scores.items():
                     s.grad = gradient.grads[name]
                 opt.step()
-        if self.scope.scores:
-            self.masks = topk_masks(self.scores, kept_counts(self.arch, self.masks))
+        if self.scope.scores:  # the kept counts stay: top-k of the same k
+            self.masks = topk_masks(self.scores, self.kept())
             with torch.no_grad():
                 for name, mask in self.masks.items():
                     self.params[name] = self.theta0[name] * mask

@@ -8,7 +8,6 @@ import torch
 
 from evoticket.models import Architecture, per_individual_loss
 
-
 EVAL_BATCH = 2000
 """Validation/test examples per forward pass when measuring accuracy."""
 

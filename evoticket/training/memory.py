@@ -10,7 +10,6 @@ from evoticket.config import FinetuneConfig
 from evoticket.models import Architecture
 from evoticket.training.evaluate import EVAL_BATCH
 
-
 POPULATION_BLOCK = {"cpu": 64}
 """Device type -> most individuals :func:`finetune_tickets` fine-tunes in one batched computation.
 On the CPU a larger population runs in blocks of this size, whose activations stay in cache

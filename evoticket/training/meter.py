@@ -63,7 +63,9 @@ def kept_counts(arch: Architecture, masks: Mapping[str, torch.Tensor]) -> dict[s
         if mask is None:
             out[spec.weight] = torch.full((p,), math.prod(spec.weight_shape), dtype=torch.int64)
         else:
-            out[spec.weight] = mask.reshape(mask.shape[0], -1).sum(1).to("cpu", torch.int64)
+            # an int32 sum of the bytes is about twice as fast as sum()'s int64 (no layer holds 2**31 weights)
+            counts = mask.reshape(mask.shape[0], -1).view(torch.uint8).sum(1, dtype=torch.int32)
+            out[spec.weight] = counts.to("cpu", torch.int64)
     return out
 
 

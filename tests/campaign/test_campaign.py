@@ -10,11 +10,11 @@ import pytest
 import torch
 
 from evoticket import records
-from evoticket.core import paths
 from evoticket.campaign import CONTROLS, control_tickets, run_campaign
-from evoticket.genome import load_ticket, load_ticket_state
 from evoticket.config import CampaignConfig
+from evoticket.core import paths
 from evoticket.core.errors import EvoticketError, RunExistsError
+from evoticket.genome import load_ticket, load_ticket_state
 from evoticket.records import GENERATION_COLUMNS, TIMING_COLUMNS
 
 

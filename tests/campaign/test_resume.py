@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from evoticket.core import paths
 from evoticket.campaign import resume_campaign, run_campaign
 from evoticket.campaign.checkpoint import KEEP, list_checkpoints, load_checkpoint, load_latest
+from evoticket.core import paths
 from evoticket.core.errors import CheckpointError, ConfigError, DivergedError, EvoticketError, StorageError
 from evoticket.records import TIMING_COLUMNS
 

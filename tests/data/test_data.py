@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from evoticket.data import mnist1d as mnist1d_module
+from evoticket.core.errors import DataError, EvoticketError
 from evoticket.data import (
     DATASETS,
     Splits,
@@ -20,7 +20,7 @@ from evoticket.data import (
     stratified_split,
     write_idx,
 )
-from evoticket.core.errors import DataError, EvoticketError
+from evoticket.data import mnist1d as mnist1d_module
 
 N_TRAIN, N_TEST, SIDE = 50, 20, 28
 
@@ -206,7 +206,8 @@ def test_mnist1d_val_fraction() -> None:
     assert s.sizes() == {"train": 3000, "val": 1000, "test": 1000}
 
 
-def test_mnist1d_leaves_global_rng_alone() -> None:
+def test_mnist1d_leaves_global_rng_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(mnist1d_module.CACHE_ENV, "off")  # the generator itself, not the cache file
     mnist1d_module._mnist1d_arrays.cache_clear()
     np.random.seed(77)
     random.seed(77)
@@ -216,6 +217,32 @@ def test_mnist1d_leaves_global_rng_alone() -> None:
     load_dataset("mnist1d")
     assert np.random.random() == expected_np
     assert random.random() == expected_py
+
+
+def test_mnist1d_cache_file_is_the_generators_output_bit_for_bit(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(mnist1d_module.CACHE_ENV, "off")
+    mnist1d_module._mnist1d_arrays.cache_clear()
+    generated = mnist1d_module._mnist1d_arrays()
+    assert not list(tmp_path.iterdir())
+    monkeypatch.setenv(mnist1d_module.CACHE_ENV, str(tmp_path / "cache"))
+    mnist1d_module._mnist1d_arrays.cache_clear()
+    first = mnist1d_module._mnist1d_arrays()  # generated, then written
+    (cached,) = (tmp_path / "cache").glob("mnist1d-*.npz")
+    mnist1d_module._mnist1d_arrays.cache_clear()
+    monkeypatch.setattr(mnist1d_module, "_generate", lambda *a: pytest.fail("read the cache instead"))
+    second = mnist1d_module._mnist1d_arrays()  # read back
+    for a, b, c in zip(generated, first, second, strict=True):
+        assert a.dtype == b.dtype == c.dtype and np.array_equal(a, b) and np.array_equal(a, c)
+        assert not c.flags.writeable
+    # a damaged cache file is regenerated and rewritten whole
+    cached.write_bytes(cached.read_bytes()[:1000])
+    monkeypatch.undo()
+    monkeypatch.setenv(mnist1d_module.CACHE_ENV, str(tmp_path / "cache"))
+    mnist1d_module._mnist1d_arrays.cache_clear()
+    again = mnist1d_module._mnist1d_arrays()
+    assert all(np.array_equal(a, b) for a, b in zip(generated, again, strict=True))
+    assert mnist1d_module._read_cache(cached) is not None
+    mnist1d_module._mnist1d_arrays.cache_clear()
 
 
 def test_mnist1d_results_do_not_alias_cache(mnist1d: Splits) -> None:

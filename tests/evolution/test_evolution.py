@@ -10,8 +10,8 @@ import pytest
 import torch
 from deap import algorithms
 
-from evoticket.core.errors import ConfigError
 from evoticket.core.device import host_memory_bytes
+from evoticket.core.errors import ConfigError
 from evoticket.core.seeds import derive_seed
 from evoticket.evolution import (
     WORST_FITNESS,
@@ -20,8 +20,8 @@ from evoticket.evolution import (
     evolve,
     make_toolbox,
 )
-from evoticket.resolve import check_memory
 from evoticket.models import build_architecture
+from evoticket.resolve import check_memory
 
 
 def test_toolbox_registers_everything(fast_config):
@@ -204,3 +204,43 @@ def test_memory_check_is_part_of_the_toolbox(fast_config, monkeypatch):
     monkeypatch.setattr("evoticket.resolve.host_memory_bytes", lambda: 2**15)
     with pytest.raises(ConfigError, match=r"^ga.population: 6 needs about"):
         make_toolbox(fast_config)
+
+
+def test_two_toolboxes_in_one_process_may_use_different_fitness_weights(fast_config):
+    a = make_toolbox(fast_config)
+    b = make_toolbox(fast_config, splits=a.splits, fitness_weights=(1.0,))
+    assert a.fitness_weights == (1.0, -1.0) and b.fitness_weights == (1.0,)
+    assert a.individual().fitness.weights == (1.0, -1.0)
+    assert b.individual().fitness.weights == (1.0,)
+
+
+def test_the_evaluator_is_pure_and_the_loop_applies_its_results(fast_config):
+    """Evaluating changes no ticket; uids, records and Lamarckian weights are applied by the loop."""
+    import torch
+
+    from evoticket.evolution import apply_results
+
+    toolbox = make_toolbox(fast_config.with_overrides(["finetune.mode=lamarckian"]))
+    pop = toolbox.population(n=3)
+    before = [{k: v.clone() for k, v in ind.theta0.items()} for ind in pop]
+    batch = toolbox.backend.evaluate(pop, 0, return_weights=True)
+    assert [ind.uid for ind in pop] == [None, None, None] and all(ind.eval_record is None for ind in pop)
+    assert all(torch.equal(ind.theta0[k], b[k]) for ind, b in zip(pop, before, strict=True) for k in b)
+    assert [set(r.fields) for r in batch.results] == [
+        {
+            "val_acc_before",
+            "val_loss_before",
+            "val_acc",
+            "val_loss",
+            "flags",
+            "train_steps",
+            "train_flops",
+            "eval_flops",
+        }
+    ] * 3
+    apply_results(pop, batch.results, toolbox.counter, 0, lamarckian=True)
+    assert [ind.uid for ind in pop] == [0, 1, 2]
+    assert [ind.eval_record["generation"] for ind in pop] == [0, 0, 0]
+    for ind, res in zip(pop, batch.results, strict=True):
+        kept = ind.masks["fc1.weight"]
+        assert torch.equal(ind.theta0["fc1.weight"][kept], res.weights["fc1.weight"][kept])

@@ -11,9 +11,12 @@ from torch.nn.utils import prune
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from evoticket.config import FinetuneConfig
-from evoticket.data import Splits
 from evoticket.core.device import resolve_device
 from evoticket.core.errors import ConfigError
+from evoticket.data import Splits
+from evoticket.genome import Ticket, stack_tickets
+from evoticket.models import MODELS, build_architecture
+from evoticket.operators import initTicket
 from evoticket.training import (
     bytes_per_individual,
     chunk_size,
@@ -22,10 +25,6 @@ from evoticket.training import (
     minibatch_indices,
     train_early_stopping,
 )
-from evoticket.genome import Ticket, stack_tickets
-from evoticket.models import MODELS, build_architecture
-from evoticket.operators import initTicket
-
 
 TEST_HIDDEN = {"mlp": [16, 12], "mlp_bn": [16, 12], "mlp_residual": [16], "cnn1d": [4], "cnn1d_bn": [4]}
 """Small hidden sizes of every registered model."""
