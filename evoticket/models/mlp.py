@@ -55,30 +55,44 @@ def _features(input_shape: Sequence[int]) -> int:
     return n
 
 
-def _linear_first(w: torch.Tensor, b: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+def _linear_first(
+    w: torch.Tensor, b: torch.Tensor | None, x: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Shared input ``(B, in)`` through P linear layers ``(P, out, in)``.
 
     One ``(P*out, in) x (in, B)`` matmul with the bias fused in.
 
+    Args:
+        w: ``(P, out, in)`` weights; b: ``(P, out)`` biases or ``None``; x: ``(B, in)``.
+        out: optional ``(P, out, B)`` contiguous buffer to write into (the fast backward's).
+
     Returns:
         Pre-activations ``(P, out, B)``, contiguous.
     """
-    p, out, inp = w.shape
+    p, n_out, n_in = w.shape
+    flat = None if out is None else out.view(p * n_out, x.shape[0])
     if b is None:
-        return torch.mm(w.reshape(p * out, inp), x.T).view(p, out, x.shape[0])
-    h = torch.addmm(b.reshape(p * out, 1), w.reshape(p * out, inp), x.T)  # (P*out, B)
-    return h.view(p, out, x.shape[0])
+        h = torch.mm(w.reshape(p * n_out, n_in), x.T, out=flat)
+    else:
+        h = torch.addmm(b.reshape(p * n_out, 1), w.reshape(p * n_out, n_in), x.T, out=flat)  # (P*out, B)
+    return h.view(p, n_out, x.shape[0])
 
 
-def _linear_next(w: torch.Tensor, b: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+def _linear_next(
+    w: torch.Tensor, b: torch.Tensor | None, h: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Per-individual inputs ``(P, in, B)`` through P linear layers ``(P, out, in)``.
+
+    Args:
+        w: ``(P, out, in)``; b: ``(P, out)`` or ``None``; h: ``(P, in, B)``.
+        out: optional ``(P, out, B)`` buffer to write into.
 
     Returns:
         Pre-activations ``(P, out, B)``.
     """
     if b is None:
-        return torch.bmm(w, h)
-    return torch.baddbmm(b.unsqueeze(2), w, h)  # (P, out, B)
+        return torch.bmm(w, h, out=out)
+    return torch.baddbmm(b.unsqueeze(2), w, h, out=out)  # (P, out, B)
 
 
 def mlp_forward(
@@ -322,20 +336,20 @@ class MLPFastGradient:
         gb = [self.grads[s.bias] for s in specs]
         out, dout = self.out, self.dout
         x = x.reshape(x.shape[0], -1)  # (B, in)
-        batch, h1 = x.shape[0], specs[0].out_features
+        batch = x.shape[0]
         residual = self.arch.name == "mlp_residual"
 
-        # forward; the first layer is one matmul over the whole population
-        torch.addmm(b[0].reshape(-1, 1), w[0].reshape(p * h1, -1), x.T, out=out[0].view(p * h1, batch)).relu_()
+        # forward: the layers of mlp_forward, into the buffers kept for the backward pass
+        _linear_first(w[0], b[0], x, out=out[0]).relu_()
         if residual:
-            torch.baddbmm(b[1].unsqueeze(2), w[1], out[0], out=out[1]).relu_()  # r = relu(fc2 h1)
+            _linear_next(w[1], b[1], out[0], out=out[1]).relu_()  # r = relu(fc2 h1)
             torch.add(out[0], out[1], out=self.sum)
             inputs = [x, out[0], self.sum]
         else:
             for i in range(1, len(specs) - 1):
-                torch.baddbmm(b[i].unsqueeze(2), w[i], out[i - 1], out=out[i]).relu_()
+                _linear_next(w[i], b[i], out[i - 1], out=out[i]).relu_()
             inputs = [x, *out[:-1]]
-        torch.baddbmm(b[-1].unsqueeze(2), w[-1], inputs[-1], out=out[-1])  # logits (P, C, B)
+        _linear_next(w[-1], b[-1], inputs[-1], out=out[-1])  # logits (P, C, B)
 
         # loss and d(sum of mean losses)/dlogits = (softmax - onehot) / B
         logp = torch.log_softmax(out[-1], 1)  # (P, C, B)
