@@ -4,7 +4,7 @@
 key's type and range) into a :class:`Resolved`: the device, the loaded data on it and the sized
 architecture, after checking
 
-* registry names: data set, model, initialiser, crossover, mutations, survivor scheme;
+* registry names: data set, model, initialiser, allocation, crossover, mutations, survivor scheme;
 * model sizes (``model.hidden``) against the data's input shape;
 * layer names (``ticket.layer_densities``) against the architecture;
 * operator arguments (``ga.operator_args``) against each operator's parameters and ranges;
@@ -27,6 +27,7 @@ from evoticket.config import CampaignConfig
 from evoticket.core.device import format_bytes, host_memory_bytes, resolve_device
 from evoticket.core.errors import ConfigError, unknown_name
 from evoticket.data import DATASETS, Splits, load_dataset
+from evoticket.genome import ALLOCATIONS
 from evoticket.models import INITIALISERS, MODELS, Architecture, build_architecture
 from evoticket.operators import ARG_CHECKS, CROSSOVER_DEFAULTS, CROSSOVERS, MUTATION_DEFAULTS, MUTATIONS, SURVIVORS
 
@@ -64,6 +65,8 @@ def check_names(config: CampaignConfig) -> None:
         raise _unknown("model.name", "model", config.model.name, MODELS)
     if config.model.init not in INITIALISERS:
         raise _unknown("model.init", "initialiser", config.model.init, INITIALISERS)
+    if config.ticket.allocation not in ALLOCATIONS:
+        raise _unknown("ticket.allocation", "allocation", config.ticket.allocation, ALLOCATIONS)
     ga = config.ga
     if ga.crossover not in CROSSOVERS:
         raise _unknown("ga.crossover", "crossover", ga.crossover, CROSSOVERS)

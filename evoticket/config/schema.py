@@ -94,12 +94,17 @@ class TicketConfig:
     """The masks of the initial population."""
 
     density: float = field(default=0.1, metadata=_check(lambda v: 0 < v <= 1, "must be in (0, 1]"))
-    """Fraction of each layer's weights kept by the initial random masks; in (0, 1]."""
+    """Fraction of the prunable weights kept by the initial random masks, spread over the layers by
+    ``allocation`` (uniform: each layer keeps this fraction); in (0, 1]."""
     layer_densities: dict[str, float] = field(
         default_factory=dict,
         metadata=_check(lambda v: all(0 < d <= 1 for d in v.values()), "densities must be in (0, 1]"),
     )
     """Per-layer override of ``density``: weight name (e.g. "fc1.weight") -> density in (0, 1]."""
+    allocation: str = "uniform"
+    """How ``density`` (the total) is spread over the layers: uniform (every layer the same), erk
+    (Erdős–Rényi-Kernel, RigL's) or lth (the output layer pruned at half the rate of the others, as
+    IMP does in the LTH paper); see ``evoticket.genome.ALLOCATIONS``. ``layer_densities`` overrides it."""
 
 
 @dataclass(frozen=True)

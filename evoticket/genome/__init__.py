@@ -1,12 +1,13 @@
 """The genome of a lottery ticket: initial weights theta0 plus one mask per layer, with lineage.
 
 :mod:`.ticket` holds :class:`Ticket` (copy-on-write clones, lineage, pickling) and stacking;
-:mod:`.masks` the random masks; :mod:`.creator` the DEAP classes per fitness weights;
+:mod:`.masks` the random masks; :mod:`.allocation` the per-layer densities (uniform, ERK, LTH); :mod:`.creator` the DEAP classes per fitness weights;
 :mod:`.files` the ticket files and :func:`load_ticket`.
 """
 
 from __future__ import annotations
 
+from evoticket.genome.allocation import ALLOCATIONS, erk_densities, layer_densities, lth_densities
 from evoticket.genome.creator import FITNESS_WEIGHTS, ensure_creator
 from evoticket.genome.files import (
     TICKET_FORMAT,
@@ -27,15 +28,19 @@ from evoticket.genome.ticket import (
 )
 
 __all__ = [
+    "ALLOCATIONS",
     "FITNESS_WEIGHTS",
     "TICKET_FORMAT",
     "TRAINED_FORMAT",
     "Ticket",
     "UidCounter",
     "ensure_creator",
+    "erk_densities",
     "kept_count",
+    "layer_densities",
     "load_ticket",
     "load_ticket_state",
+    "lth_densities",
     "note_crossover",
     "note_variation",
     "random_mask",
