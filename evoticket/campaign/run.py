@@ -231,11 +231,6 @@ def _resume(
                 f"cannot resume {run_dir} with a changed configuration: {what}; "
                 f"only these may change on resume: {', '.join(sorted(SAFE_ON_RESUME))}"
             )
-        if config.ga.generations < ckpt.generation:
-            raise ConfigError(
-                f"ga.generations: {run_dir} has already completed generation {ckpt.generation}; "
-                f"must be >= {ckpt.generation}, got {config.ga.generations}"
-            )
         finished = paths.summary(run_dir).exists()
         if finished and not changed:
             if requeue:
@@ -247,6 +242,7 @@ def _resume(
             )
         method, resolved = resolve_run(config, splits=splits)
         run = method.prepare(resolved)
+        run.check_resume(ckpt.generation, run_dir)
         removed = rollback_records(run_dir, ckpt.records)
         if removed:
             detail = ", ".join(f"{n} bytes of {name}" for name, n in removed.items())
@@ -345,7 +341,7 @@ def _execute(
         counters["checkpoint_seconds"] += time.perf_counter() - start
 
     stop = StopOnSignal()
-    progress = _Progress(config.ga.generations + 1, config.campaign.progress, initial=run.generation + 1)
+    progress = _Progress(run.total_generations + 1, config.campaign.progress, initial=run.generation + 1)
     stop.install()
     try:
         try:

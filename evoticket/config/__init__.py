@@ -18,6 +18,7 @@ from evoticket.config.schema import (
     DataConfig,
     FinetuneConfig,
     GAConfig,
+    IMPConfig,
     ModelConfig,
     TicketConfig,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "DataConfig",
     "FinetuneConfig",
     "GAConfig",
+    "IMPConfig",
     "ModelConfig",
     "TicketConfig",
     "load_config",

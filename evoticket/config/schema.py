@@ -169,6 +169,28 @@ class GAConfig:
 
 
 @dataclass(frozen=True)
+class IMPConfig:
+    """Iterative magnitude pruning (``method = "imp"``; Frankle & Carbin 2019, arXiv:1803.03635; late
+    rewinding: Frankle et al. 2019, arXiv:1903.01611)."""
+
+    rate: float = field(default=0.2, metadata=_check(lambda v: 0 < v < 1, "must be in (0, 1)"))
+    """Fraction of each layer's remaining weights pruned per round (by final magnitude); in (0, 1)."""
+    output_rate: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "must be in (0, 1)"))
+    """The output layer's rate per round (the LTH paper prunes it at half the others' rate); in (0, 1)."""
+    scope: str = field(default="layer", metadata=_choice("layer", "global"))
+    """layer: each layer pruned by its own rate; global: one magnitude threshold over every layer at ``rate``."""
+    rewind_step: int = field(default=0, metadata=_at_least(0))
+    """Survivors are reset to the weights at this step of round 0's training (0: theta0; late rewinding
+    otherwise); in [0, imp.steps]."""
+    steps: int = field(default=1500, metadata=_at_least(1))
+    """Training steps of each round (optimizer steps); >= 1."""
+    eval_every: int = field(default=100, metadata=_at_least(1))
+    """Steps between validation checks of a round (its early-stopping step); >= 1."""
+    max_rounds: int = field(default=40, metadata=_at_least(1))
+    """At most this many prune rounds (a guard: the rounds needed follow from ``ticket.density``); >= 1."""
+
+
+@dataclass(frozen=True)
 class CampaignSection:
     """Seed, device and the final lottery-ticket comparison."""
 
@@ -202,6 +224,7 @@ SECTIONS: dict[str, type] = {
     "ticket": TicketConfig,
     "finetune": FinetuneConfig,
     "ga": GAConfig,
+    "imp": IMPConfig,
     "campaign": CampaignSection,
 }
 """Section name -> its dataclass; a TOML file's tables."""
@@ -236,6 +259,7 @@ class CampaignConfig:
     ticket: TicketConfig = field(default_factory=TicketConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     ga: GAConfig = field(default_factory=GAConfig)
+    imp: IMPConfig = field(default_factory=IMPConfig)
     campaign: CampaignSection = field(default_factory=CampaignSection)
     method: str = TOP_LEVEL["method"]
 
@@ -329,6 +353,8 @@ def _validate_cross(config: CampaignConfig) -> None:
         )
     if ga.elitism > ga.population:
         raise ConfigError(f"ga.elitism: must be <= ga.population ({ga.population}), got {ga.elitism}")
+    if config.imp.rewind_step > config.imp.steps:
+        raise ConfigError(f"imp.rewind_step: must be <= imp.steps ({config.imp.steps}), got {config.imp.rewind_step}")
     if config.campaign.winning_tolerance > 1:
         raise ConfigError(f"campaign.winning_tolerance: must be in [0, 1], got {config.campaign.winning_tolerance}")
 

@@ -14,9 +14,10 @@ from evoticket.core.errors import ConfigError, unknown_name
 from evoticket.data import Splits
 from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun
 from evoticket.methods.ga import GA, GARun
+from evoticket.methods.imp import IMP, IMPRun
 from evoticket.resolve import Resolved, resolve
 
-METHODS: dict[str, Method] = {"ga": GA()}
+METHODS: dict[str, Method] = {"ga": GA(), "imp": IMP()}
 """Method name -> :class:`~evoticket.methods.base.Method`."""
 
 
@@ -74,10 +75,12 @@ def resolve_run(config: CampaignConfig, *, splits: Splits | None = None) -> tupl
 
 __all__ = [
     "GA",
+    "IMP",
     "METHODS",
     "Budget",
     "GARun",
     "Hook",
+    "IMPRun",
     "Method",
     "MethodResult",
     "MethodRun",

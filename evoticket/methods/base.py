@@ -58,6 +58,8 @@ class MethodRun(ABC):
     """
 
     resolved: Resolved
+    total_generations: int
+    """The last generation (or round) the run plans to reach, for the progress bar and resume checks."""
 
     @property
     @abstractmethod
@@ -79,6 +81,9 @@ class MethodRun(ABC):
         Raises:
             Interrupted: when ``should_stop`` asked for it, after the generation's hooks.
         """
+
+    def check_resume(self, generation: int, run_dir: Any) -> None:  # noqa: B027 - an optional hook
+        """Refuse (``ConfigError``) to continue from a checkpoint after ``generation`` with these settings."""
 
     def seconds(self) -> dict[str, float]:
         """Seconds spent since the last call: ``finetune_seconds`` and ``evaluation_seconds``."""

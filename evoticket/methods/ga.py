@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from evoticket.core.errors import ConfigError
 from evoticket.core.seeds import capture_rng, restore_rng
 from evoticket.evolution import SPENT_KEYS, EvolutionState, evolve, make_toolbox
 from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun
@@ -32,6 +33,7 @@ class GARun(MethodRun):
         self.toolbox = make_toolbox(resolved.config, resolved=resolved)
         self.state = EvolutionState.initial(resolved.config)
         self.spent = dict.fromkeys(SPENT_KEYS, 0)
+        self.total_generations = resolved.config.ga.generations
 
     @property
     def generation(self) -> int:
@@ -47,6 +49,19 @@ class GARun(MethodRun):
     def evaluated(self, n: int) -> None:
         """Set the count (a resumed run starts from its checkpoint's)."""
         self.toolbox.evaluator.evaluated = int(n)
+
+    def check_resume(self, generation: int, run_dir: Any) -> None:
+        """``ga.generations`` must not be below the generations already run.
+
+        Raises:
+            ConfigError: naming ``ga.generations``.
+        """
+        ga = self.resolved.config.ga
+        if ga.generations < generation:
+            raise ConfigError(
+                f"ga.generations: {run_dir} has already completed generation {generation}; "
+                f"must be >= {generation}, got {ga.generations}"
+            )
 
     def seconds(self) -> dict[str, float]:
         """Fine-tuning and evaluation seconds since the last call."""

@@ -112,6 +112,7 @@ class EarlyStopping(Callback):
     Attributes:
         best: ``step`` (int64), ``acc``, ``loss`` and ``test`` at the chosen step, each ``(P,)``.
         best_weights: parameter and buffer name -> ``(P, *shape)`` at the chosen step (with ``keep_weights``).
+        first: ``(val_acc, val_loss)``, each ``(P,)``, at the first check (step 0: before training).
         last_test_acc: ``(P,)`` test accuracy at the last check.
         last_val_loss: ``(P,)`` validation loss at the last check.
 
@@ -127,12 +128,15 @@ class EarlyStopping(Callback):
         self.keep_weights = keep_weights
         self.best: dict[str, torch.Tensor] = {}
         self.best_weights: dict[str, torch.Tensor] = {}
+        self.first: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last_test_acc: torch.Tensor | None = None
         self.last_val_loss: torch.Tensor | None = None
 
     def __call__(self, state: TrainState) -> None:
         val_acc, val_loss = state.evaluate("val")
         test_acc, _ = state.evaluate("test")
+        if self.first is None:
+            self.first = (val_acc, val_loss)
         if not self.best:
             p, device = val_acc.shape[0], val_acc.device
             self.best = {

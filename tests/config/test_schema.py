@@ -45,6 +45,15 @@ DEFAULTS = {
         "mutations": ["mutMaskSwap"],
         "operator_args": {},
     },
+    "imp": {
+        "rate": 0.2,
+        "output_rate": 0.1,
+        "scope": "layer",
+        "rewind_step": 0,
+        "steps": 1500,
+        "eval_every": 100,
+        "max_rounds": 40,
+    },
     "campaign": {
         "seed": 0,
         "device": "auto",
@@ -223,7 +232,11 @@ def test_layer_density_override_keeps_the_dotted_weight_name():
 @pytest.mark.parametrize(
     ("override", "starts", "fragments"),
     [
-        ("traning.steps=1", "traning: unknown section", ["valid: method, data, model, ticket, finetune, ga, campaign"]),
+        (
+            "traning.steps=1",
+            "traning: unknown section",
+            ["valid: method, data, model, ticket, finetune, ga, imp, campaign"],
+        ),
         ("ga.populaton=3", "ga.populaton: unknown key", ["did you mean 'ga.population'", "ga.offspring"]),
         ('ga.population="ten"', "ga.population:", ["must be an integer", "'ten'"]),
         ("ga.population=true", "ga.population:", ["must be an integer", "bool"]),

@@ -1,0 +1,303 @@
+"""``imp``: iterative magnitude pruning, the lottery-ticket paper's way of finding a winning ticket.
+
+Each round trains the current mask from the rewind weights for ``imp.steps`` steps (test accuracy
+at the early-stopping step), then prunes ``imp.rate`` of each layer's remaining weights by final
+magnitude (``imp.output_rate`` for the output layer), or one global magnitude threshold over every
+layer (``imp.scope = "global"``), and resets the survivors to the rewind weights: theta0, or the
+weights at step ``imp.rewind_step`` of round 0 (late rewinding). Rounds go on until the total
+density reaches ``ticket.density``; the last round trains that final mask.
+
+Every round is a record: one line of ``individuals.jsonl`` (uid = round, parent = the previous
+round, operator ``pruneMagnitude``) and one row of ``generations.csv``, with the round's own
+control: a random mask of the same per-layer densities on the same weights, trained next to it in
+the same batch. Only the ticket's training counts as the method's compute; the control's is
+recorded beside it.
+
+Sources: Frankle & Carbin 2019, arXiv:1803.03635; Frankle et al. 2019, arXiv:1903.01611.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from deap import tools
+
+from evoticket.core.errors import Interrupted
+from evoticket.core.seeds import capture_rng, derive_seed, restore_rng
+from evoticket.evolution import SPENT_KEYS, GenerationRecord, make_statistics
+from evoticket.genome import Ticket, ensure_creator, random_masks_like, stack_tickets
+from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun
+from evoticket.models import Architecture, init_std
+from evoticket.resolve import Resolved
+from evoticket.training import EarlyStopping, SaveWeights, minibatch_indices, train
+
+HALL_OF_FAME = 5
+"""Rounds kept in the hall of fame (best validation accuracy), as reported in ``summary.json``."""
+
+
+def layer_rates(arch: Architecture, rate: float, output_rate: float) -> dict[str, float]:
+    """Weight name -> the fraction of its remaining weights pruned per round (the output layer's is ``output_rate``)."""
+    out = arch.output_layer.weight
+    return {name: output_rate if name == out else rate for name in arch.weight_names}
+
+
+def prune_magnitude(
+    weights: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor],
+    rates: dict[str, float],
+    scope: str = "layer",
+) -> dict[str, torch.Tensor]:
+    """Prune the smallest-magnitude kept weights of one network.
+
+    Args:
+        weights: weight name -> trained weights of one network (any shape).
+        masks: weight name -> bool mask of the same shape.
+        rates: weight name -> fraction of the layer's kept weights to prune, in [0, 1); with
+            ``scope = "global"`` every layer's rate must be the same.
+        scope: ``layer`` (each layer prunes ``round(rate * kept)`` of its own) or ``global`` (the
+            ``round(rate * total kept)`` smallest magnitudes over all layers).
+
+    Returns:
+        Weight name -> the new bool masks (a subset of the old; a layer never empties). Ties are
+        broken by position (stable sort), so the result is deterministic.
+
+    Raises:
+        ValueError: for an unknown scope, or a global scope with different rates.
+    """
+    if scope == "layer":
+        out = {}
+        for name, mask in masks.items():
+            flat_mask = mask.reshape(-1)
+            kept = flat_mask.nonzero().squeeze(1)
+            n_prune = min(round(rates[name] * kept.numel()), kept.numel() - 1)
+            magnitude = weights[name].reshape(-1)[kept].abs()
+            drop = kept[magnitude.argsort(stable=True)[:n_prune]]
+            new = flat_mask.clone()
+            new[drop] = False
+            out[name] = new.view(mask.shape)
+        return out
+    if scope != "global":
+        raise ValueError(f"imp.scope must be 'layer' or 'global', got {scope!r}")
+    if len(set(rates.values())) != 1:
+        raise ValueError("a global scope prunes every layer at one rate")
+    rate = next(iter(rates.values()))
+    names = list(masks)
+    kept = [masks[n].reshape(-1).nonzero().squeeze(1) for n in names]
+    magnitude = torch.cat([weights[n].reshape(-1)[k].abs() for n, k in zip(names, kept, strict=True)])
+    owner = torch.cat([torch.full((k.numel(),), i) for i, k in enumerate(kept)])
+    position = torch.cat(kept)
+    order = magnitude.argsort(stable=True)[: round(rate * magnitude.numel())]
+    out = {n: masks[n].reshape(-1).clone() for n in names}
+    for i, n in enumerate(names):
+        drop = position[order[owner[order] == i]]
+        drop = drop[: max(0, kept[i].numel() - 1)]  # never empty a layer
+        out[n][drop] = False
+    return {n: out[n].view(masks[n].shape) for n in names}
+
+
+def expected_rounds(arch: Architecture, target: float, rates: dict[str, float], max_rounds: int) -> int:
+    """Prune rounds a layer-wise IMP needs to bring the total density to ``target`` or below (at most ``max_rounds``)."""
+    kept = {spec.weight: math.prod(spec.weight_shape) for spec in arch.layers}
+    total = sum(kept.values())
+    for r in range(max_rounds + 1):
+        if sum(kept.values()) <= target * total + 1e-9:
+            return r
+        kept = {k: n - min(round(rates[k] * n), n - 1) for k, n in kept.items()}
+    return max_rounds
+
+
+class IMPRun(MethodRun):
+    """An IMP run in progress: the current round's ticket, its next mask and the rewind weights.
+
+    Attributes:
+        ticket: the last trained round's ticket (theta0 = rewind weights), with fitness and record.
+        next_masks: the mask the next round trains (``None`` once the target density is reached).
+        rewind: the weights survivors are reset to (theta0, or round 0's weights at ``imp.rewind_step``).
+    """
+
+    def __init__(self, resolved: Resolved) -> None:
+        self.resolved = resolved
+        self.config = resolved.config
+        self.arch = resolved.arch
+        c = self.config
+        self.rates = layer_rates(self.arch, c.imp.rate, c.imp.output_rate)
+        if c.imp.scope == "global":
+            self.rates = dict.fromkeys(self.rates, c.imp.rate)
+        self.cls = ensure_creator()
+        self.rng = torch.Generator().manual_seed(derive_seed(c.campaign.seed, "operators"))
+        theta0 = self.arch.init_params(c.model.init, self.rng)
+        self.rewind: dict[str, torch.Tensor] = theta0
+        self.init_std = {s.weight: init_std(s, c.model.init) for s in self.arch.layers}
+        self.next_masks: dict[str, torch.Tensor] | None = {
+            s.weight: torch.ones(s.weight_shape, dtype=torch.bool) for s in self.arch.layers
+        }
+        self.ticket: Ticket | None = None
+        self.round = -1
+        self.hall_of_fame = tools.HallOfFame(HALL_OF_FAME)
+        self.logbook = tools.Logbook()
+        self.spent = dict.fromkeys(SPENT_KEYS, 0)
+        self._evaluated = 0
+        self._seconds = {"finetune_seconds": 0.0, "evaluation_seconds": 0.0}
+        self.total_generations = expected_rounds(self.arch, c.ticket.density, self.rates, c.imp.max_rounds)
+
+    @property
+    def generation(self) -> int:
+        """Last completed round; -1 before round 0."""
+        return self.round
+
+    @property
+    def evaluated(self) -> int:
+        """Networks trained so far (the rounds' tickets, controls excluded)."""
+        return self._evaluated
+
+    @evaluated.setter
+    def evaluated(self, n: int) -> None:
+        """Set the count (a resumed run starts from its checkpoint's)."""
+        self._evaluated = int(n)
+
+    def seconds(self) -> dict[str, float]:
+        """Training seconds since the last call (the rounds' training, controls included)."""
+        out, self._seconds = self._seconds, {"finetune_seconds": 0.0, "evaluation_seconds": 0.0}
+        return out
+
+    def snapshot(self, state: Any | None = None) -> dict[str, Any]:
+        """Round, ticket, hall of fame, logbook, next mask, rewind weights, RNG states and compute spent."""
+        return {
+            "generation": self.round,
+            "population": None if self.ticket is None else [self.ticket],
+            "hall_of_fame": self.hall_of_fame,
+            "logbook": self.logbook,
+            "next_uid": self.round + 1,
+            "rng": capture_rng(self.rng),
+            "next_masks": self.next_masks,
+            "rewind": self.rewind,
+            "spent": dict(self.spent),
+        }
+
+    def restore(self, snapshot: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot`."""
+        restore_rng(snapshot["rng"], self.rng)
+        self.round = snapshot["generation"]
+        self.ticket = snapshot["population"][0] if snapshot["population"] else None
+        self.hall_of_fame = snapshot["hall_of_fame"]
+        self.logbook = snapshot["logbook"]
+        self.next_masks = snapshot["next_masks"]
+        self.rewind = snapshot["rewind"]
+        self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **snapshot["spent"]}
+
+    # ------------------------------------------------------------------ rounds
+    def _train_round(self, r: int) -> tuple[Ticket, dict[str, Any], dict[str, torch.Tensor]]:
+        """Train round ``r``'s mask (and its random control); returns the ticket, its record fields, final weights."""
+        c, splits = self.config, self.resolved.splits
+        masks = self.next_masks
+        ticket = self.cls(self.rewind, masks, c.model.init, self.init_std, uid=r, parents=[r - 1] if r else [])
+        ticket.operators = ("initTicket",) if r == 0 else ("pruneMagnitude",)
+        members = [ticket]
+        dense = all(bool(m.all()) for m in masks.values())
+        if not dense:  # the round's own control: a random mask of the same per-layer densities, same weights
+            gen = torch.Generator().manual_seed(derive_seed(c.campaign.seed, "imp-control", r))
+            members.append(Ticket(self.rewind, random_masks_like(masks, gen), c.model.init, self.init_std))
+        theta0, stacked = stack_tickets(members, splits.device)
+        batches = minibatch_indices(
+            splits.x_train.shape[0],
+            c.imp.steps,
+            c.finetune.batch_size,
+            derive_seed(c.campaign.seed, "imp", r),
+            splits.device,
+        )
+        stopping = EarlyStopping(c.imp.eval_every, c.campaign.early_stopping)
+        saver = SaveWeights([c.imp.rewind_step] if r == 0 and c.imp.rewind_step > 0 else [])
+        start = time.perf_counter()
+        state = train(self.resolved.arch, theta0, stacked, splits, c.finetune, batches, callbacks=[stopping, saver])
+        self._seconds["finetune_seconds"] += time.perf_counter() - start
+        if saver.saved:  # late rewinding: round 0's weights at step k become the rewind point
+            self.rewind = {k: v[0].detach().cpu().clone() for k, v in saver.saved[c.imp.rewind_step].items()}
+            ticket.theta0 = dict(self.rewind)
+        bad = bool(state.bad[0]) or not math.isfinite(float(stopping.best["loss"][0]))
+        acc, loss = float(stopping.best["acc"][0]), float(stopping.best["loss"][0])
+        first_acc, first_loss = (float(v[0]) for v in stopping.first)
+        fields = {
+            "val_acc_before": first_acc if math.isfinite(first_acc) else None,
+            "val_loss_before": first_loss if math.isfinite(first_loss) else None,
+            "val_acc": 0.0 if bad else acc,
+            "val_loss": None if bad else loss,
+            "flags": ["nonfinite"] if bad else [],
+            "train_steps": int(state.meter.train_steps[0]),
+            "train_flops": int(state.meter.train_flops[0]),
+            "eval_flops": int(state.meter.eval_flops[0]),
+            "test_acc": float(stopping.best["test"][0]),
+            "best_step": int(stopping.best["step"][0]),
+            "controls": {},
+        }
+        if not dense:
+            fields["controls"]["random"] = {
+                "test_acc": float(stopping.best["test"][1]),
+                "val_acc": float(stopping.best["acc"][1]),
+                "best_step": int(stopping.best["step"][1]),
+                "train_flops": int(state.meter.train_flops[1]),
+            }
+        ticket.fitness.values = (0.0, float("inf")) if bad else (acc, loss)
+        final = {k: state.params[k][0].detach().cpu() for k in self.arch.weight_names}
+        return ticket, fields, final
+
+    def run(self, hooks: Sequence[Hook], should_stop: Callable[[], bool] | None, budget: Budget) -> MethodResult:
+        """Train, prune and rewind round after round until the target density's mask is trained.
+
+        Raises:
+            Interrupted: when ``should_stop`` asked for it, after a round's hooks.
+        """
+        c = self.config
+        stats = make_statistics()
+        while self.next_masks is not None:
+            r = self.round + 1
+            start = time.perf_counter()
+            ticket, fields, final = self._train_round(r)
+            finetune = time.perf_counter() - start
+            ticket.eval_record = {
+                "uid": r,
+                "generation": r,
+                "parents": list(ticket.parents),
+                "operators": list(ticket.operators),
+                "density": ticket.density(),
+                "density_total": ticket.total_density(),
+                **fields,
+                "reevaluated": False,
+            }
+            prune_start = time.perf_counter()
+            reached = ticket.total_density() <= c.ticket.density + 1e-9 or r >= c.imp.max_rounds
+            self.next_masks = None if reached else prune_magnitude(final, ticket.masks, self.rates, c.imp.scope)
+            variation = time.perf_counter() - prune_start
+            self.round, self.ticket = r, ticket
+            self.hall_of_fame.update([ticket])
+            row = {"gen": r, "nevals": 1, **stats.compile([ticket])}
+            self.logbook.record(**row)
+            self._evaluated += 1
+            spent = {k: int(fields[k]) for k in SPENT_KEYS}
+            for k in SPENT_KEYS:
+                self.spent[k] += spent[k]
+            record = GenerationRecord(r, [ticket], row, time.perf_counter() - start, finetune, variation, None, spent)
+            for hook in hooks:
+                hook(r, [ticket], record)
+            if should_stop is not None and should_stop() and self.next_masks is not None:
+                raise Interrupted("", r)
+        info = {"imp": {"rounds": self.round + 1, "prunes": self.round, "density_total": self.ticket.total_density()}}
+        return MethodResult(self.ticket, list(self.hall_of_fame), dict(self.spent), info)
+
+
+class IMP(Method):
+    """The ``imp`` method; settings in ``[imp]`` (and ``[finetune]`` for the optimizer)."""
+
+    name = "imp"
+    section = "imp"
+    citation = "Frankle & Carbin 2019, arXiv:1803.03635; Frankle et al. 2019, arXiv:1903.01611"
+
+    def prepare(self, resolved: Resolved) -> IMPRun:
+        """A fresh IMP run (theta0 drawn from ``campaign.seed``, nothing trained)."""
+        return IMPRun(resolved)
+
+
+__all__ = ["IMP", "IMPRun", "expected_rounds", "layer_rates", "prune_magnitude"]
