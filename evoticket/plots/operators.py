@@ -15,6 +15,10 @@ from typing import Any
 
 from evoticket.plots import common
 
+_HORIZONTAL = {"orientation": "horizontal"}
+if tuple(int(x) for x in __import__("matplotlib").__version__.split(".")[:2]) < (3, 10):  # pragma: no cover
+    _HORIZONTAL = {"vert": False}
+
 NOISE = "re-evaluation (same ticket)"
 """The group of re-evaluations: the noise floor of a fitness difference."""
 
