@@ -70,7 +70,7 @@ def draw_operators(run_dir: Path) -> Any:
         ax.boxplot(
             values,
             positions=[i],
-            vert=False,
+            **_HORIZONTAL,
             widths=0.55,
             showfliers=False,
             medianprops={"color": "black"},
