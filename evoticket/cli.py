@@ -3,7 +3,8 @@
 ``evoticket run [CONFIG] [--set section.key=value ...] [--name NAME] [--force | --resume]``
 runs a campaign (the default one without CONFIG; ``--resume`` continues NAME if it exists);
 ``evoticket resume RUN_DIR``
-continues one from its last checkpoint; ``evoticket bench`` measures batched
+continues one from its last checkpoint; ``evoticket plot RUN_DIR [--out DIR]`` draws its figures;
+``evoticket bench`` measures batched
 fine-tuning. A user mistake is reported as one line on stderr with exit status
 2 and no traceback; Ctrl-C stops after the current generation's checkpoint
 with status 130 and prints the resume command; SIGTERM (as a batch scheduler sends
@@ -68,6 +69,19 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("run_dir", metavar="RUN_DIR", help="the run directory, e.g. runs/NAME")
     _add_overrides(resume, "change a key that is safe to change, e.g. --set ga.generations=60 (repeatable)")
     resume.add_argument("--plots-dir", default="plots", help="parent directory of plot directories (default: plots)")
+    plot = sub.add_parser(
+        "plot",
+        help="draw every figure of a run (PNG and PDF), also of one still running",
+        description="Draw a run's figures from its records into plots/NAME/ (NAME: the run directory's name).",
+    )
+    plot.add_argument("run_dir", metavar="RUN_DIR", help="the run directory, e.g. runs/NAME")
+    plot.add_argument("--out", metavar="DIR", help="folder for the figures (default: plots/NAME)")
+    plot.add_argument(
+        "--x-axis",
+        choices=("generation", "train_flops"),
+        default="generation",
+        help="x axis of the fitness figure: generations or cumulative train FLOPs (default: generation)",
+    )
     bench = sub.add_parser(
         "bench",
         help="measure batched fine-tuning against a per-individual loop and torch.func.vmap",
@@ -83,6 +97,15 @@ def _bench(args: argparse.Namespace) -> int:
     from evoticket.bench import run_bench
 
     return run_bench(quick=args.quick, json_path=args.json_path, device=args.device)
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from evoticket.plots import plot_run
+
+    out = Path(args.out) if args.out else Path("plots") / Path(args.run_dir).resolve().name
+    for path in plot_run(Path(args.run_dir), out, x_axis=args.x_axis):
+        print(path)
+    return 0
 
 
 def _resume(args: argparse.Namespace) -> int:
@@ -130,7 +153,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.formatwarning = _format_warning
-    commands = {"run": _run, "resume": _resume, "bench": _bench}
+    commands = {"run": _run, "resume": _resume, "plot": _plot, "bench": _bench}
     try:
         return commands[args.command](args)
     except Interrupted as e:

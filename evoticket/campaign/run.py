@@ -39,7 +39,7 @@ from evoticket.core.seeds import seed_everything
 from evoticket.data import Splits
 from evoticket.genome import Ticket, save_ticket, save_trained
 from evoticket.methods import Budget, Hook, MethodRun, resolve_run
-from evoticket.plots import plot_fitness
+from evoticket.plots import plot_run
 from evoticket.records import RecordWriter, read_summary
 
 SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
@@ -377,7 +377,7 @@ def _finish(
     save_trained(paths.trained_ticket(run_dir), final.trained, arch, config)
     counters["final_comparison_seconds"] += time.perf_counter() - final_start
     plot_start = time.perf_counter()
-    plot_fitness(run_dir, paths.fitness_plot(plot_dir))
+    plot_run(run_dir, plot_dir)
     counters["plot_seconds"] += time.perf_counter() - plot_start
     update_counters()
 

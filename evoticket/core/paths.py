@@ -9,7 +9,9 @@ A run named NAME writes ``runs/NAME/`` and ``plots/NAME/``::
     runs/NAME/trained_ticket.pt  what the final comparison trained: every seed's ticket and controls
     runs/NAME/summary.json       the final lottery-ticket comparison and timings
     runs/NAME/checkpoints/       gen-NNNNNN.pt, the last two generations' checkpoints
-    plots/NAME/fitness.png       validation accuracy per generation
+    plots/NAME/fitness.png       validation accuracy per generation (and .pdf)
+    plots/NAME/FIGURE.{png,pdf}  the other figures: lineage, lineage_fitness, operators, density, masks,
+                                 diversity (see evoticket.plots)
 
 A new run is assembled in ``runs/.NAME.partial/`` (configuration and first checkpoint) and renamed to
 ``runs/NAME/``, so a run directory always holds a checkpoint to resume from; ``run --force`` moves the
@@ -54,7 +56,12 @@ def summary(run_dir: Path) -> Path:
 
 def fitness_plot(plot_dir: Path) -> Path:
     """Validation accuracy per generation (PNG)."""
-    return Path(plot_dir) / "fitness.png"
+    return plot_file(plot_dir, "fitness", "png")
+
+
+def plot_file(plot_dir: Path, name: str, ext: str) -> Path:
+    """One figure of a run: ``plots/NAME/<name>.<ext>``, e.g. ``plot_file(d, "lineage", "pdf")``."""
+    return Path(plot_dir) / f"{name}.{ext}"
 
 
 def checkpoint_dir(run_dir: Path) -> Path:

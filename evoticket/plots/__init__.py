@@ -1,7 +1,70 @@
-"""Figures made from a run's files on disk, never from live objects; one module per figure."""
+"""Figures made from a run's files on disk, never from live objects; one module per figure.
+
+:func:`plot_run` writes every figure that applies to a run as PNG and PDF into its plot folder:
+``fitness``, ``lineage``, ``lineage_fitness``, ``operators``, ``density``, ``diversity`` (from the
+records) and ``masks`` (from ``best_ticket.pt``). A figure whose inputs are absent (a campaign still
+running: no summary, no best ticket yet) is skipped or drawn without them.
+"""
 
 from __future__ import annotations
 
-from evoticket.plots.fitness import plot_fitness
+from pathlib import Path
 
-__all__ = ["plot_fitness"]
+from evoticket.plots import common
+from evoticket.plots.density import draw_density
+from evoticket.plots.diversity import draw_diversity
+from evoticket.plots.fitness import X_AXES, draw_fitness, plot_fitness
+from evoticket.plots.lineage import ancestors, draw_lineage, genealogy
+from evoticket.plots.lineage_fitness import draw_lineage_fitness
+from evoticket.plots.masks import draw_best_masks, draw_masks
+from evoticket.plots.operators import draw_operators
+
+FIGURES = {
+    "lineage": draw_lineage,
+    "lineage_fitness": draw_lineage_fitness,
+    "operators": draw_operators,
+    "density": draw_density,
+    "masks": draw_best_masks,
+    "diversity": draw_diversity,
+}
+"""Figure name -> drawing function ``(run_dir) -> Figure | None``, after ``fitness``."""
+
+
+def plot_run(run_dir: Path, out_dir: Path, *, x_axis: str = "generation") -> list[Path]:
+    """Write every figure that applies to a run, as PNG and PDF.
+
+    Args:
+        run_dir: a run directory (holding ``generations.csv``).
+        out_dir: the plot folder, e.g. ``plots/NAME``; created if needed.
+        x_axis: the fitness figure's x axis, ``"generation"`` or ``"train_flops"``.
+
+    Returns:
+        The written paths (``fitness.png`` first), PNG before PDF for each figure.
+
+    Raises:
+        EvoticketError: if ``run_dir`` is not a run directory, holds no generation, or ``x_axis`` is unknown.
+    """
+    run_dir = common.require_run(run_dir)
+    written = common.save_all(draw_fitness(run_dir, x_axis=x_axis), out_dir, "fitness")
+    for name, draw in FIGURES.items():
+        fig = draw(run_dir)
+        if fig is not None:
+            written += common.save_all(fig, out_dir, name)
+    return written
+
+
+__all__ = [
+    "FIGURES",
+    "X_AXES",
+    "ancestors",
+    "draw_density",
+    "draw_diversity",
+    "draw_fitness",
+    "draw_lineage",
+    "draw_lineage_fitness",
+    "draw_masks",
+    "draw_operators",
+    "genealogy",
+    "plot_fitness",
+    "plot_run",
+]

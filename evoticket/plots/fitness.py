@@ -1,63 +1,162 @@
-"""The fitness figure: validation accuracy per generation, before and after fine-tuning."""
+"""The fitness figure: validation accuracy per generation, before and after fine-tuning.
+
+The gap between the two families of curves is the Baldwin effect: what 100 steps of fine-tuning add
+to a ticket at its initial weights. When ``summary.json`` exists, the final comparison's test
+accuracies of the dense network and of a random mask at the ticket's density are drawn as reference
+lines (with their spread over seeds), so the reader sees where the search stands.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from evoticket import records
-from evoticket.core import paths
-from evoticket.core.io import atomic_open
+from evoticket.core.errors import EvoticketError
+from evoticket.plots import common
+
+X_AXES = ("generation", "train_flops")
+"""What the x axis can be: the generation, or the search's cumulative train FLOPs (compute meter)."""
+
+_AFTER, _BEFORE = "tab:blue", "tab:orange"
+_REFERENCES = {
+    "dense": ("dense network", "0.25"),
+    "random": ("random mask", "tab:red"),
+    "ticket": ("ticket", "tab:green"),
+}
 
 
-def plot_fitness(run_dir: Path, out: Path) -> Path:
+def x_values(rows: list[dict[str, Any]], x_axis: str) -> tuple[list[float], str]:
+    """The x coordinates of generation rows and the axis label.
+
+    Args:
+        rows: ``generations.csv`` rows, in order.
+        x_axis: ``"generation"`` or ``"train_flops"`` (cumulative train FLOPs at the end of each generation).
+
+    Returns:
+        ``(xs, label)``; with ``"train_flops"`` the values are in TFLOP.
+
+    Raises:
+        EvoticketError: for another ``x_axis``.
+    """
+    if x_axis == "generation":
+        return [r["generation"] for r in rows], "generation"
+    if x_axis == "train_flops":
+        xs, total = [], 0
+        for r in rows:
+            total += int(r["train_flops"])
+            xs.append(total / 1e12)
+        return xs, "cumulative search compute (train TFLOP)"
+    raise EvoticketError(f"unknown x axis {x_axis!r}; valid: {', '.join(X_AXES)}")
+
+
+def y_limits(values: list[float], margin: float = 0.08) -> tuple[float, float]:
+    """Limits that fit ``values`` (accuracies in [0, 1]) with a relative margin, clipped to [0, 1].
+
+    Returns:
+        ``(low, high)`` with ``high - low >= 0.02``.
+    """
+    finite = [v for v in values if v == v]
+    if not finite:
+        return 0.0, 1.0
+    low, high = min(finite), max(finite)
+    span = max(high - low, 0.02)
+    return max(0.0, low - margin * span), min(1.0, high + margin * span)
+
+
+def draw_fitness(run_dir: Path, *, x_axis: str = "generation") -> Any:
+    """The fitness figure of a run (a matplotlib Figure; the caller saves and closes it).
+
+    Args:
+        run_dir: a run directory holding ``generations.csv``; ``summary.json`` adds the reference lines.
+        x_axis: ``"generation"`` or ``"train_flops"`` (see :func:`x_values`).
+
+    Raises:
+        EvoticketError: if the run has no generation yet, or for an unknown ``x_axis``.
+    """
+    plt = common.pyplot()
+    rows = records.read_generations(common.require_run(run_dir))
+    if not rows:
+        raise EvoticketError(f"{run_dir}: generations.csv holds no generation yet")
+    xs, xlabel = x_values(rows, x_axis)
+    summary = common.read_summary(run_dir)
+    fig, (ax_after, ax_before) = plt.subplots(
+        2, 1, figsize=(2 * common.COLUMN_WIDTH, 5.2), sharex=True, height_ratios=(3, 2)
+    )
+    for ax, prefix, colour, what in (
+        (ax_after, "val_acc", _AFTER, "after fine-tuning"),
+        (ax_before, "val_acc_before", _BEFORE, "before fine-tuning\n(step 0)"),
+    ):
+        best, mean, worst = ([r[f"{prefix}_{s}"] for r in rows] for s in ("max", "avg", "min"))
+        ax.fill_between(xs, worst, best, color=colour, alpha=0.15, lw=0)
+        ax.plot(xs, best, color=colour, lw=1.8, marker="o" if len(xs) == 1 else None)
+        ax.plot(xs, mean, color=colour, lw=1.1, ls="--")
+        ax.plot(xs, worst, color=colour, lw=0.8, ls=":")
+        ax.set_ylabel(f"validation accuracy\n{what}")
+        ax.set_ylim(*y_limits(best + worst))
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [
+        Line2D([], [], color="0.2", lw=1.8, label="best of population"),
+        Line2D([], [], color="0.2", lw=1.1, ls="--", label="mean"),
+        Line2D([], [], color="0.2", lw=0.8, ls=":", label="worst"),
+        Patch(color="0.2", alpha=0.15, lw=0, label="range (worst to best)"),
+    ]
+    refs = []
+    config = common.read_config(run_dir) or {}
+    steps = config.get("campaign", {}).get("final_steps")
+    trained = f"{steps} steps, " if steps else ""
+    if summary is not None:
+        controls = summary.get("controls", {})
+        for key in ("dense", "random"):
+            c = controls.get(key)
+            if not c or c.get("test_acc_mean") is None:
+                continue
+            label, colour = _REFERENCES[key]
+            mean, std = float(c["test_acc_mean"]), float(c.get("test_acc_std") or 0.0)
+            n = len(c.get("test_acc", []))
+            ax_after.axhline(mean, color=colour, lw=1.0, ls="-.")
+            ax_after.axhspan(mean - std, mean + std, color=colour, alpha=0.08, lw=0)
+            refs.append(mean)
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=colour,
+                    lw=1.0,
+                    ls="-.",
+                    label=f"{label} (density {c.get('density', float('nan')):.2f}), final comparison: "
+                    f"test acc. {mean:.3f} ± {std:.3f} sd ({trained}{n} seeds)",
+                )
+            )
+    if refs:
+        best, worst = [r["val_acc_max"] for r in rows], [r["val_acc_min"] for r in rows]
+        ax_after.set_ylim(*y_limits(best + worst + refs))
+    ax_before.set_xlabel(xlabel)
+    ax_after.set_title(common.run_title(run_dir, "Validation accuracy per generation"))
+    fig.legend(handles=handles, loc="lower center", ncol=2 if refs else 4, framealpha=0.9, bbox_to_anchor=(0.5, 0.0))
+    fig.align_ylabels((ax_after, ax_before))
+    fig.tight_layout(rect=(0, 0.035 * ((len(handles) + 1) // 2) + 0.01 if refs else 0.05, 1, 1))
+    return fig
+
+
+def plot_fitness(run_dir: Path, out: Path, *, x_axis: str = "generation") -> Path:
     """Best, mean and worst validation accuracy per generation, before and after fine-tuning.
 
     Args:
-        run_dir: a run directory holding ``generations.csv`` (and ``config.toml``).
-        out: the PNG to write; its folder is created.
+        run_dir: a run directory holding ``generations.csv`` (and ``config.toml``, ``summary.json`` when present).
+        out: the file to write (its suffix, ``.png`` or ``.pdf``, picks the format); its folder is created.
+        x_axis: ``"generation"`` or ``"train_flops"`` (cumulative train FLOPs of the search).
 
     Returns:
         ``out``.
+
+    Raises:
+        EvoticketError: if ``run_dir`` is not a run or holds no generation yet, or for an unknown ``x_axis``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    rows = records.read_generations(run_dir)
-    gens = [r["generation"] for r in rows]
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    after, before = "tab:blue", "tab:orange"
-    ax.fill_between(gens, [r["val_acc_min"] for r in rows], [r["val_acc_max"] for r in rows], color=after, alpha=0.15)
-    ax.plot(gens, [r["val_acc_max"] for r in rows], color=after, lw=2, label="after fine-tuning: best")
-    ax.plot(gens, [r["val_acc_avg"] for r in rows], color=after, lw=1.2, ls="--", label="after fine-tuning: mean")
-    ax.plot(gens, [r["val_acc_min"] for r in rows], color=after, lw=0.8, ls=":", label="after fine-tuning: worst")
-    ax.fill_between(
-        gens, [r["val_acc_before_min"] for r in rows], [r["val_acc_before_max"] for r in rows], color=before, alpha=0.15
-    )
-    ax.plot(gens, [r["val_acc_before_max"] for r in rows], color=before, lw=2, label="before (step 0): best")
-    ax.plot(gens, [r["val_acc_before_avg"] for r in rows], color=before, lw=1.2, ls="--", label="before (step 0): mean")
-    ax.plot(gens, [r["val_acc_before_min"] for r in rows], color=before, lw=0.8, ls=":", label="before (step 0): worst")
-    ax.set_xlabel("generation")
-    ax.set_ylabel("validation accuracy")
-    ax.set_ylim(0, 1)
-    ax.grid(alpha=0.3)
-    title = Path(run_dir).name
-    cfg = paths.config(run_dir)
-    if cfg.exists():
-        import tomllib
-
-        c = tomllib.loads(cfg.read_text(encoding="utf-8"))
-        title += (
-            f"  ({c['data']['name']}, {c['model']['name']}, density {c['ticket']['density']}, "
-            f"{c['finetune']['mode']}, {c['finetune']['steps']} steps)"
-        )
-    ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7, loc="upper right", ncol=2, framealpha=0.9)
-    fig.tight_layout()
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out, "wb") as f:
-        fig.savefig(f, format=out.suffix.lstrip(".") or "png")
-    plt.close(fig)
-    return out
+    fig = draw_fitness(run_dir, x_axis=x_axis)
+    try:
+        return common.save(fig, out)
+    finally:
+        common.pyplot().close(fig)

@@ -1,0 +1,306 @@
+"""The lineage figure: the genealogy of the hall of fame back to generation 0.
+
+The genealogy is rebuilt from ``individuals.jsonl`` alone (uid, parents, operators), as a
+``networkx.DiGraph`` with an edge parent -> child for every parent a child names. A uid can appear in
+several generations (a surviving parent is fine-tuned again when ``ga.reevaluate`` is on); a node's
+``generation`` is the one it was first evaluated in, and its ``val_acc`` is that first evaluation's
+fitness (what selection saw when the individual was born). The mean and the best over all its
+evaluations are kept too (``val_acc_mean``, ``val_acc_best``, ``evaluations``).
+
+Only ancestors of the hall-of-fame members are drawn, laid out by generation (x = generation of
+birth), coloured by fitness, with edges coloured by the operators that made the child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import networkx as nx
+
+from evoticket.core.errors import EvoticketError
+from evoticket.plots import common
+
+EDGE_KINDS = {
+    "crossover + mutation": ("tab:purple", "-"),
+    "crossover": ("tab:blue", "-"),
+    "mutation": ("tab:orange", "--"),
+    "other": ("0.5", ":"),
+}
+"""How an edge is drawn, by the kind of variation that made the child: colour and line style."""
+
+
+def edge_kind(operators: Iterable[str]) -> str:
+    """The kind of variation a list of operator names amounts to.
+
+    DEAP's naming convention decides: ``cx*`` is a crossover, ``mut*`` a mutation.
+
+    Returns:
+        One of the keys of :data:`EDGE_KINDS`.
+    """
+    ops = list(operators)
+    cx = any(op.startswith("cx") for op in ops)
+    mut = any(op.startswith("mut") for op in ops)
+    if cx and mut:
+        return "crossover + mutation"
+    if cx:
+        return "crossover"
+    if mut:
+        return "mutation"
+    return "other"
+
+
+def genealogy(records: Iterable[dict[str, Any]]) -> nx.DiGraph:
+    """The family tree of every evaluated individual, from ``individuals.jsonl`` records.
+
+    Args:
+        records: records in evaluation order (each with ``uid``, ``generation``, ``parents``,
+            ``operators``, ``val_acc``, ``val_acc_before``, ``density_total``, ``flags``).
+
+    Returns:
+        A DiGraph whose nodes are uids with attributes ``generation`` (first evaluation), ``operators``
+        (tuple, as the child was made), ``val_acc`` and ``val_acc_before`` (first evaluation, in [0, 1];
+        0.0 for a diverged one), ``val_acc_mean`` and ``val_acc_best`` (over every evaluation),
+        ``evaluations`` (count), ``density_total`` and ``diverged`` (any evaluation non-finite); and an
+        edge parent -> child for every parent, with attributes ``operators`` and ``kind``
+        (:func:`edge_kind`). A parent absent from the records (cut off in a partial record set) is
+        still a node, with ``generation`` ``None``.
+    """
+    graph = nx.DiGraph()
+    scores: dict[int, list[float]] = {}
+    for r in records:
+        uid = int(r["uid"])
+        acc = common.fitness(r)
+        if uid not in scores:
+            scores[uid] = []
+            ops = tuple(r.get("operators", ()))
+            graph.add_node(
+                uid,
+                generation=int(r["generation"]),
+                operators=ops,
+                val_acc=acc,
+                val_acc_before=float(r.get("val_acc_before") or 0.0),
+                density_total=r.get("density_total"),
+                diverged=False,
+            )
+            for p in r.get("parents", ()):
+                p = int(p)
+                if p not in graph:
+                    graph.add_node(p, generation=None)
+                graph.add_edge(p, uid, operators=ops, kind=edge_kind(ops))
+        elif graph.nodes[uid].get("generation") is None:  # a parent seen before its own record
+            graph.nodes[uid].update(generation=int(r["generation"]), operators=tuple(r.get("operators", ())))
+        scores[uid].append(acc)
+        if "nonfinite" in (r.get("flags") or ()):
+            graph.nodes[uid]["diverged"] = True
+    for uid, values in scores.items():
+        graph.nodes[uid].update(
+            val_acc_mean=sum(values) / len(values), val_acc_best=max(values), evaluations=len(values)
+        )
+    return graph
+
+
+def ancestors(graph: nx.DiGraph, uids: Iterable[int]) -> set[int]:
+    """The given uids and all their ancestors (back to the founders).
+
+    Raises:
+        EvoticketError: if a uid is not in the graph.
+    """
+    found: set[int] = set()
+    for uid in uids:
+        if uid not in graph:
+            raise EvoticketError(f"individual {uid} is not in the records")
+        found.add(uid)
+        found |= nx.ancestors(graph, uid)
+    return found
+
+
+def founders(graph: nx.DiGraph, uids: Iterable[int]) -> set[int]:
+    """The generation-0 individuals (no parents) that ``uids`` descend from."""
+    return {u for u in ancestors(graph, uids) if graph.in_degree(u) == 0}
+
+
+def main_line(graph: nx.DiGraph, uid: int) -> list[int]:
+    """The winning lineage of ``uid``: from a founder to ``uid``, following at each step the fitter parent.
+
+    A crossover child has two parents; the line goes through the one with the higher first-evaluation
+    ``val_acc`` (the smaller uid on a tie), so the line is the path of fitness that led to ``uid``.
+
+    Returns:
+        uids from a founder (first) to ``uid`` (last).
+
+    Raises:
+        EvoticketError: if ``uid`` is not in the graph.
+    """
+    if uid not in graph:
+        raise EvoticketError(f"individual {uid} is not in the records")
+    line = [uid]
+    while True:
+        parents = list(graph.predecessors(line[-1]))
+        if not parents:
+            return line[::-1]
+        line.append(max(sorted(parents), key=lambda p: graph.nodes[p].get("val_acc", 0.0)))
+
+
+def hall_of_fame(run_dir: Path, graph: nx.DiGraph, size: int | None = None) -> list[int]:
+    """The uids of the hall of fame, best first, without duplicates.
+
+    From ``summary.json`` when the campaign finished; otherwise (a running or killed campaign) the
+    ``size`` individuals with the best evaluation so far (``ga.hall_of_fame`` of the configuration, 5
+    without one). The summary's best ticket is added when it is not among them.
+    """
+    summary = common.read_summary(run_dir)
+    uids: list[int] = []
+    if summary is not None:
+        uids = [int(h["uid"]) for h in summary.get("hall_of_fame", [])]
+        best = summary.get("best", {}).get("uid")
+        if best is not None:
+            uids.append(int(best))
+    else:
+        if size is None:
+            size = int((common.read_config(run_dir) or {}).get("ga", {}).get("hall_of_fame", 5))
+        known = [u for u in graph if graph.nodes[u].get("generation") is not None]
+        uids = sorted(known, key=lambda u: (-graph.nodes[u]["val_acc_best"], u))[:size]
+    return [u for u in dict.fromkeys(uids) if u in graph]
+
+
+def layout(graph: nx.DiGraph) -> dict[int, tuple[float, float]]:
+    """Positions for a lineage subgraph: x = generation, y = rank within the generation.
+
+    networkx's multipartite layout puts each generation in one column; within a column the nodes are
+    then ordered by the mean height of their parents (one barycentric sweep, forward in generations),
+    which keeps families together and edges short.
+    """
+    if graph.number_of_nodes() == 0:
+        return {}
+    for n in graph:
+        graph.nodes[n]["layer"] = graph.nodes[n].get("generation") or 0
+    base = nx.multipartite_layout(graph, subset_key="layer", align="vertical")
+    columns: dict[int, list[int]] = {}
+    for n in sorted(graph):
+        columns.setdefault(graph.nodes[n]["layer"], []).append(n)
+    pos: dict[int, tuple[float, float]] = {}
+    for g in sorted(columns):
+        nodes = columns[g]
+
+        def height(n: int) -> float:
+            ps = [pos[p][1] for p in graph.predecessors(n) if p in pos]
+            return sum(ps) / len(ps) if ps else base[n][1]
+
+        ordered = sorted(nodes, key=lambda n: (height(n), n))
+        offset = (len(ordered) - 1) / 2
+        for i, n in enumerate(ordered):
+            pos[n] = (float(g), float(i - offset))
+    return pos
+
+
+def draw_lineage(run_dir: Path) -> Any:
+    """The lineage figure of a run (a matplotlib Figure), or ``None`` without individual records.
+
+    Raises:
+        EvoticketError: if ``run_dir`` is not a run directory.
+    """
+    plt = common.pyplot()
+    from matplotlib.lines import Line2D
+
+    recs = common.read_individuals(common.require_run(run_dir))
+    if not recs:
+        return None
+    graph = genealogy(recs)
+    hof = hall_of_fame(run_dir, graph)
+    if not hof:
+        return None
+    sub = graph.subgraph(ancestors(graph, hof)).copy()
+    pos = layout(sub)
+    fig, ax = plt.subplots(figsize=(2 * common.COLUMN_WIDTH, 3.8))
+    kinds_seen = []
+    for kind, (colour, style) in EDGE_KINDS.items():
+        edges = [(u, v) for u, v, k in sub.edges(data="kind") if k == kind]
+        if not edges:
+            continue
+        kinds_seen.append(kind)
+        nx.draw_networkx_edges(
+            sub,
+            pos,
+            edgelist=edges,
+            ax=ax,
+            edge_color=colour,
+            style=style,
+            width=0.9,
+            arrows=True,
+            arrowsize=5,
+            node_size=40,
+            alpha=0.8,
+        )
+    nodes = sorted(sub)
+    values = [sub.nodes[n].get("val_acc", 0.0) for n in nodes]
+    finite = [v for n, v in zip(nodes, values, strict=True) if not sub.nodes[n].get("diverged")] or values
+    vmin, vmax = min(finite), max(finite)
+    art = nx.draw_networkx_nodes(
+        sub,
+        pos,
+        nodelist=nodes,
+        node_color=values,
+        cmap="viridis",
+        vmin=vmin,
+        vmax=vmax,
+        node_size=40,
+        ax=ax,
+        edgecolors="0.2",
+        linewidths=0.4,
+    )
+    best = hof[0]
+    summary = common.read_summary(run_dir)
+    if summary is not None and summary.get("best", {}).get("uid") in sub:
+        best = int(summary["best"]["uid"])
+    hof_set = [n for n in hof if n in pos]
+    ax.scatter(
+        [pos[n][0] for n in hof_set],
+        [pos[n][1] for n in hof_set],
+        s=120,
+        facecolors="none",
+        edgecolors="crimson",
+        linewidths=1.2,
+        zorder=3,
+    )
+    ax.scatter([pos[best][0]], [pos[best][1]], s=220, marker="*", facecolors="none", edgecolors="crimson", zorder=3)
+    for i, n in enumerate(sorted(hof_set, key=lambda n: pos[n])):
+        ax.annotate(
+            str(n),
+            pos[n],
+            xytext=(-4, 6 if i % 2 == 0 else -11),
+            textcoords="offset points",
+            fontsize=6,
+            color="crimson",
+            ha="right",
+        )
+    cbar = fig.colorbar(art, ax=ax, pad=0.01, fraction=0.04)
+    cbar.set_label("validation accuracy at first evaluation")
+    n_founders = len(founders(graph, hof))
+    handles = [
+        Line2D([], [], color=EDGE_KINDS[k][0], ls=EDGE_KINDS[k][1], label=f"child made by {k}") for k in kinds_seen
+    ]
+    handles += [
+        Line2D([], [], marker="o", ls="", markerfacecolor="none", markeredgecolor="crimson", label="hall of fame"),
+        Line2D([], [], marker="*", ms=9, ls="", markerfacecolor="none", markeredgecolor="crimson", label="best ticket"),
+    ]
+    ax.legend(handles=handles, loc="upper left", framealpha=0.9, ncol=len(handles))
+    gens = [p[0] for p in pos.values()]
+    ax.set_xlim(min(gens) - 0.8, max(gens) + 1.5)
+    ys = [p[1] for p in pos.values()]
+    ax.set_ylim(min(ys) - 1, max(ys) + 2.2)
+    ax.set_xlabel("generation of birth (first evaluation)")
+    ax.set_ylabel("individuals of a generation")
+    ax.set_yticks([])
+    ax.tick_params(axis="x", bottom=True, labelbottom=True)
+    ax.grid(axis="y", visible=False)
+    ax.set_title(
+        common.run_title(
+            run_dir,
+            f"Ancestry of the hall of fame ({len(hof)} tickets, {sub.number_of_nodes()} ancestors, "
+            f"{n_founders} generation-0 founder{'s' if n_founders != 1 else ''})",
+        )
+    )
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,177 @@
+"""Figures from small synthetic record sets: genealogy against a hand-made family tree, gains, every figure."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from evoticket.cli import main
+from evoticket.core import paths
+from evoticket.core.errors import EvoticketError
+from evoticket.plots import ancestors, genealogy, plot_fitness, plot_run
+from evoticket.plots.diversity import founder_diversity, jaccard_distance
+from evoticket.plots.fitness import x_values, y_limits
+from evoticket.plots.lineage import founders, hall_of_fame, main_line
+from evoticket.plots.operators import NOISE, gains
+from evoticket.records import RecordWriter
+
+CX, MUT = "cxMaskUniform", "mutMaskSwap"
+
+
+def rec(uid, gen, parents=(), ops=("initTicket",), acc=0.5, before=0.1, reev=False, diverged=False):
+    return {
+        "uid": uid,
+        "generation": gen,
+        "parents": list(parents),
+        "operators": list(ops),
+        "density": {"fc1.weight": 0.1, "fc2.weight": 0.1},
+        "density_total": 0.1,
+        "val_acc_before": before,
+        "val_loss_before": 2.3,
+        "val_acc": 0.0 if diverged else acc,
+        "val_loss": None if diverged else 1.5,
+        "flags": ["nonfinite"] if diverged else [],
+        "reevaluated": reev,
+        "train_steps": 10,
+        "train_flops": 1000,
+        "eval_flops": 10,
+    }
+
+
+# A hand-made family tree: founders 0, 1, 2; 0 survives into generation 1 and is re-evaluated there.
+TREE = [
+    rec(0, 0, acc=0.40),
+    rec(1, 0, acc=0.30),
+    rec(2, 0, acc=0.20),
+    rec(0, 1, acc=0.44, reev=True),
+    rec(3, 1, (0, 1), (CX, MUT), acc=0.45),
+    rec(4, 1, (2,), (MUT,), acc=0.25),
+    rec(5, 2, (3,), (MUT,), acc=0.50),
+    rec(6, 2, (3, 4), (CX, MUT), acc=0.35),
+    rec(7, 2, (4,), (MUT,), acc=0.1, diverged=True),
+]
+
+
+def write_run(root, recs, summary=None):
+    run = root / "runs" / "toy"
+    run.mkdir(parents=True)
+    w = RecordWriter(run)
+    w.write_individuals(recs)
+    for g in sorted({r["generation"] for r in recs}):
+        accs = [r["val_acc"] for r in recs if r["generation"] == g]
+        bef = [r["val_acc_before"] for r in recs if r["generation"] == g]
+        w.write_generation(
+            {
+                "generation": g,
+                "nevals": len(accs),
+                "val_acc_max": max(accs),
+                "val_acc_avg": sum(accs) / len(accs),
+                "val_acc_min": min(accs),
+                "val_acc_std": 0.0,
+                "val_acc_before_max": max(bef),
+                "val_acc_before_avg": sum(bef) / len(bef),
+                "val_acc_before_min": min(bef),
+                "density_avg": 0.1,
+                "best_uid": 0,
+                "best_density": 0.1,
+                "seconds": 1.0,
+                "finetune_seconds": 1.0,
+                "train_steps": 10 * len(accs),
+                "train_flops": 1000 * len(accs),
+                "eval_flops": 10,
+            }
+        )
+    if summary is not None:
+        paths.summary(run).write_text(json.dumps(summary), encoding="utf-8")
+    return run
+
+
+SUMMARY = {
+    "best": {"uid": 5, "generation": 2, "val_acc": 0.5},
+    "hall_of_fame": [{"uid": 5, "generation": 2, "val_acc": 0.5}, {"uid": 3, "generation": 1, "val_acc": 0.45}],
+    "controls": {
+        "dense": {"test_acc_mean": 0.62, "test_acc_std": 0.02, "test_acc": [0.6, 0.64], "density": 1.0},
+        "random": {"test_acc_mean": 0.55, "test_acc_std": 0.01, "test_acc": [0.54, 0.56], "density": 0.1},
+    },
+}
+
+
+def test_genealogy_matches_the_hand_made_tree():
+    g = genealogy(TREE)
+    assert set(g.nodes) == set(range(8))
+    assert set(g.edges) == {(0, 3), (1, 3), (3, 5), (3, 6), (4, 6), (2, 4), (4, 7)}
+    assert g.nodes[0]["generation"] == 0  # re-evaluated in generation 1, born in 0
+    assert g.nodes[0]["val_acc"] == 0.40 and g.nodes[0]["val_acc_best"] == 0.44 and g.nodes[0]["evaluations"] == 2
+    assert g.edges[0, 3]["kind"] == "crossover + mutation" and g.edges[3, 5]["kind"] == "mutation"
+    assert g.nodes[7]["diverged"] and g.nodes[7]["val_acc"] == 0.0
+    assert ancestors(g, [5]) == {5, 3, 0, 1}
+    assert ancestors(g, [6]) == {6, 3, 4, 0, 1, 2}
+    assert founders(g, [5]) == {0, 1}
+    assert main_line(g, 6) == [0, 3, 6]  # 3 (0.45) is fitter than 4 (0.25); 0 (0.40) than 1 (0.30)
+    with pytest.raises(EvoticketError):
+        ancestors(g, [99])
+
+
+def test_gains_compare_a_child_with_its_better_parent_and_reevaluations_with_the_last_one():
+    out = gains(TREE)
+    assert out[f"{CX} → {MUT}"] == pytest.approx([0.45 - 0.40, 0.35 - 0.45])  # 0's evaluation before gen 1
+    assert out[MUT] == pytest.approx([0.25 - 0.20, 0.50 - 0.45, 0.0 - 0.25])
+    assert out[NOISE] == pytest.approx([0.44 - 0.40])
+
+
+def test_hall_of_fame_from_the_summary_or_from_the_records(tmp_path):
+    g = genealogy(TREE)
+    assert hall_of_fame(write_run(tmp_path / "a", TREE, SUMMARY), g) == [5, 3]
+    assert hall_of_fame(write_run(tmp_path / "b", TREE), g, size=2) == [5, 3]
+
+
+def test_diversity_counts_founders_and_jaccard():
+    rows = founder_diversity(TREE)
+    assert [r["founders"] for r in rows] == [3, 3, 3]
+    assert rows[0]["founder_jaccard"] == 1.0  # three distinct founders
+    assert jaccard_distance({1, 2}, {2, 3}) == pytest.approx(2 / 3)
+
+
+def test_axes_fit_the_data_and_compute_accumulates():
+    low, high = y_limits([0.40, 0.43])
+    assert 0.39 < low < 0.40 and 0.43 < high < 0.44
+    rows = [{"generation": 0, "train_flops": 2e12}, {"generation": 1, "train_flops": 3e12}]
+    assert x_values(rows, "train_flops")[0] == [2.0, 5.0]
+    with pytest.raises(EvoticketError):
+        x_values(rows, "seconds")
+
+
+def test_plot_run_writes_every_figure_deterministically(tmp_path):
+    run = write_run(tmp_path, TREE, SUMMARY)
+    first = plot_run(run, tmp_path / "p1")
+    names = sorted({p.stem for p in first})
+    assert names == sorted(["fitness", "lineage", "lineage_fitness", "operators", "density", "diversity"])
+    assert all(p.stat().st_size > 5000 for p in first)
+    assert all(p.read_bytes()[:4] == (b"\x89PNG" if p.suffix == ".png" else b"%PDF") for p in first)
+    second = plot_run(run, tmp_path / "p2", x_axis="train_flops")
+    again = plot_run(run, tmp_path / "p3")
+    assert [p.read_bytes() for p in first] == [p.read_bytes() for p in again]
+    assert second[0].read_bytes() != first[0].read_bytes()
+
+
+def test_partial_records_plot(tmp_path):
+    run = write_run(tmp_path, TREE[:5])  # killed in generation 1: no summary, no best ticket
+    written = plot_run(run, tmp_path / "plots")
+    assert {p.stem for p in written} >= {"fitness", "lineage", "operators"}
+    assert "masks" not in {p.stem for p in written}
+
+
+def test_errors_are_one_line(tmp_path, capsys):
+    with pytest.raises(EvoticketError, match="not a run directory"):
+        plot_fitness(tmp_path, tmp_path / "f.png")
+    assert main(["plot", str(tmp_path / "missing")]) == 2
+    assert main(["plot", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "no such run directory" in err
+
+
+def test_cli_plot_writes_into_out(tmp_path, capsys):
+    run = write_run(tmp_path, TREE, SUMMARY)
+    assert main(["plot", str(run), "--out", str(tmp_path / "figs")]) == 0
+    assert (tmp_path / "figs" / "fitness.png").is_file() and (tmp_path / "figs" / "lineage.pdf").is_file()
