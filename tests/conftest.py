@@ -18,6 +18,7 @@ FAST = [
     "campaign.final_seeds=2",
     "campaign.progress=false",
     "campaign.device=cpu",
+    "campaign.plots=fitness",
 ]
 
 

@@ -38,6 +38,7 @@ FAST_SETS = [
     "campaign.final_seeds=1",
     "campaign.final_eval_every=5",
     "model.hidden=[16]",
+    "campaign.plots=fitness",
 ]
 FAST = [arg for s in FAST_SETS for arg in ("--set", s)] + ["--no-progress"]
 """A campaign of a few seconds: 4 + 4 individuals, 5 fine-tuning steps, 10 final steps."""

@@ -39,7 +39,7 @@ from evoticket.core.seeds import seed_everything
 from evoticket.data import Splits
 from evoticket.genome import Ticket, save_ticket, save_trained
 from evoticket.methods import Budget, Hook, MethodRun, resolve_run
-from evoticket.plots import plot_run
+from evoticket.plots import plot_fitness, plot_run
 from evoticket.records import RecordWriter, read_summary
 
 SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
@@ -87,6 +87,7 @@ SAFE_ON_RESUME = frozenset(
     {
         "ga.generations",
         "campaign.progress",
+        "campaign.plots",
         "campaign.device",
         "campaign.final_steps",
         "campaign.final_seeds",
@@ -377,7 +378,11 @@ def _finish(
     save_trained(paths.trained_ticket(run_dir), final.trained, arch, config)
     counters["final_comparison_seconds"] += time.perf_counter() - final_start
     plot_start = time.perf_counter()
-    plot_run(run_dir, plot_dir)
+    plots = config.campaign.plots
+    if plots in ("all", "png"):
+        plot_run(run_dir, plot_dir, formats=("png", "pdf") if plots == "all" else ("png",))
+    elif plots == "fitness":
+        plot_fitness(run_dir, paths.fitness_plot(plot_dir))
     counters["plot_seconds"] += time.perf_counter() - plot_start
     update_counters()
 

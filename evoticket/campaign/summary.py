@@ -9,7 +9,6 @@ import torch
 
 from evoticket.campaign.controls import CONTROLS
 from evoticket.config import CampaignConfig
-from evoticket.core import paths
 
 TIMING_KEYS = (
     "finetune_seconds",
@@ -105,6 +104,6 @@ def format_summary(summary: dict, run_dir: Path, plot_dir: Path, config: Campaig
         f"({t['individuals_per_second']:.1f}/s): {where}",
         f"Compute: search {_flops(summary['compute']['search'])}; final comparison "
         f"{_flops(summary['compute']['final_comparison'])}",
-        f"Records: {run_dir}/   Plot: {paths.fitness_plot(plot_dir)}",
+        f"Records: {run_dir}/   Plots: {plot_dir}/",
     ]
     return "\n".join(lines)

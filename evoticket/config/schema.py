@@ -216,6 +216,10 @@ class CampaignSection:
     """A ticket is winning if its mean test accuracy is >= the dense network's minus this; in [0, 1]."""
     progress: bool = True
     """Show a progress bar."""
+    plots: str = field(default="all", metadata=_choice("all", "png", "fitness", "none"))
+    """Figures drawn at the end of a run (``evoticket plot RUN_DIR`` draws them all at any time): all (every
+    figure, PNG and PDF; about 12 s for the default campaign on 2 cores), png (every figure, PNG only),
+    fitness (``fitness.png`` only: grids of many runs, the crash tests) or none."""
 
 
 SECTIONS: dict[str, type] = {

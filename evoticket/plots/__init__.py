@@ -30,13 +30,16 @@ FIGURES = {
 """Figure name -> drawing function ``(run_dir) -> Figure | None``, after ``fitness``."""
 
 
-def plot_run(run_dir: Path, out_dir: Path, *, x_axis: str = "generation") -> list[Path]:
+def plot_run(
+    run_dir: Path, out_dir: Path, *, x_axis: str = "generation", formats: tuple[str, ...] = common.FORMATS
+) -> list[Path]:
     """Write every figure that applies to a run, as PNG and PDF.
 
     Args:
         run_dir: a run directory (holding ``generations.csv``).
         out_dir: the plot folder, e.g. ``plots/NAME``; created if needed.
         x_axis: the fitness figure's x axis, ``"generation"`` or ``"train_flops"``.
+        formats: file formats to write, ``("png", "pdf")`` by default.
 
     Returns:
         The written paths (``fitness.png`` first), PNG before PDF for each figure.
@@ -45,11 +48,11 @@ def plot_run(run_dir: Path, out_dir: Path, *, x_axis: str = "generation") -> lis
         EvoticketError: if ``run_dir`` is not a run directory, holds no generation, or ``x_axis`` is unknown.
     """
     run_dir = common.require_run(run_dir)
-    written = common.save_all(draw_fitness(run_dir, x_axis=x_axis), out_dir, "fitness")
+    written = common.save_all(draw_fitness(run_dir, x_axis=x_axis), out_dir, "fitness", formats)
     for name, draw in FIGURES.items():
         fig = draw(run_dir)
         if fig is not None:
-            written += common.save_all(fig, out_dir, name)
+            written += common.save_all(fig, out_dir, name, formats)
     return written
 
 

@@ -123,12 +123,12 @@ def save(fig: Any, out: Path) -> Path:
     return out
 
 
-def save_all(fig: Any, plot_dir: Path, name: str) -> list[Path]:
-    """Write ``fig`` as ``plot_dir/NAME.png`` and ``plot_dir/NAME.pdf`` and close it.
+def save_all(fig: Any, plot_dir: Path, name: str, formats: tuple[str, ...] = FORMATS) -> list[Path]:
+    """Write ``fig`` as ``plot_dir/NAME.png`` and ``plot_dir/NAME.pdf`` (or the given ``formats``) and close it.
 
     Returns:
-        The written paths, PNG first.
+        The written paths, in the order of ``formats`` (PNG first by default).
     """
-    written = [save(fig, paths.plot_file(plot_dir, name, ext)) for ext in FORMATS]
+    written = [save(fig, paths.plot_file(plot_dir, name, ext)) for ext in formats]
     pyplot().close(fig)
     return written

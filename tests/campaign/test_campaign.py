@@ -36,6 +36,7 @@ def snapshot(folder):
 
 
 def test_campaign_writes_every_promised_file(fast_config, tmp_path):
+    fast_config = fast_config.with_overrides(["campaign.plots=all"])  # what a user's run draws
     result, printed = run(fast_config, tmp_path)
     run_dir = tmp_path / "runs" / "e2e"
     assert result.run_dir == run_dir
@@ -130,6 +131,9 @@ def test_campaign_writes_every_promised_file(fast_config, tmp_path):
     # the plot
     png = paths.fitness_plot(tmp_path / "plots" / "e2e")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+    figures = {p.name for p in (tmp_path / "plots" / "e2e").iterdir()}
+    for name in ("fitness", "lineage", "lineage_fitness", "operators", "density", "masks", "diversity"):
+        assert {f"{name}.png", f"{name}.pdf"} <= figures, name
 
 
 def test_same_seed_same_records(fast_config, tmp_path):

@@ -34,6 +34,7 @@ TINY = [
     "campaign.final_eval_every=10",
     "campaign.final_seeds=2",
     "campaign.device=cpu",
+    "campaign.plots=fitness",
 ]
 
 

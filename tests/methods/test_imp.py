@@ -33,6 +33,7 @@ TINY = [
     "campaign.final_seeds=2",
     "campaign.device=cpu",
     "campaign.progress=false",
+    "campaign.plots=fitness",
 ]
 
 
