@@ -32,7 +32,7 @@ from evoticket.core import paths
 from evoticket.core.errors import CheckpointError, StorageError
 from evoticket.core.faults import kill_point
 from evoticket.core.io import atomic_open, load_format
-from evoticket.genome import Ticket, ticket_from_state
+from evoticket.genome import Ticket, same_uid, ticket_from_state
 
 FORMAT = "evoticket-checkpoint-v1"
 
@@ -136,7 +136,7 @@ def _from_payload(data: dict[str, Any]) -> Checkpoint:
     if data["population"] is not None:
         unique = [ticket_from_state(s) for s in data["population"]["individuals"]]
         population = [unique[i] for i in data["population"]["order"]]
-    hof = tools.HallOfFame(data["hall_of_fame"]["maxsize"])
+    hof = tools.HallOfFame(data["hall_of_fame"]["maxsize"], similar=same_uid)
     hof.items = [ticket_from_state(s) for s in data["hall_of_fame"]["items"]]
     hof.keys = [item.fitness for item in reversed(hof.items)]  # ascending, as HallOfFame.insert keeps them
     return Checkpoint(

@@ -26,7 +26,7 @@ from evoticket.config import CampaignConfig, FinetuneConfig
 from evoticket.core.faults import kill_point
 from evoticket.evolution.backends import Backend
 from evoticket.evolution.evaluator import EvalResult
-from evoticket.genome import Ticket, UidCounter
+from evoticket.genome import Ticket, UidCounter, same_uid
 
 SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
 """The compute fields of every evaluation record, summed per generation."""
@@ -183,7 +183,7 @@ class EvolutionState:
         """The state before generation 0."""
         logbook = tools.Logbook()
         logbook.header = ["gen", "nevals", "fitness", "before", "density"]
-        return cls(-1, population, logbook, tools.HallOfFame(config.ga.hall_of_fame))
+        return cls(-1, population, logbook, tools.HallOfFame(config.ga.hall_of_fame, similar=same_uid))
 
 
 @dataclass

@@ -23,6 +23,7 @@ from evoticket.genome.ticket import (
     UidCounter,
     note_crossover,
     note_variation,
+    same_uid,
     stack_tickets,
     ticket_from_state,
 )
@@ -45,6 +46,7 @@ __all__ = [
     "note_variation",
     "random_mask",
     "random_masks_like",
+    "same_uid",
     "save_ticket",
     "save_trained",
     "stack_tickets",

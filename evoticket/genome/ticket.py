@@ -225,6 +225,15 @@ def note_crossover(ind1: Ticket, ind2: Ticket, operator: str) -> None:
     ind1.parents = ind2.parents = parents
 
 
+def same_uid(a: Ticket, b: Ticket) -> bool:
+    """Whether two tickets are the same individual (the same uid): a hall of fame's ``similar``.
+
+    DEAP's ``HallOfFame`` holds deep copies, so its default identity test let a surviving parent,
+    re-evaluated in a later generation, enter twice.
+    """
+    return a.uid is not None and a.uid == b.uid
+
+
 class UidCounter:
     """Hands out unique, increasing individual ids; its state is checkpointed.
 

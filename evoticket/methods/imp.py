@@ -29,7 +29,7 @@ from deap import tools
 from evoticket.core.errors import Interrupted
 from evoticket.core.seeds import capture_rng, derive_seed, restore_rng
 from evoticket.evolution import SPENT_KEYS, GenerationRecord, make_statistics
-from evoticket.genome import Ticket, ensure_creator, random_masks_like, stack_tickets
+from evoticket.genome import Ticket, ensure_creator, random_masks_like, same_uid, stack_tickets
 from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun
 from evoticket.models import Architecture, init_std
 from evoticket.resolve import Resolved
@@ -137,7 +137,7 @@ class IMPRun(MethodRun):
         }
         self.ticket: Ticket | None = None
         self.round = -1
-        self.hall_of_fame = tools.HallOfFame(HALL_OF_FAME)
+        self.hall_of_fame = tools.HallOfFame(HALL_OF_FAME, similar=same_uid)
         self.logbook = tools.Logbook()
         self.spent = dict.fromkeys(SPENT_KEYS, 0)
         self._evaluated = 0

@@ -244,3 +244,11 @@ def test_the_evaluator_is_pure_and_the_loop_applies_its_results(fast_config):
     for ind, res in zip(pop, batch.results, strict=True):
         kept = ind.masks["fc1.weight"]
         assert torch.equal(ind.theta0["fc1.weight"][kept], res.weights["fc1.weight"][kept])
+
+
+def test_the_hall_of_fame_holds_each_individual_once(fast_config):
+    """A surviving parent re-evaluated with a better score does not enter the hall of fame a second time."""
+    config = fast_config.with_overrides(["ga.generations=6", "ga.hall_of_fame=8"])  # held uid 12 twice before
+    _, _, hof = evolve(make_toolbox(config), config)
+    uids = [ind.uid for ind in hof]
+    assert len(uids) == len(set(uids)) == 8
