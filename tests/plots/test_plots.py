@@ -175,3 +175,41 @@ def test_cli_plot_writes_into_out(tmp_path, capsys):
     run = write_run(tmp_path, TREE, SUMMARY)
     assert main(["plot", str(run), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "fitness.png").is_file() and (tmp_path / "figs" / "lineage.pdf").is_file()
+
+
+def imp_rec(rnd, density, acc, random_acc):
+    r = rec(rnd, rnd, (rnd - 1,) if rnd else (), ("pruneMagnitude",) if rnd else ("initTicket",), acc=acc + 0.01)
+    r.update(density_total=density, test_acc=acc, best_step=40 + rnd, controls={})
+    if rnd:
+        r["controls"] = {"random": {"test_acc": random_acc, "val_acc": random_acc, "best_step": 30, "train_flops": 9}}
+    return r
+
+
+IMP = [imp_rec(0, 1.0, 0.60, None), imp_rec(1, 0.8, 0.63, 0.59), imp_rec(2, 0.64, 0.65, 0.55)]
+IMP_SUMMARY = {
+    "method": "imp",
+    "best": {"uid": 2, "generation": 2, "val_acc": 0.66},
+    "controls": {
+        k: {"test_acc_mean": m, "test_acc_std": 0.01, "density": 1.0 if k == "dense" else 0.64}
+        for k, m in (("ticket", 0.66), ("dense", 0.6), ("random", 0.55), ("reinit", 0.58))
+    },
+}
+
+
+def test_imp_rounds_table_keeps_each_round_and_its_random_control():
+    from evoticket.plots import imp_rounds
+
+    rows = imp_rounds([*IMP, imp_rec(2, 0.64, float("nan"), 0.5)])  # a resumed round: its last record counts
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert rows[0]["random_test_acc"] is None and rows[1]["random_test_acc"] == 0.59
+    assert rows[2]["test_acc"] is None and rows[1]["best_step"] == 41
+
+
+def test_an_imp_run_draws_imp_rounds_and_no_population_figure(tmp_path):
+    from evoticket.plots import GA_ONLY
+
+    for name, summary in (("done", IMP_SUMMARY), ("running", None)):  # running: told by records' test_acc
+        run = write_run(tmp_path / name, IMP, summary)
+        stems = {p.stem for p in plot_run(run, tmp_path / name / "plots")}
+        assert {"fitness", "imp_rounds"} <= stems and not stems & GA_ONLY
+    assert "imp_rounds" not in {p.stem for p in plot_run(write_run(tmp_path / "ga", TREE, SUMMARY), tmp_path / "g")}
