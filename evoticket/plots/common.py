@@ -7,7 +7,6 @@ as an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -104,10 +103,7 @@ def run_title(run_dir: Path, what: str) -> str:
 
 def fitness(record: dict[str, Any]) -> float:
     """An individual's validation accuracy after fine-tuning in [0, 1]; 0.0 for a diverged one."""
-    value = record.get("val_acc")
-    if value is None or not math.isfinite(value):
-        return 0.0
-    return float(value)
+    return records.fitness(record)
 
 
 def save(fig: Any, out: Path) -> Path:
