@@ -203,3 +203,41 @@ def test_an_imp_run_draws_imp_rounds_and_no_population_figure(tmp_path):
         stems = {p.stem for p in plot_run(run, tmp_path / name / "plots")}
         assert {"fitness", "imp_rounds"} <= stems and not stems & GA_ONLY
     assert "imp_rounds" not in {p.stem for p in plot_run(write_run(tmp_path / "ga", TREE, SUMMARY), tmp_path / "g")}
+
+
+def test_cli_compare_overlays_runs_and_tabulates_them(tmp_path, capsys):
+    summary = {**SUMMARY, "method": "ga", "data": "mnist1d", "model": "mlp"}
+    summary["controls"] = {
+        **SUMMARY["controls"],
+        "ticket": {"test_acc_mean": 0.6, "test_acc_std": 0.01, "density": 0.1},
+    }
+    summary["compute"] = {"search": {"train_steps": 90, "train_flops": 9000}}
+    done = write_run(tmp_path / "a", TREE, summary)
+    running = write_run(tmp_path / "b", TREE[:5])  # no summary yet: its last generation, empty final columns
+    running = running.rename(running.parent / "running")
+    out = tmp_path / "cmp"
+    assert main(["compare", str(done), str(running), "--out", str(out), "--x-axis", "train_flops"]) == 0
+    printed = capsys.readouterr().out
+    assert "0.6000 ± 0.0100" in printed and "running" in printed
+    assert all((out / f"compare.{ext}").stat().st_size > 1000 for ext in ("png", "pdf"))
+    import csv
+
+    rows = list(csv.DictReader((out / "compare.csv").open(encoding="utf-8")))
+    assert [r["run"] for r in rows] == ["toy", "running"]
+    assert rows[0]["method"] == "ga" and rows[0]["search_train_steps"] == "90" and rows[0]["density"] == "0.1"
+    assert (
+        rows[1]["last_generation"] == "1" and rows[1]["ticket_test_acc_mean"] == "" and rows[1]["finished"] == "False"
+    )
+    doc = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert doc["runs"][0]["random_test_acc_mean"] == 0.55 and doc["runs"][1]["dense_test_acc_mean"] is None
+
+
+def test_cli_compare_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = write_run(tmp_path, TREE)
+    assert main(["compare"]) == 2
+    assert main(["compare", str(run), str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "at least one RUN_DIR" in err and "no such run directory" in err
+    assert main(["compare", str(run), "--name", "x"]) == 0
+    assert (tmp_path / "plots" / "compare-x" / "compare.csv").is_file()
