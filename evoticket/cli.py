@@ -4,6 +4,7 @@
 runs a campaign (the default one without CONFIG; ``--resume`` continues NAME if it exists);
 ``evoticket resume RUN_DIR``
 continues one from its last checkpoint; ``evoticket plot RUN_DIR [--out DIR]`` draws its figures;
+``evoticket compare RUN_DIR ... [--out DIR] [--name NAME]`` overlays several runs and tabulates them;
 ``evoticket bench`` measures batched
 fine-tuning. A user mistake is reported as one line on stderr with exit status
 2 and no traceback; Ctrl-C stops after the current generation's checkpoint
@@ -82,6 +83,21 @@ def build_parser() -> argparse.ArgumentParser:
         default="generation",
         help="x axis of the fitness figure: generations or cumulative train FLOPs (default: generation)",
     )
+    compare = sub.add_parser(
+        "compare",
+        help="overlay the fitness curves of several runs and tabulate their final results",
+        description="Overlay several runs' fitness curves (compare.png, .pdf) and write their final results "
+        "(compare.csv, compare.json) into plots/compare-NAME/ (or plots/compare/); the table is printed too.",
+    )
+    compare.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run directories, e.g. runs/A runs/B")
+    compare.add_argument("--out", metavar="DIR", help="output folder (default: plots/compare-NAME or plots/compare)")
+    compare.add_argument("--name", help="name of the comparison, for the default output folder")
+    compare.add_argument(
+        "--x-axis",
+        choices=("generation", "train_flops"),
+        default="generation",
+        help="x axis: generations or cumulative train FLOPs (default: generation)",
+    )
     bench = sub.add_parser(
         "bench",
         help="measure batched fine-tuning against a per-individual loop and torch.func.vmap",
@@ -104,6 +120,19 @@ def _plot(args: argparse.Namespace) -> int:
 
     out = Path(args.out) if args.out else Path("plots") / Path(args.run_dir).resolve().name
     for path in plot_run(Path(args.run_dir), out, x_axis=args.x_axis):
+        print(path)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from evoticket.plots.compare import compare_runs, format_table
+
+    if not args.run_dirs:
+        raise EvoticketError("compare needs at least one RUN_DIR")
+    out = Path(args.out) if args.out else Path("plots") / (f"compare-{args.name}" if args.name else "compare")
+    written, rows = compare_runs([Path(d) for d in args.run_dirs], out, x_axis=args.x_axis)
+    print(format_table(rows))
+    for path in written:
         print(path)
     return 0
 
@@ -153,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.formatwarning = _format_warning
-    commands = {"run": _run, "resume": _resume, "plot": _plot, "bench": _bench}
+    commands = {"run": _run, "resume": _resume, "plot": _plot, "compare": _compare, "bench": _bench}
     try:
         return commands[args.command](args)
     except Interrupted as e:

@@ -2,7 +2,8 @@
 
 :func:`plot_run` writes every figure that applies to a run as PNG and PDF into its plot folder:
 ``fitness``, ``lineage``, ``lineage_fitness``, ``operators``, ``density``, ``diversity`` (from the
-records) and ``masks`` (from ``best_ticket.pt``). A figure whose inputs are absent (a campaign still
+records) and ``masks`` (from ``best_ticket.pt``); for an IMP run ``imp_rounds`` instead of the population figures
+(:data:`GA_ONLY`). A figure whose inputs are absent (a campaign still
 running: no summary, no best ticket yet) is skipped or drawn without them.
 """
 
@@ -14,6 +15,7 @@ from evoticket.plots import common
 from evoticket.plots.density import draw_density
 from evoticket.plots.diversity import draw_diversity
 from evoticket.plots.fitness import X_AXES, draw_fitness, plot_fitness
+from evoticket.plots.imp_rounds import draw_imp_rounds, imp_rounds
 from evoticket.plots.lineage import ancestors, draw_lineage, genealogy
 from evoticket.plots.lineage_fitness import draw_lineage_fitness
 from evoticket.plots.masks import draw_best_masks, draw_masks
@@ -26,8 +28,12 @@ FIGURES = {
     "density": draw_density,
     "masks": draw_best_masks,
     "diversity": draw_diversity,
+    "imp_rounds": draw_imp_rounds,
 }
 """Figure name -> drawing function ``(run_dir) -> Figure | None``, after ``fitness``."""
+
+GA_ONLY = frozenset({"lineage", "lineage_fitness", "operators", "diversity"})
+"""Figures of a genetic algorithm's population, skipped for another method (an IMP run has one line of rounds)."""
 
 
 def plot_run(
@@ -49,7 +55,10 @@ def plot_run(
     """
     run_dir = common.require_run(run_dir)
     written = common.save_all(draw_fitness(run_dir, x_axis=x_axis), out_dir, "fitness", formats)
+    ga = common.run_method(run_dir) == "ga"
     for name, draw in FIGURES.items():
+        if name in GA_ONLY and not ga:
+            continue
         fig = draw(run_dir)
         if fig is not None:
             written += common.save_all(fig, out_dir, name, formats)
@@ -58,16 +67,19 @@ def plot_run(
 
 __all__ = [
     "FIGURES",
+    "GA_ONLY",
     "X_AXES",
     "ancestors",
     "draw_density",
     "draw_diversity",
     "draw_fitness",
+    "draw_imp_rounds",
     "draw_lineage",
     "draw_lineage_fitness",
     "draw_masks",
     "draw_operators",
     "genealogy",
+    "imp_rounds",
     "plot_fitness",
     "plot_run",
 ]

@@ -7,7 +7,6 @@ as an uninterrupted one.
 
 from __future__ import annotations
 
-import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -87,26 +86,24 @@ def read_individuals(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def run_title(run_dir: Path, what: str) -> str:
-    """A figure title: ``what`` then the run's name and its data set, model, density and fine-tuning."""
+    """A figure title: ``what`` then the run's name and its data set, model, density and fine-tuning (IMP: rounds)."""
     title = f"{what}: {Path(run_dir).name}"
     c = read_config(run_dir)
     if c is not None:
         try:
-            title += (
-                f"\n{c['data']['name']}, {c['model']['name']}, density {c['ticket']['density']}, "
-                f"{c['finetune']['mode']} fine-tuning, {c['finetune']['steps']} steps"
-            )
+            title += f"\n{c['data']['name']}, {c['model']['name']}, density {c['ticket']['density']}, "
+            if c.get("method") == "imp":
+                title += f"IMP: prune {c['imp']['rate']:g} per round, {c['imp']['steps']} steps per round"
+            else:
+                title += f"{c['finetune']['mode']} fine-tuning, {c['finetune']['steps']} steps"
         except KeyError:
-            pass
+            title = title.split("\n")[0]
     return title
 
 
 def fitness(record: dict[str, Any]) -> float:
     """An individual's validation accuracy after fine-tuning in [0, 1]; 0.0 for a diverged one."""
-    value = record.get("val_acc")
-    if value is None or not math.isfinite(value):
-        return 0.0
-    return float(value)
+    return records.fitness(record)
 
 
 def save(fig: Any, out: Path) -> Path:
@@ -132,3 +129,18 @@ def save_all(fig: Any, plot_dir: Path, name: str, formats: tuple[str, ...] = FOR
     written = [save(fig, paths.plot_file(plot_dir, name, ext)) for ext in formats]
     pyplot().close(fig)
     return written
+
+
+def run_method(run_dir: Path) -> str:
+    """The method that found the run's tickets: ``"ga"``, ``"imp"``, ...
+
+    From ``summary.json`` (a finished run), else ``config.toml``'s ``method``, else ``"imp"`` when the
+    individual records carry ``test_acc`` (only IMP's rounds do) and ``"ga"`` otherwise.
+    """
+    summary = read_summary(run_dir)
+    if summary is not None and summary.get("method"):
+        return str(summary["method"])
+    config = read_config(run_dir)
+    if config is not None and config.get("method"):
+        return str(config["method"])
+    return "imp" if any("test_acc" in r for r in read_individuals(run_dir)) else "ga"

@@ -12,7 +12,7 @@ from evoticket.core.errors import EvoticketError
 from evoticket.plots import ancestors, genealogy, plot_fitness, plot_run
 from evoticket.plots.diversity import founder_diversity, jaccard_distance
 from evoticket.plots.fitness import x_values, y_limits
-from evoticket.plots.lineage import founders, hall_of_fame, main_line
+from evoticket.plots.lineage import hall_of_fame, main_line
 from evoticket.plots.operators import NOISE, gains
 from evoticket.records import RecordWriter
 
@@ -97,20 +97,10 @@ SUMMARY = {
 }
 
 
-def test_genealogy_matches_the_hand_made_tree():
+def test_genealogy_helpers_on_the_hand_made_tree():  # the tree itself: tests/records/test_lineage.py
     g = genealogy(TREE)
-    assert set(g.nodes) == set(range(8))
-    assert set(g.edges) == {(0, 3), (1, 3), (3, 5), (3, 6), (4, 6), (2, 4), (4, 7)}
-    assert g.nodes[0]["generation"] == 0  # re-evaluated in generation 1, born in 0
-    assert g.nodes[0]["val_acc"] == 0.40 and g.nodes[0]["val_acc_best"] == 0.44 and g.nodes[0]["evaluations"] == 2
-    assert g.edges[0, 3]["kind"] == "crossover + mutation" and g.edges[3, 5]["kind"] == "mutation"
-    assert g.nodes[7]["diverged"] and g.nodes[7]["val_acc"] == 0.0
     assert ancestors(g, [5]) == {5, 3, 0, 1}
-    assert ancestors(g, [6]) == {6, 3, 4, 0, 1, 2}
-    assert founders(g, [5]) == {0, 1}
     assert main_line(g, 6) == [0, 3, 6]  # 3 (0.45) is fitter than 4 (0.25); 0 (0.40) than 1 (0.30)
-    with pytest.raises(EvoticketError):
-        ancestors(g, [99])
 
 
 def test_gains_compare_a_child_with_its_better_parent_and_reevaluations_with_the_last_one():
@@ -175,3 +165,79 @@ def test_cli_plot_writes_into_out(tmp_path, capsys):
     run = write_run(tmp_path, TREE, SUMMARY)
     assert main(["plot", str(run), "--out", str(tmp_path / "figs")]) == 0
     assert (tmp_path / "figs" / "fitness.png").is_file() and (tmp_path / "figs" / "lineage.pdf").is_file()
+
+
+def imp_rec(rnd, density, acc, random_acc):
+    r = rec(rnd, rnd, (rnd - 1,) if rnd else (), ("pruneMagnitude",) if rnd else ("initTicket",), acc=acc + 0.01)
+    r.update(density_total=density, test_acc=acc, best_step=40 + rnd, controls={})
+    if rnd:
+        r["controls"] = {"random": {"test_acc": random_acc, "val_acc": random_acc, "best_step": 30, "train_flops": 9}}
+    return r
+
+
+IMP = [imp_rec(0, 1.0, 0.60, None), imp_rec(1, 0.8, 0.63, 0.59), imp_rec(2, 0.64, 0.65, 0.55)]
+IMP_SUMMARY = {
+    "method": "imp",
+    "best": {"uid": 2, "generation": 2, "val_acc": 0.66},
+    "controls": {
+        k: {"test_acc_mean": m, "test_acc_std": 0.01, "density": 1.0 if k == "dense" else 0.64}
+        for k, m in (("ticket", 0.66), ("dense", 0.6), ("random", 0.55), ("reinit", 0.58))
+    },
+}
+
+
+def test_imp_rounds_table_keeps_each_round_and_its_random_control():
+    from evoticket.plots import imp_rounds
+
+    rows = imp_rounds([*IMP, imp_rec(2, 0.64, float("nan"), 0.5)])  # a resumed round: its last record counts
+    assert [r["round"] for r in rows] == [0, 1, 2]
+    assert rows[0]["random_test_acc"] is None and rows[1]["random_test_acc"] == 0.59
+    assert rows[2]["test_acc"] is None and rows[1]["best_step"] == 41
+
+
+def test_an_imp_run_draws_imp_rounds_and_no_population_figure(tmp_path):
+    from evoticket.plots import GA_ONLY
+
+    for name, summary in (("done", IMP_SUMMARY), ("running", None)):  # running: told by records' test_acc
+        run = write_run(tmp_path / name, IMP, summary)
+        stems = {p.stem for p in plot_run(run, tmp_path / name / "plots")}
+        assert {"fitness", "imp_rounds"} <= stems and not stems & GA_ONLY
+    assert "imp_rounds" not in {p.stem for p in plot_run(write_run(tmp_path / "ga", TREE, SUMMARY), tmp_path / "g")}
+
+
+def test_cli_compare_overlays_runs_and_tabulates_them(tmp_path, capsys):
+    summary = {**SUMMARY, "method": "ga", "data": "mnist1d", "model": "mlp"}
+    summary["controls"] = {
+        **SUMMARY["controls"],
+        "ticket": {"test_acc_mean": 0.6, "test_acc_std": 0.01, "density": 0.1},
+    }
+    summary["compute"] = {"search": {"train_steps": 90, "train_flops": 9000}}
+    done = write_run(tmp_path / "a", TREE, summary)
+    running = write_run(tmp_path / "b", TREE[:5])  # no summary yet: its last generation, empty final columns
+    running = running.rename(running.parent / "running")
+    out = tmp_path / "cmp"
+    assert main(["compare", str(done), str(running), "--out", str(out), "--x-axis", "train_flops"]) == 0
+    printed = capsys.readouterr().out
+    assert "0.6000 ± 0.0100" in printed and "running" in printed
+    assert all((out / f"compare.{ext}").stat().st_size > 1000 for ext in ("png", "pdf"))
+    import csv
+
+    rows = list(csv.DictReader((out / "compare.csv").open(encoding="utf-8")))
+    assert [r["run"] for r in rows] == ["toy", "running"]
+    assert rows[0]["method"] == "ga" and rows[0]["search_train_steps"] == "90" and rows[0]["density"] == "0.1"
+    assert (
+        rows[1]["last_generation"] == "1" and rows[1]["ticket_test_acc_mean"] == "" and rows[1]["finished"] == "False"
+    )
+    doc = json.loads((out / "compare.json").read_text(encoding="utf-8"))
+    assert doc["runs"][0]["random_test_acc_mean"] == 0.55 and doc["runs"][1]["dense_test_acc_mean"] is None
+
+
+def test_cli_compare_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    run = write_run(tmp_path, TREE)
+    assert main(["compare"]) == 2
+    assert main(["compare", str(run), str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 2 and "at least one RUN_DIR" in err and "no such run directory" in err
+    assert main(["compare", str(run), "--name", "x"]) == 0
+    assert (tmp_path / "plots" / "compare-x" / "compare.csv").is_file()
