@@ -1,15 +1,16 @@
 """The diversity figure: how varied the population is, per generation.
 
-The records hold lineage, not masks, so two kinds of diversity are drawn:
+Two kinds of diversity are drawn:
 
+- from ``generations.csv``, every generation: the population's mean pairwise Jaccard distance between
+  masks (kept weights over all layers) and the spread of theta0 (population standard deviation of the
+  initial weights over their RMS: 0 when every ticket shares theta0, about 1 for independent draws), as
+  :func:`evoticket.records.population_diversity` computes them after each generation; for records
+  written before those columns existed, the same from the checkpoints on disk (the last two);
 - from ``individuals.jsonl``, every generation: the number of generation-0 founders whose descendants
   are still evaluated, and the mean pairwise Jaccard distance between the evaluated individuals'
   founder sets (0: everyone descends from the same founders; 1: no two share one), with the
-  standard deviation of total density;
-- from the checkpoints on disk (a campaign keeps the last two), exactly: the mean pairwise Jaccard
-  distance between the population's masks (kept weights over all layers) and the spread of theta0
-  (mean pairwise RMS difference of the initial weights over their RMS: 0 when every ticket shares
-  theta0, about 1.41 for independent draws).
+  standard deviation of total density.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from evoticket.core import paths
 from evoticket.core.errors import EvoticketError
 from evoticket.core.io import load_format
 from evoticket.plots import common, lineage
+from evoticket.records import population_diversity, read_generations
 
 CHECKPOINT_FORMAT = "evoticket-checkpoint-v1"
 """The checkpoint format read here (written by :mod:`evoticket.campaign.checkpoint`)."""
@@ -74,14 +76,15 @@ def founder_diversity(recs: list[dict[str, Any]]) -> list[dict[str, float]]:
 
 
 def checkpoint_diversity(run_dir: Path) -> list[dict[str, float]]:
-    """Exact mask and theta0 diversity of the populations held by the run's checkpoints.
+    """Mask and theta0 diversity of the populations held by the run's checkpoints (records written before
+    ``generations.csv`` had its diversity columns).
 
     Returns:
         One dict per readable checkpoint with a population, by generation: ``generation``,
-        ``mask_jaccard`` in [0, 1], ``theta0_spread`` (>= 0), ``distinct_theta0`` (count). Damaged
-        checkpoints are skipped.
+        ``mask_jaccard`` in [0, 1] and ``theta0_spread`` (>= 0), as
+        :func:`evoticket.records.population_diversity` defines them. Damaged checkpoints are skipped.
     """
-    import torch
+    from types import SimpleNamespace
 
     folder = paths.checkpoint_dir(run_dir)
     rows = []
@@ -93,25 +96,8 @@ def checkpoint_diversity(run_dir: Path) -> list[dict[str, float]]:
         pop = data.get("population")
         if not pop:
             continue
-        states = [pop["individuals"][i] for i in pop["order"]]
-        masks = torch.stack([torch.cat([m.reshape(-1) for m in s["masks"].values()]) for s in states]).double()
-        weights = torch.stack([torch.cat([s["theta0"][k].reshape(-1) for k in s["masks"]]) for s in states]).double()
-        p = len(states)
-        upper = torch.triu(torch.ones(p, p, dtype=torch.bool), diagonal=1)  # unordered pairs
-        inter = masks @ masks.T  # (P, P) kept in both
-        kept = masks.sum(1)
-        union = kept[:, None] + kept[None, :] - inter
-        jac = torch.where(union > 0, 1 - inter / union.clamp(min=1), torch.zeros_like(union))
-        rms = float(weights.pow(2).mean().sqrt()) or 1.0
-        dist = torch.cdist(weights, weights) / weights.shape[1] ** 0.5 / rms  # (P, P) RMS difference / RMS
-        rows.append(
-            {
-                "generation": int(data["generation"]),
-                "mask_jaccard": float(jac[upper].mean()) if p > 1 else 0.0,
-                "theta0_spread": float(dist[upper].mean()) if p > 1 else 0.0,
-                "distinct_theta0": len({w.numpy().tobytes() for w in weights}),
-            }
-        )
+        tickets = [SimpleNamespace(**pop["individuals"][i]) for i in pop["order"]]
+        rows.append({"generation": int(data["generation"]), **population_diversity(tickets)})
     return sorted(rows, key=lambda r: r["generation"])
 
 
@@ -122,7 +108,13 @@ def draw_diversity(run_dir: Path) -> Any:
     if not recs:
         return None
     rows = founder_diversity(recs)
-    exact = checkpoint_diversity(run_dir)
+    generations = read_generations(run_dir)
+    if generations and "mask_jaccard" in generations[0]:  # every generation, from the records
+        exact = [r for r in generations if isinstance(r.get("mask_jaccard"), float | int)]
+        where, style = "population after each generation", "-"
+    else:
+        exact = checkpoint_diversity(run_dir)
+        where, style = "checkpoints on disk", "s"
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(2 * common.COLUMN_WIDTH, 4.4), sharex=True)
     gens = [r["generation"] for r in rows]
     ax1.plot(
@@ -136,18 +128,20 @@ def draw_diversity(run_dir: Path) -> Any:
         ax1.plot(
             [r["generation"] for r in exact],
             [r["mask_jaccard"] for r in exact],
-            "s",
+            style,
             color="tab:red",
             ms=5,
-            label="masks, exact (checkpoints on disk)",
+            lw=1.4,
+            label=f"masks: mean pairwise Jaccard distance ({where})",
         )
         ax1.plot(
             [r["generation"] for r in exact],
             [r["theta0_spread"] for r in exact],
-            "^",
+            style.replace("s", "^"),
             color="tab:green",
             ms=5,
-            label="theta0 spread: RMS difference / RMS (checkpoints)",
+            lw=1.4,
+            label=f"theta0 spread: population sd / RMS ({where})",
         )
     ax1.set_ylabel("mean pairwise distance\n(Jaccard, 0 = identical)")
     ax1.set_ylim(-0.03, max(1.05, *(r["theta0_spread"] * 1.1 for r in exact)) if exact else 1.05)

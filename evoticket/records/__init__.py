@@ -13,7 +13,13 @@ from __future__ import annotations
 from evoticket.records.frames import generations_frame, individuals_frame
 from evoticket.records.lineage import ancestors, edge_kind, fitness, founders, lineage_graph
 from evoticket.records.readers import read_generations, read_individuals, read_summary
-from evoticket.records.schema import GENERATION_COLUMNS, INDIVIDUAL_FIELDS, TIMING_COLUMNS, generation_row
+from evoticket.records.schema import (
+    GENERATION_COLUMNS,
+    INDIVIDUAL_FIELDS,
+    TIMING_COLUMNS,
+    generation_row,
+    population_diversity,
+)
 from evoticket.records.writer import RecordWriter
 
 __all__ = [
@@ -29,6 +35,7 @@ __all__ = [
     "generations_frame",
     "individuals_frame",
     "lineage_graph",
+    "population_diversity",
     "read_generations",
     "read_individuals",
     "read_summary",

@@ -50,13 +50,52 @@ GENERATION_COLUMNS = (
     "train_steps",
     "train_flops",
     "eval_flops",
+    "mask_jaccard",
+    "theta0_spread",
 )
 """Columns of ``generations.csv``; accuracies in [0, 1], times in seconds, compute summed over the
-generation's evaluations (optimizer steps and FLOPs, see :mod:`evoticket.training.meter`)."""
+generation's evaluations (optimizer steps and FLOPs, see :mod:`evoticket.training.meter`), and the
+population's diversity after the generation (:func:`population_diversity`)."""
 
 
 TIMING_COLUMNS = ("seconds", "finetune_seconds")
 """Columns that measure wall time and so differ between identical runs."""
+
+
+def population_diversity(population: list) -> dict[str, float]:
+    """How varied a population's tickets are: masks and initial weights.
+
+    Args:
+        population: tickets with ``masks`` (weight name -> bool tensor) and ``theta0``.
+
+    Returns:
+        ``mask_jaccard``: the mean over all pairs of individuals of the Jaccard distance
+        ``1 - |A & B| / |A | B|`` between their kept-weight sets over every layer, in [0, 1] (0: one
+        mask); ``theta0_spread``: the population's standard deviation of the prunable initial
+        weights over their root mean square, >= 0 (0: every ticket shares theta0; about 1 for
+        independent draws). Both 0.0 for fewer than two individuals. Exact integer counts and
+        NumPy float64 (pairwise summation), so the same population always gives the same bits.
+    """
+    import numpy as np
+
+    if len(population) < 2:
+        return {"mask_jaccard": 0.0, "theta0_spread": 0.0}
+    names = list(population[0].masks)
+    masks = np.stack([np.concatenate([ind.masks[k].numpy().reshape(-1) for k in names]) for ind in population])
+    kept = masks.sum(1, dtype=np.int64)  # (P,)
+    distances = []
+    for i in range(len(population) - 1):
+        inter = (masks[i] & masks[i + 1 :]).sum(1, dtype=np.int64)  # (P - i - 1,)
+        union = kept[i] + kept[i + 1 :] - inter
+        distances.append(np.where(union > 0, 1.0 - inter / np.maximum(union, 1), 0.0))
+    weights = np.stack(
+        [np.concatenate([ind.theta0[k].numpy().reshape(-1).astype(np.float64) for k in names]) for ind in population]
+    )
+    rms = float(np.sqrt(np.mean(weights**2))) or 1.0
+    return {
+        "mask_jaccard": float(np.concatenate(distances).mean()),
+        "theta0_spread": float(np.sqrt(weights.var(axis=0).mean())) / rms,
+    }
 
 
 def generation_row(
@@ -94,4 +133,5 @@ def generation_row(
         "seconds": round(seconds, 4),
         "finetune_seconds": round(finetune_seconds, 4),
         **{k: int(spent.get(k, 0)) for k in ("train_steps", "train_flops", "eval_flops")},
+        **{k: round(v, 6) for k, v in population_diversity(population).items()},
     }
