@@ -28,11 +28,8 @@ from evoticket.core.seeds import derive_seed
 from evoticket.data import Splits
 from evoticket.genome import Ticket, random_masks_like, stack_tickets
 from evoticket.models import Architecture
+from evoticket.training import SPENT_KEYS as SPENT
 from evoticket.training import minibatch_indices, train_early_stopping
-
-SPENT = ("train_steps", "train_flops", "eval_flops")
-"""The compute fields of each control (summed over seeds)."""
-
 
 CONTROLS = ("ticket", "dense", "random", "reinit")
 """Rows of the final comparison, in the order printed."""

@@ -41,8 +41,7 @@ from evoticket.genome import Ticket, save_ticket, save_trained
 from evoticket.methods import Budget, Hook, MethodRun, resolve_run
 from evoticket.plots import plot_fitness, plot_run
 from evoticket.records import RecordWriter, read_summary
-
-SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
+from evoticket.training import SPENT_KEYS
 
 
 @dataclass

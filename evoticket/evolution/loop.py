@@ -27,9 +27,7 @@ from evoticket.core.faults import kill_point
 from evoticket.evolution.backends import Backend
 from evoticket.evolution.evaluator import EvalResult
 from evoticket.genome import Ticket, UidCounter, same_uid
-
-SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
-"""The compute fields of every evaluation record, summed per generation."""
+from evoticket.training import SPENT_KEYS
 
 
 def apply_results(

@@ -25,7 +25,7 @@ from evoticket.training.engine import (
 )
 from evoticket.training.evaluate import EVAL_BATCH, evaluate_params, nonfinite
 from evoticket.training.memory import POPULATION_BLOCK, bytes_per_individual, chunk_size, population_chunk
-from evoticket.training.meter import Meter, backward_flops, forward_flops, kept_counts, output_positions
+from evoticket.training.meter import SPENT_KEYS, Meter, backward_flops, forward_flops, kept_counts, output_positions
 from evoticket.training.optimizer import MaskedOptimizer, make_optimizer
 from evoticket.training.scopes import SCOPES, Scope, get_scope
 
@@ -34,6 +34,7 @@ __all__ = [
     "EVAL_BATCH",
     "POPULATION_BLOCK",
     "SCOPES",
+    "SPENT_KEYS",
     "STAGE_BYTES",
     "AutogradGradient",
     "BatchResult",

@@ -35,6 +35,9 @@ import torch
 
 from evoticket.models import Architecture
 
+SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
+"""The meter's three counts, as every record, generation row and summary names them."""
+
 
 def output_positions(arch: Architecture) -> dict[str, int]:
     """Layer name -> output positions per example: 1 for a linear layer, ``L_out`` for a ``Conv1d``."""
@@ -160,8 +163,8 @@ class Meter:
     @staticmethod
     def concat(parts: list[Meter]) -> Meter:
         """Join the meters of consecutive population chunks."""
-        return Meter(*(torch.cat([getattr(m, f) for m in parts]) for f in ("train_steps", "train_flops", "eval_flops")))
+        return Meter(*(torch.cat([getattr(m, f) for m in parts]) for f in SPENT_KEYS))
 
     def totals(self) -> dict[str, int]:
         """Sums over the population: ``{"train_steps", "train_flops", "eval_flops"}``."""
-        return {f: int(getattr(self, f).sum()) for f in ("train_steps", "train_flops", "eval_flops")}
+        return {f: int(getattr(self, f).sum()) for f in SPENT_KEYS}
