@@ -1,4 +1,4 @@
-"""Reproduce the baselines' published effects in evoticket's harness (issue 10's "must reproduce").
+"""Reproduce the baselines' published effects in evoticket's harness (the methods issue's "must reproduce").
 
 Each entry runs real campaigns (``evoticket.run_campaign``) over 3 seeds and prints a table; all rows
 also go to ``benchmarks/results/reproduce-ENTRY.json``. Every row gives its compute from the meter
@@ -11,10 +11,37 @@ also go to ``benchmarks/results/reproduce-ENTRY.json``. Every row gives its comp
     Target: the ticket is a winning ticket (mean test accuracy at least the dense network's) and
     beats the random mask of the same per-layer densities by at least 4 points.
 
+``edge_popup``
+    Edge-popup on MNIST-1D (Ramanujan et al. 2020, arXiv:1911.13299): ``mlp`` 40-300-100-10 with 50% of
+    each layer's weights kept, 1500 steps of Adam on the scores (lr 0.005), weights frozen at theta0
+    (kaiming normal, and signed constant). Target: the supermask's test accuracy with frozen weights is
+    well above (>= 20 points) a random mask of the same per-layer densities on the same frozen weights.
+
+``rigl``
+    RigL on MNIST-1D (Evci et al. 2020, arXiv:1911.11134) at 10% density per layer, 1500 steps, drop and
+    grow every 100 steps until 75% of training (update fraction 0.3, cosine-decayed); SET's random growth
+    beside it. Target: RigL beats the static random mask of the same per-layer densities trained for the
+    same steps in the same batch.
+
+``supermask``
+    Supermasks on scikit-learn's digits (Zhou et al. 2019, arXiv:1905.01067), ``mlp`` 64-300-100-10 with
+    signed-constant weights and 50% density: edge-popup (1500 steps) and ``supermask_ga`` (no gradient;
+    64 + 64 for 60 generations, as ``configs/supermask.toml``). Target: >= 80% test accuracy untrained.
+
+``bn_output``
+    ``bn_only`` (Frankle et al. 2020, arXiv:2003.00152) and ``output_only`` (random features, a trained
+    read-out) against ``dense`` on MNIST-1D for ``mlp_bn`` and ``cnn1d_bn``, 1500 steps. No target: the
+    honest numbers.
+
+``allocation``
+    The GA at the default budget (the default campaign) with ``ticket.allocation`` = uniform, erk and lth:
+    the evolved ticket and its random control in the final comparison.
+
 Run::
 
     python benchmarks/reproduce.py imp            # about 4 minutes on 2 CPU cores
     python benchmarks/reproduce.py imp --seeds 1  # a quicker look
+    python benchmarks/reproduce.py all            # every entry, about 35 minutes
 
 Run it alone: two PyTorch processes on 2 cores slow each other about tenfold.
 """
@@ -28,6 +55,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -143,23 +171,263 @@ def format_imp(report: dict) -> str:
     return "\n".join(lines)
 
 
-ENTRIES = {"imp": (run_imp, format_imp)}
+# ---------------------------------------------------------------------------
+# the other entries: one campaign per (row, seed), summarised from summary.json
+
+BASE = ["campaign.progress=false", "campaign.device=cpu", "campaign.plots=none"]
+
+
+def _campaigns(label: str, overrides: list[str], seeds: int) -> list[dict]:
+    """``seeds`` campaigns of one row; each gives its summary and wall time."""
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(seeds):
+            config = evoticket.CampaignConfig().with_overrides([*BASE, *overrides, f"campaign.seed={seed}"])
+            start = time.perf_counter()
+            result = evoticket.run_campaign(
+                config, name=f"r-{seed}", runs_dir=Path(tmp) / "runs", plots_dir=Path(tmp) / "plots", out=io.StringIO()
+            )
+            wall = time.perf_counter() - start
+            out.append({"seed": seed, "wall_seconds": round(wall, 1), "summary": result.summary})
+            print(f"{label} seed {seed}: {wall:.0f} s", file=sys.stderr)
+    return out
+
+
+def _row(label: str, overrides: list[str], seeds: int, own: Callable[[dict], dict[str, float]]) -> dict:
+    """Run a row and keep, per seed, ``own(summary)`` (accuracies), its search compute and wall time."""
+    runs = _campaigns(label, overrides, seeds)
+    per_seed = []
+    for r in runs:
+        s = r["summary"]
+        per_seed.append(
+            {
+                "seed": r["seed"],
+                **own(s),
+                "density": s["controls"]["ticket"]["density"],
+                "train_steps": s["compute"]["search"]["train_steps"],
+                "train_flops": s["compute"]["search"]["train_flops"],
+                "wall_seconds": r["wall_seconds"],
+            }
+        )
+    return {"label": label, "settings": overrides, "seeds": per_seed}
+
+
+def _col(row: dict, key: str) -> list[float]:
+    return [s[key] for s in row["seeds"]]
+
+
+def _mean(row: dict, key: str) -> float:
+    return statistics.mean(_col(row, key))
+
+
+def _compute(row: dict) -> str:
+    s = row["seeds"][0]
+    wall = statistics.mean(_col(row, "wall_seconds"))
+    return f"{s['train_steps']:>7,} {s['train_flops'] / 1e9:>8.1f} {wall:>6.0f}"
+
+
+COMPUTE_HEAD = f"{'steps':>7} {'GFLOP':>8} {'wall s':>6}"
+
+
+def _own(method: str, *controls: str) -> Callable[[dict], dict[str, float]]:
+    """The method's own test accuracy, and its named controls' (``summary[method]["controls"]``)."""
+
+    def get(s: dict) -> dict[str, float]:
+        out = {"test_acc": s[method]["test_acc"]}
+        out.update({c: s[method]["controls"][c]["test_acc"] for c in controls})
+        return out
+
+    return get
+
+
+MNIST1D_MLP = ["model.name=mlp", "model.hidden=[300, 100]", "train.steps=1500", "campaign.final_seeds=1"]
+
+
+def run_edge_popup(seeds: int) -> dict:
+    """Edge-popup at 50% density, kaiming-normal and signed-constant frozen weights, against a random frozen mask."""
+    rows = [
+        _row(
+            f"edge_popup {init}",
+            ["method=edge_popup", *MNIST1D_MLP, "ticket.density=0.5", f"model.init={init}"],
+            seeds,
+            _own("edge_popup", "random_frozen"),
+        )
+        for init in ("kaiming_normal", "signed_constant")
+    ]
+    verdict = {r["label"]: _mean(r, "test_acc") - _mean(r, "random_frozen") >= 0.20 for r in rows}
+    return {"entry": "edge_popup", "torch": torch.__version__, "rows": rows, "verdict": verdict}
+
+
+def format_edge_popup(report: dict) -> str:
+    """Edge-popup's table."""
+    lines = [
+        "Edge-popup on MNIST-1D, mlp 40-300-100-10, 50% of each layer kept, weights frozen; test accuracy",
+        f"{'weights':<16} {'supermask':>18} {'random mask':>18} {COMPUTE_HEAD}",
+    ]
+    lines += [
+        f"{r['label'].split()[1]:<16} {_mean_std(_col(r, 'test_acc')):>18} "
+        f"{_mean_std(_col(r, 'random_frozen')):>18} {_compute(r)}"
+        for r in report["rows"]
+    ]
+    lines.append(f"Well above the random mask (>= 20 points): {report['verdict']}")
+    return "\n".join(lines)
+
+
+def run_rigl(seeds: int) -> dict:
+    """RigL and SET at 10% density against the static start mask trained in the same batch."""
+    rows = [
+        _row(
+            f"rigl grow={grow}",
+            ["method=rigl", *MNIST1D_MLP, "ticket.density=0.1", f"rigl.grow={grow}"],
+            seeds,
+            _own("rigl", "static"),
+        )
+        for grow in ("gradient", "random")
+    ]
+    verdict = {r["label"]: _mean(r, "test_acc") > _mean(r, "static") for r in rows}
+    return {"entry": "rigl", "torch": torch.__version__, "rows": rows, "verdict": verdict}
+
+
+def format_rigl(report: dict) -> str:
+    """RigL's table."""
+    lines = [
+        "RigL / SET on MNIST-1D, mlp 40-300-100-10, 10% of each layer, 1500 steps; test accuracy",
+        f"{'method':<18} {'drop and grow':>18} {'static mask':>18} {COMPUTE_HEAD}",
+    ]
+    for r in report["rows"]:
+        name = "RigL (gradient)" if "gradient" in r["label"] else "SET (random)"
+        lines.append(
+            f"{name:<18} {_mean_std(_col(r, 'test_acc')):>18} {_mean_std(_col(r, 'static')):>18} {_compute(r)}"
+        )
+    lines.append(f"Beats the static random mask: {report['verdict']}")
+    return "\n".join(lines)
+
+
+DIGITS = ["data.name=digits", "model.name=mlp", "model.hidden=[300, 100]", "model.init=signed_constant"]
+
+
+def run_supermask(seeds: int) -> dict:
+    """Supermasks on digits: edge-popup and the gradient-free GA, untrained test accuracy."""
+    rows = [
+        _row(
+            "edge_popup",
+            ["method=edge_popup", *DIGITS, "ticket.density=0.5", "train.steps=1500", "campaign.final_seeds=1"],
+            seeds,
+            _own("edge_popup", "random_frozen"),
+        ),
+        _row(
+            "supermask_ga",
+            [
+                "method=supermask_ga",
+                *DIGITS,
+                "ticket.density=0.5",
+                "ga.population=64",
+                "ga.offspring=64",
+                "ga.generations=60",
+                "ga.operator_args.mutMaskSwap.indpb=0.02",
+                "campaign.final_seeds=1",
+            ],
+            seeds,
+            lambda s: {"test_acc": s["supermask_ga"]["test_acc"]},
+        ),
+    ]
+    verdict = {r["label"]: _mean(r, "test_acc") >= 0.80 for r in rows}
+    return {"entry": "supermask", "torch": torch.__version__, "rows": rows, "verdict": verdict}
+
+
+def format_supermask(report: dict) -> str:
+    """The supermask table."""
+    lines = [
+        "Supermasks on digits, mlp 64-300-100-10, signed-constant weights, 50% density; test accuracy untrained",
+        f"{'method':<14} {'supermask':>18} {COMPUTE_HEAD}",
+    ]
+    lines += [f"{r['label']:<14} {_mean_std(_col(r, 'test_acc')):>18} {_compute(r)}" for r in report["rows"]]
+    lines.append(f">= 80% test accuracy: {report['verdict']}")
+    return "\n".join(lines)
+
+
+def run_bn_output(seeds: int) -> dict:
+    """dense, bn_only and output_only on mlp_bn and cnn1d_bn."""
+    rows = [
+        _row(
+            f"{method} {model}",
+            [f"method={method}", f"model.name={model}", "train.steps=1500", "campaign.final_seeds=1"],
+            seeds,
+            _own(method),
+        )
+        for model in ("mlp_bn", "cnn1d_bn")
+        for method in ("dense", "bn_only", "output_only")
+    ]
+    return {"entry": "bn_output", "torch": torch.__version__, "rows": rows, "verdict": {}}
+
+
+def format_bn_output(report: dict) -> str:
+    """The bn_only / output_only table."""
+    lines = [
+        "Training some parameters only, MNIST-1D, 1500 steps; test accuracy at the early-stopping step",
+        f"{'model':<9} {'method':<12} {'test acc':>18} {COMPUTE_HEAD}",
+    ]
+    for r in report["rows"]:
+        method, model = r["label"].split()
+        lines.append(f"{model:<9} {method:<12} {_mean_std(_col(r, 'test_acc')):>18} {_compute(r)}")
+    return "\n".join(lines)
+
+
+def run_allocation(seeds: int) -> dict:
+    """The default GA campaign with each per-layer allocation."""
+
+    def final(s: dict) -> dict[str, float]:
+        return {
+            "test_acc": s["controls"]["ticket"]["test_acc_mean"],
+            "random": s["controls"]["random"]["test_acc_mean"],
+        }
+
+    rows = [_row(f"ga {a}", [f"ticket.allocation={a}"], seeds, final) for a in ("uniform", "erk", "lth")]
+    return {"entry": "allocation", "torch": torch.__version__, "rows": rows, "verdict": {}}
+
+
+def format_allocation(report: dict) -> str:
+    """The allocation table."""
+    lines = [
+        "The GA at the default budget (40 generations, 32 + 32, 100 steps) by per-layer allocation, MNIST-1D,"
+        " 10% density; final comparison (1500 steps, 3 data orders), test accuracy",
+        f"{'allocation':<10} {'evolved ticket':>18} {'random mask':>18} {COMPUTE_HEAD}",
+    ]
+    lines += [
+        f"{r['label'].split()[1]:<10} {_mean_std(_col(r, 'test_acc')):>18} "
+        f"{_mean_std(_col(r, 'random')):>18} {_compute(r)}"
+        for r in report["rows"]
+    ]
+    return "\n".join(lines)
+
+
+ENTRIES = {
+    "imp": (run_imp, format_imp),
+    "edge_popup": (run_edge_popup, format_edge_popup),
+    "rigl": (run_rigl, format_rigl),
+    "supermask": (run_supermask, format_supermask),
+    "bn_output": (run_bn_output, format_bn_output),
+    "allocation": (run_allocation, format_allocation),
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one entry, print its table and write its JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("entry", choices=sorted(ENTRIES))
+    parser.add_argument("entry", choices=[*ENTRIES, "all"])
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--json", type=Path, default=None, help="default: benchmarks/results/reproduce-ENTRY.json")
     args = parser.parse_args(argv)
-    run, fmt = ENTRIES[args.entry]
-    report = run(args.seeds)
-    print(fmt(report))
-    path = args.json or RESULTS / f"reproduce-{args.entry}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {path}")
+    for entry in ENTRIES if args.entry == "all" else [args.entry]:
+        run, fmt = ENTRIES[entry]
+        report = run(args.seeds)
+        table = fmt(report)
+        print(table)
+        path = args.json or RESULTS / f"reproduce-{entry}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=1) + "\n")
+        path.with_suffix(".txt").write_text(table + "\n")
+        print(f"wrote {path}")
     return 0
 
 

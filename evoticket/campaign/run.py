@@ -38,7 +38,7 @@ from evoticket.core.io import atomic_write_text, write_json
 from evoticket.core.seeds import seed_everything
 from evoticket.data import Splits
 from evoticket.genome import Ticket, save_ticket, save_trained
-from evoticket.methods import Budget, Hook, MethodRun, resolve_run
+from evoticket.methods import Budget, Hook, MethodRun, configure, resolve_run
 from evoticket.plots import plot_fitness, plot_run
 from evoticket.records import RecordWriter, read_summary
 from evoticket.training import SPENT_KEYS
@@ -140,7 +140,7 @@ def run_campaign(
             diverged; the last checkpoint is kept for both.
         Interrupted: after Ctrl-C, once the current generation is checkpointed.
     """
-    config = config or CampaignConfig()
+    config = configure(config or CampaignConfig())  # the configuration the method runs with, as config.toml records it
     if resume and not name:
         raise EvoticketError("--resume: give the run's --name (a default name is new every time)")
     name = name or default_name(config)
@@ -220,6 +220,7 @@ def _resume(
     """Resume ``run_dir`` with ``config``, under the run's lock: checks first (nothing written), then on."""
     wall_start = time.perf_counter()
     _check_resumable(run_dir)
+    config = configure(config)
     with RunLock(run_dir):
         ckpt = load_latest(run_dir)
         saved = CampaignConfig.from_dict(ckpt.config)

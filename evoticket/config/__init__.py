@@ -16,11 +16,15 @@ from evoticket.config.schema import (
     CampaignConfig,
     CampaignSection,
     DataConfig,
+    EdgePopupConfig,
     FinetuneConfig,
     GAConfig,
+    GMPConfig,
     IMPConfig,
     ModelConfig,
+    RigLConfig,
     TicketConfig,
+    TrainConfig,
 )
 
 
@@ -44,11 +48,15 @@ __all__ = [
     "CampaignConfig",
     "CampaignSection",
     "DataConfig",
+    "EdgePopupConfig",
     "FinetuneConfig",
     "GAConfig",
+    "GMPConfig",
     "IMPConfig",
     "ModelConfig",
+    "RigLConfig",
     "TicketConfig",
+    "TrainConfig",
     "load_config",
     "parse_value",
 ]

@@ -1,8 +1,9 @@
 """Campaign configuration: frozen dataclasses, one home for every default.
 
 A campaign is configured by a TOML file with a top-level ``method`` key and the
-sections ``[data]``, ``[model]``, ``[ticket]``, ``[finetune]``, ``[ga]`` and
-``[campaign]``; every key is optional and defaults to the value written in this
+sections ``[data]``, ``[model]``, ``[ticket]``, ``[finetune]``, ``[campaign]`` and
+the methods' own (``[ga]``, ``[imp]``, ``[train]``, ``[gmp]``, ``[rigl]``,
+``[edge_popup]``); every key is optional and defaults to the value written in this
 module (and nowhere else). Each key's type and range is checked once, when the
 configuration is built; an error names the key and what would be valid, e.g.
 ``ga.population: must be >= 2, got 0``. This module imports no other stage:
@@ -191,6 +192,63 @@ class IMPConfig:
 
 
 @dataclass(frozen=True)
+class TrainConfig:
+    """The one training run of the methods that train a single network: ``dense``, ``random``, ``gmp``,
+    ``rigl``, ``edge_popup``, ``bn_only`` and ``output_only`` (the optimizer is ``[finetune]``'s)."""
+
+    steps: int = field(default=1500, metadata=_at_least(1))
+    """Training steps of the run (optimizer steps); >= 1."""
+    eval_every: int = field(default=100, metadata=_at_least(1))
+    """Steps between validation checks (the early-stopping step, chosen by ``campaign.early_stopping``); >= 1."""
+
+
+@dataclass(frozen=True)
+class GMPConfig:
+    """Gradual magnitude pruning within one training run (``method = "gmp"``; Zhu & Gupta 2017,
+    arXiv:1710.01878): each layer's density falls from 1 to its target along the cubic schedule
+    ``d_t = d_f + (1 - d_f) (1 - (t - t_0) / (t_1 - t_0))**3``."""
+
+    start: float = field(default=0.1, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    """Fraction of ``train.steps`` at which pruning starts (t_0); in [0, 1)."""
+    end: float = field(default=0.6, metadata=_check(lambda v: 0 < v <= 1, "must be in (0, 1]"))
+    """Fraction of ``train.steps`` at which the target density is reached (t_1); in (gmp.start, 1]. The
+    early-stopping step is chosen among the checks from t_1 on, at the target density."""
+    every: int = field(default=50, metadata=_at_least(1))
+    """Steps between pruning steps; >= 1."""
+
+
+@dataclass(frozen=True)
+class RigLConfig:
+    """Sparse training with drop and grow (``method = "rigl"``; Evci et al. 2020, arXiv:1911.11134; SET:
+    Mocanu et al. 2018, arXiv:1707.04780)."""
+
+    grow: str = field(default="gradient", metadata=_choice("gradient", "random"))
+    """Where new weights grow: gradient (largest dense-gradient magnitude, RigL) or random (SET)."""
+    delta_t: int = field(default=100, metadata=_at_least(1))
+    """Steps between mask updates (Delta T); >= 1."""
+    alpha: float = field(default=0.3, metadata=_check(lambda v: 0 < v < 1, "must be in (0, 1)"))
+    """Initial update fraction: each update drops and grows ``alpha/2 (1 + cos(pi t / T_end))`` of a layer's
+    kept weights; in (0, 1)."""
+    end: float = field(default=0.75, metadata=_check(lambda v: 0 < v <= 1, "must be in (0, 1]"))
+    """Fraction of ``train.steps`` after which the mask stops changing (T_end); in (0, 1]."""
+
+
+@dataclass(frozen=True)
+class EdgePopupConfig:
+    """Supermask training (``method = "edge_popup"``; Ramanujan et al. 2020, arXiv:1911.13299): the weights
+    stay at theta0, a score per weight is learnt (optimizer of ``[finetune]``) and each layer keeps its top-k
+    weights by |score|; ``model.init = "signed_constant"`` gives the paper's signed-constant weights."""
+
+    score_init: str = field(default="kaiming_uniform", metadata=_choice("kaiming_uniform", "weights"))
+    """Initial scores: kaiming_uniform (U(-1/sqrt(fan_in), 1/sqrt(fan_in)), hidden-networks' default) or
+    weights (|theta0|: the first mask is the magnitude top-k)."""
+    lr: float = field(default=0.005, metadata=_at_least(0.0))
+    """Learning rate of the scores (with ``finetune.optimizer``); 0 uses ``finetune.lr``; >= 0. Scores move
+    ``lr`` per Adam step whatever their gradient's scale, so ``finetune.lr`` (0.02) reshuffles the masks
+    too fast; 0.005 was the best of 0.0005-0.02 on MNIST-1D at 50% density."""
+
+
+@dataclass(frozen=True)
 class CampaignSection:
     """Seed, device and the final lottery-ticket comparison."""
 
@@ -229,6 +287,10 @@ SECTIONS: dict[str, type] = {
     "finetune": FinetuneConfig,
     "ga": GAConfig,
     "imp": IMPConfig,
+    "train": TrainConfig,
+    "gmp": GMPConfig,
+    "rigl": RigLConfig,
+    "edge_popup": EdgePopupConfig,
     "campaign": CampaignSection,
 }
 """Section name -> its dataclass; a TOML file's tables."""
@@ -264,6 +326,10 @@ class CampaignConfig:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     ga: GAConfig = field(default_factory=GAConfig)
     imp: IMPConfig = field(default_factory=IMPConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    gmp: GMPConfig = field(default_factory=GMPConfig)
+    rigl: RigLConfig = field(default_factory=RigLConfig)
+    edge_popup: EdgePopupConfig = field(default_factory=EdgePopupConfig)
     campaign: CampaignSection = field(default_factory=CampaignSection)
     method: str = TOP_LEVEL["method"]
 
@@ -359,6 +425,8 @@ def _validate_cross(config: CampaignConfig) -> None:
         raise ConfigError(f"ga.elitism: must be <= ga.population ({ga.population}), got {ga.elitism}")
     if config.imp.rewind_step > config.imp.steps:
         raise ConfigError(f"imp.rewind_step: must be <= imp.steps ({config.imp.steps}), got {config.imp.rewind_step}")
+    if config.gmp.end <= config.gmp.start:
+        raise ConfigError(f"gmp.end: must be > gmp.start ({config.gmp.start}), got {config.gmp.end}")
     if config.campaign.winning_tolerance > 1:
         raise ConfigError(f"campaign.winning_tolerance: must be in [0, 1], got {config.campaign.winning_tolerance}")
 

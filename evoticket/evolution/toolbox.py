@@ -26,7 +26,7 @@ from evoticket.data import Splits
 from evoticket.evolution.backends import LocalBackend
 from evoticket.evolution.evaluator import Evaluator
 from evoticket.evolution.loop import PopulationEvaluator, batched_map
-from evoticket.genome import FITNESS_WEIGHTS, Ticket, UidCounter, ensure_creator, layer_densities
+from evoticket.genome import FITNESS_WEIGHTS, Ticket, UidCounter, ensure_creator, ticket_densities
 from evoticket.operators import CROSSOVER_DEFAULTS, CROSSOVERS, MUTATION_DEFAULTS, MUTATIONS, SURVIVORS, initTicket
 from evoticket.resolve import Resolved, resolve
 
@@ -86,10 +86,8 @@ def make_toolbox(
     counter = counter or UidCounter()
     rng = rng or torch.Generator().manual_seed(derive_seed(config.campaign.seed, "operators"))
     individual_cls = ensure_creator(fitness_weights)
-    densities = dict(config.ticket.layer_densities) or None
-    if config.ticket.allocation != "uniform":  # the allocation's densities, then the explicit overrides
-        allocated = layer_densities(arch, config.ticket.density, config.ticket.allocation)
-        densities = {**allocated, **config.ticket.layer_densities}
+    t = config.ticket
+    densities = ticket_densities(arch, t.density, t.allocation, dict(t.layer_densities))
 
     toolbox = base.Toolbox()
     toolbox.register(

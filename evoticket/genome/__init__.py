@@ -7,7 +7,13 @@
 
 from __future__ import annotations
 
-from evoticket.genome.allocation import ALLOCATIONS, erk_densities, layer_densities, lth_densities
+from evoticket.genome.allocation import (
+    ALLOCATIONS,
+    erk_densities,
+    layer_densities,
+    lth_densities,
+    ticket_densities,
+)
 from evoticket.genome.creator import FITNESS_WEIGHTS, ensure_creator
 from evoticket.genome.files import (
     TICKET_FORMAT,
@@ -50,5 +56,6 @@ __all__ = [
     "save_ticket",
     "save_trained",
     "stack_tickets",
+    "ticket_densities",
     "ticket_from_state",
 ]

@@ -107,3 +107,23 @@ def layer_densities(arch: Architecture, density: float, allocation: str = "unifo
     if allocation == "lth":
         return lth_densities(arch, density)
     raise ConfigError("ticket.allocation: " + unknown_name("allocation", allocation, ALLOCATIONS))
+
+
+def ticket_densities(
+    arch: Architecture, density: float, allocation: str, overrides: dict[str, float]
+) -> dict[str, float]:
+    """Every prunable layer's density as ``[ticket]`` sets it: the allocation's, then the explicit overrides.
+
+    Args:
+        arch: the architecture.
+        density: ``ticket.density``, the total fraction kept, in (0, 1].
+        allocation: ``ticket.allocation``, one of :data:`ALLOCATIONS`.
+        overrides: ``ticket.layer_densities``: weight name -> density in (0, 1].
+
+    Returns:
+        Weight name -> density in (0, 1], for every prunable layer in forward order.
+
+    Raises:
+        ConfigError: as :func:`layer_densities`.
+    """
+    return {**layer_densities(arch, density, allocation), **overrides}

@@ -101,12 +101,23 @@ class Method(ABC):
     Attributes:
         name: the value of the top-level ``method`` key.
         section: the configuration section holding its own settings, or ``None``.
+        sections: every method section it reads (default: ``section``); a setting in a method
+            section the chosen method does not read is refused.
         citation: where it comes from (arXiv ids).
     """
 
     name: str
     section: str | None = None
     citation: str = ""
+
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """The method sections it reads."""
+        return () if self.section is None else (self.section,)
+
+    def configure(self, config: Any) -> Any:
+        """The configuration the method runs with (e.g. ``supermask_ga`` sets ``finetune.steps = 0``); raise ``ConfigError`` for a setting it cannot honour."""
+        return config
 
     def check(self, resolved: Resolved) -> None:  # noqa: B027 - an optional hook
         """Checks of the method's own settings against the data and model (raise ``ConfigError``)."""

@@ -17,6 +17,7 @@ from evoticket.core.seeds import capture_rng, restore_rng
 from evoticket.evolution import SPENT_KEYS, EvolutionState, evolve, make_toolbox
 from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun
 from evoticket.resolve import Resolved
+from evoticket.training import evaluate_params
 
 
 class GARun(MethodRun):
@@ -120,3 +121,52 @@ class GA(Method):
     def prepare(self, resolved: Resolved) -> GARun:
         """A fresh GA run (toolbox built, nothing evaluated)."""
         return GARun(resolved)
+
+
+class SupermaskRun(GARun):
+    """A ``supermask_ga`` run: the GA with no gradient; its own result is the best supermask untrained."""
+
+    def run(self, hooks: Sequence[Hook], should_stop: Callable[[], bool] | None, budget: Budget) -> MethodResult:
+        """Evolve, then measure the best ticket's test accuracy as it is (theta0 * mask, no training)."""
+        result = super().run(hooks, should_stop, budget)
+        splits, arch, best = self.resolved.splits, self.resolved.arch, result.best
+        params = {k: v.to(splits.device).unsqueeze(0) for k, v in best.effective_weights().items()}
+        buffers = arch.init_buffers(1, splits.device) or None
+        test_acc, _ = evaluate_params(arch, params, splits.x_test, splits.y_test, buffers)
+        result.info["supermask_ga"] = {
+            "test_acc": float(test_acc[0]),
+            "val_acc": float(best.fitness.values[0]),
+            "density_total": best.total_density(),
+            "density": best.density(),
+            **{k: int(v) for k, v in self.spent.items()},
+        }
+        return result
+
+
+class SupermaskGA(GA):
+    """``supermask_ga``: the GA with ``finetune.steps = 0``, a gradient-free supermask search (Zhou et al. 2019).
+
+    Fitness is the validation accuracy of ``theta0 * mask`` as it is; ``summary.json["supermask_ga"]``
+    gives the best supermask's test accuracy untrained (the final comparison still trains its mask).
+    """
+
+    name = "supermask_ga"
+    citation = "Zhou et al. 2019, arXiv:1905.01067"
+
+    def configure(self, config: Any) -> Any:
+        """``finetune.steps`` becomes 0.
+
+        Raises:
+            ConfigError: when ``finetune.steps`` is set to another non-default value.
+        """
+        steps = config.finetune.steps
+        if steps not in (0, type(config.finetune)().steps):
+            raise ConfigError(
+                f"finetune.steps: method 'supermask_ga' trains no gradient (finetune.steps = 0); got {steps}; "
+                "use method = 'ga' for fine-tuning"
+            )
+        return config if steps == 0 else config.with_overrides({"finetune.steps": 0})
+
+    def prepare(self, resolved: Resolved) -> SupermaskRun:
+        """A fresh supermask search."""
+        return SupermaskRun(resolved)

@@ -108,10 +108,14 @@ class EarlyStopping(Callback):
         criterion: one of :data:`EARLY_STOPPING`.
         keep_weights: also keep each individual's weights (and BatchNorm statistics) at its
             chosen step, in :attr:`best_weights`.
+        start: only checks at this step or later can be chosen (e.g. once gradual pruning has
+            reached its target density); earlier checks are still measured (``first``).
 
     Attributes:
         best: ``step`` (int64), ``acc``, ``loss`` and ``test`` at the chosen step, each ``(P,)``.
         best_weights: parameter and buffer name -> ``(P, *shape)`` at the chosen step (with ``keep_weights``).
+        best_masks: weight name -> ``(P, *shape)`` bool masks at the chosen step (with ``keep_weights``;
+            they differ from the start's when masks change during training: gmp, rigl, edge-popup).
         first: ``(val_acc, val_loss)``, each ``(P,)``, at the first check (step 0: before training).
         last_test_acc: ``(P,)`` test accuracy at the last check.
         last_val_loss: ``(P,)`` validation loss at the last check.
@@ -120,14 +124,17 @@ class EarlyStopping(Callback):
         ValueError: for an unknown ``criterion``.
     """
 
-    def __init__(self, every: int, criterion: str = "val_acc", *, keep_weights: bool = False) -> None:
+    def __init__(self, every: int, criterion: str = "val_acc", *, keep_weights: bool = False, start: int = 0) -> None:
         if criterion not in EARLY_STOPPING:
             raise ValueError(f"criterion must be one of {EARLY_STOPPING}, got {criterion!r}")
         self.every = every
+        self.start = int(start)
+        self.at = (self.start,) if self.start > 0 else ()
         self.criterion = criterion
         self.keep_weights = keep_weights
         self.best: dict[str, torch.Tensor] = {}
         self.best_weights: dict[str, torch.Tensor] = {}
+        self.best_masks: dict[str, torch.Tensor] = {}
         self.first: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last_test_acc: torch.Tensor | None = None
         self.last_val_loss: torch.Tensor | None = None
@@ -146,6 +153,10 @@ class EarlyStopping(Callback):
                 "test": torch.zeros(p, device=device),
             }
         better = _BETTER[self.criterion](torch.isfinite(val_loss), val_acc, val_loss, self.best, state.step)
+        if state.step < self.start:
+            better = torch.zeros_like(better)
+        elif self.criterion == "none":
+            better = better | (state.step == self.start)
         self.best["step"] = torch.where(better, state.step, self.best["step"])
         self.best["acc"] = torch.where(better, val_acc, self.best["acc"])
         self.best["loss"] = torch.where(better, val_loss, self.best["loss"])
@@ -160,6 +171,12 @@ class EarlyStopping(Callback):
                     else:
                         pick = better.view(-1, *([1] * (value.dim() - 1)))
                         self.best_weights[name] = torch.where(pick, value, self.best_weights[name])
+                for name, mask in state.masks.items():
+                    if name not in self.best_masks:
+                        self.best_masks[name] = mask.clone()
+                    else:
+                        pick = better.view(-1, *([1] * (mask.dim() - 1)))
+                        self.best_masks[name] = torch.where(pick, mask, self.best_masks[name])
 
 
 class SaveWeights(Callback):

@@ -113,7 +113,9 @@ class ScoreGradient:
     """Gradients of the summed loss with respect to edge-popup's scores (straight-through top-k).
 
     The forward pass uses ``theta0 * topk(|scores|)``; the gradient passes through the top-k as
-    if it were the identity (Ramanujan et al. 2020, arXiv:1911.13299).
+    if it were the identity and then through ``abs``, so ``dL/ds = sign(s) * theta0 * dL/dw``, as
+    hidden-networks' ``GetSubnet.apply(scores.abs(), k)`` gives (Ramanujan et al. 2020,
+    arXiv:1911.13299).
 
     Args:
         arch: the architecture.
@@ -140,8 +142,9 @@ class ScoreGradient:
         with torch.enable_grad():
             leaves = {k: v.detach().requires_grad_(True) for k, v in self.scores.items()}
             params = dict(self.theta0)
-            for name, s in leaves.items():
-                params[name] = self.theta0[name] * (hard[name].to(s.dtype) + s - s.detach())
+            for name, s in leaves.items():  # the subnetwork is chosen by |score|: the gradient flows through abs()
+                magnitude = s.abs()
+                params[name] = self.theta0[name] * (hard[name].to(s.dtype) + magnitude - magnitude.detach())
             logits = self.arch.forward_batched(params, x, buffers=self.buffers, train=True)
             loss = per_individual_loss(logits, y)
             grads = torch.autograd.grad(loss.sum(), list(leaves.values()))
@@ -167,6 +170,7 @@ class TrainState:
         step: optimizer steps taken.
         total: optimizer steps planned.
         scores: edge-popup's scores (scope ``scores`` only).
+        batches: ``(total, B)`` the run's minibatch indices (row ``s`` is step ``s + 1``'s batch).
         stop: set True by a callback to end training after it.
     """
 
@@ -183,6 +187,7 @@ class TrainState:
     total: int
     step: int = 0
     scores: dict[str, torch.Tensor] | None = None
+    batches: torch.Tensor | None = None
     stop: bool = False
     _optimizer: object = field(default=None, repr=False)
     _gradient: object = field(default=None, repr=False)
@@ -225,17 +230,25 @@ class TrainState:
         self.meter.add_evaluation(x.shape[0], self.forward_flops())
         return evaluate_params(self.arch, self.params, x, y, self.buffers or None)
 
-    def set_masks(self, masks: dict[str, torch.Tensor]) -> None:
-        """Replace the masks: newly pruned weights become 0, newly grown ones start at 0; the optimizer restarts.
+    def set_masks(self, masks: dict[str, torch.Tensor], *, keep_state: bool = True) -> None:
+        """Replace the masks: newly pruned weights become 0, newly grown ones start at 0.
 
         Args:
             masks: weight name -> ``(P, *shape)`` bool, for some or all masked weights.
+            keep_state: keep the optimizer state (momentum, Adam moments) of the weights that stay
+                kept, grown ones starting from zero (:meth:`MaskedOptimizer.remask`), as gradual
+                pruning and RigL do; ``False`` restarts the optimizer.
         """
         with torch.no_grad():
             for name, mask in masks.items():
                 self.masks[name] = mask.to(self.params[name].device)
                 self.params[name].mul_(self.masks[name])
-        self._optimizer = self._gradient = None
+        opt = self._optimizer
+        if keep_state and isinstance(opt, MaskedOptimizer):
+            opt.remask({k: self.masks[k] for k in masks if k in opt.index})
+        else:
+            self._optimizer = None
+        self._gradient = None  # a fast gradient writes into the optimizer's packed buffers
         self._kept = self._train_flops = self._forward_flops = None
 
     # ------------------------------------------------------------ internals
@@ -245,9 +258,10 @@ class TrainState:
             self._gradient = ScoreGradient(self.arch, self.theta0, self.scores, self.kept(), self.buffers or None)
             return
         trainable = self.scope.trainable(self.arch)
-        params = {k: v for k, v in self.params.items() if k in trainable}
-        masks = {k: v for k, v in self.masks.items() if k in trainable}
-        self._optimizer = MaskedOptimizer(params, masks, self.cfg)
+        if self._optimizer is None:
+            params = {k: v for k, v in self.params.items() if k in trainable}
+            masks = {k: v for k, v in self.masks.items() if k in trainable}
+            self._optimizer = MaskedOptimizer(params, masks, self.cfg)
         fast = MODELS[self.arch.name].fast_gradient
         if fast is not None and trainable == frozenset(self.params) and not self.buffers:
             self._gradient = fast(self.arch, self.params, batch, self._optimizer)
@@ -258,7 +272,7 @@ class TrainState:
         """Run ``len(batches)`` optimizer steps."""
         if not len(batches):
             return
-        if self._optimizer is None:
+        if self._optimizer is None or self._gradient is None:
             self._build(batches.shape[1])
         gradient, opt = self._gradient, self._optimizer
         for x, y in minibatches(self.splits, batches):
@@ -333,6 +347,7 @@ def train(
         meter=Meter.zeros(p),
         total=len(batches),
         scores=scores,
+        batches=batches,
     )
     for cb in callbacks:
         if cb.due(0, state.total):

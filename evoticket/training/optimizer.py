@@ -105,3 +105,40 @@ class MaskedOptimizer:
         self.optimizer.step()
         for name, idx in self.index.items():
             self.dense[name].view(-1).index_copy_(0, idx, self.packed[name])
+
+    @torch.no_grad()
+    def remask(self, masks: dict[str, torch.Tensor]) -> None:
+        """Change the kept set of some masked weights, keeping the optimizer state of the surviving entries.
+
+        A weight kept before and after keeps its momentum or Adam moments; a newly kept (grown)
+        one starts with zero state, and the step count (Adam's bias correction) stays the
+        parameter's, as in RigL's implementation (Evci et al. 2020, arXiv:1911.11134). The dense
+        tensors must already hold the new masks' values (pruned entries zero).
+
+        Args:
+            masks: weight name -> ``(P, *shape)`` bool new masks, for masked weights of this optimizer.
+
+        Raises:
+            KeyError: for a name that is not a masked weight of this optimizer.
+        """
+        group = self.optimizer.param_groups[0]
+        for name, mask in masks.items():
+            old_idx, old = self.index[name], self.packed[name]
+            idx = mask.reshape(-1).nonzero().squeeze(1)
+            new = self.dense[name].view(-1).index_select(0, idx)
+            pos = torch.searchsorted(old_idx, idx).clamp_(max=max(old_idx.numel() - 1, 0))
+            found = old_idx[pos] == idx if old_idx.numel() else torch.zeros_like(idx, dtype=torch.bool)
+            state = self.optimizer.state.pop(old, {})
+            moved = {}
+            for key, value in state.items():
+                if torch.is_tensor(value) and value.shape == old.shape:
+                    fresh = torch.zeros_like(new)
+                    fresh[found] = value[pos[found]]
+                    moved[key] = fresh
+                else:  # the step count
+                    moved[key] = value
+            if moved:
+                self.optimizer.state[new] = moved
+            group["params"] = [new if p is old else p for p in group["params"]]
+            self.index[name], self.packed[name] = idx, new
+            self.packed_grads[name] = torch.empty_like(new)
