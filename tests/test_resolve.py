@@ -21,7 +21,10 @@ def test_a_model_size_that_does_not_fit_is_accepted_by_the_dataclass_and_refused
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("method=gaa", "method: unknown method 'gaa' (did you mean 'ga'?); valid: bn_only, dense, edge_popup, ga, gmp, imp, output_only, random, rigl, supermask_ga"),
+        (
+            "method=gaa",
+            "method: unknown method 'gaa' (did you mean 'ga'?); valid: bn_only, dense, edge_popup, ga, gmp, imp, output_only, random, rigl, supermask_ga",
+        ),
         ("data.name=mnsit", "data.name: unknown data set 'mnsit' (did you mean 'mnist'?)"),
         ("model.name=cnn", "model.name: unknown model 'cnn'"),
         ("ga.crossover=cxNope", "ga.crossover: unknown crossover 'cxNope'"),

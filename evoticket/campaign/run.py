@@ -237,10 +237,12 @@ def _resume(
             if requeue:
                 print(f"evoticket: {run_dir} is already complete; nothing to do", file=sys.stderr)
                 return CampaignResult(run_dir, Path(plots_dir) / run_dir.name, read_summary(run_dir), None)
-            raise EvoticketError(
-                f"{run_dir}: the campaign is already complete (summary.json); "
+            more = (
                 f"to extend it: evoticket resume {run_dir} --set ga.generations=N"
+                if config.method in ("ga", "supermask_ga")
+                else f"method {config.method!r} has nothing more to run"
             )
+            raise EvoticketError(f"{run_dir}: the campaign is already complete (summary.json); {more}")
         method, resolved = resolve_run(config, splits=splits)
         run = method.prepare(resolved)
         run.check_resume(ckpt.generation, run_dir)

@@ -94,6 +94,17 @@ def format_summary(summary: dict, run_dir: Path, plot_dir: Path, config: Campaig
             ("other", "other_seconds"),
         )
     )
+    own = summary.get(summary.get("method", ""))
+    if isinstance(own, dict) and "test_acc" in own:  # the method's own result, where it differs from the controls
+        controls = "".join(
+            f"; {name} {c['test_acc']:.4f}" for name, c in own.get("controls", {}).items() if "test_acc" in c
+        )
+        step = f" at step {own['best_step']}" if "best_step" in own else " untrained"
+        lines += [
+            "",
+            f"{summary['method']} itself: test accuracy {own['test_acc']:.4f}{step}, density "
+            f"{own['density_total']:.4f}{controls}",
+        ]
     lines += [
         "",
         f"Best ticket: uid {summary['best']['uid']} (generation {summary['best']['generation']}), "

@@ -31,8 +31,9 @@ training may touch:
 ============== ============================================================================
 
 The run is one record (generation 0, one individual: uid 0, operator the method's name) with the
-network's own result in ``summary.json[METHOD]`` (test accuracy at the early-stopping step and its
-compute). The reported ticket is theta0 with the mask of that step; the campaign's final
+network's own result in ``summary.json[METHOD]``: test accuracy at the early-stopping step, its
+compute, its controls and its training curve (step, validation and test accuracy and density at
+every check; the run's ``fitness`` figure). The reported ticket is theta0 with the mask of that step; the campaign's final
 comparison trains it from theta0 next to the lottery-ticket controls, as for every method. A
 checkpoint is written before and after the run, so a run killed during its training starts that
 training again (deterministically: the same records), and one killed later resumes after it.
@@ -345,6 +346,13 @@ class OneRun(MethodRun):
             "nonfinite": bad,
             **{k: int(getattr(state.meter, k)[0]) for k in SPENT_KEYS},
             "controls": method.companion_results(self, state, stopping),
+            "curve": {
+                "step": [int(h["step"]) for h in stopping.history],
+                **{
+                    key: [round(float(h[key][0]), 6) for h in stopping.history]
+                    for key in ("val_acc", "test_acc", "density_total")
+                },
+            },
         }
         fields = {
             "uid": 0,
@@ -363,6 +371,7 @@ class OneRun(MethodRun):
             "test_acc": own["test_acc"],
             "best_step": own["best_step"],
             "controls": own["controls"],
+            "curve": own["curve"],
         }
         ticket.eval_record = fields
         return ticket, own

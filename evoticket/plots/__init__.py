@@ -35,6 +35,9 @@ FIGURES = {
 GA_ONLY = frozenset({"lineage", "lineage_fitness", "operators", "diversity"})
 """Figures of a genetic algorithm's population, skipped for another method (an IMP run has one line of rounds)."""
 
+POPULATION_METHODS = frozenset({"ga", "supermask_ga"})
+"""Methods whose runs hold a population per generation (the :data:`GA_ONLY` figures apply)."""
+
 
 def plot_run(
     run_dir: Path, out_dir: Path, *, x_axis: str = "generation", formats: tuple[str, ...] = common.FORMATS
@@ -55,7 +58,7 @@ def plot_run(
     """
     run_dir = common.require_run(run_dir)
     written = common.save_all(draw_fitness(run_dir, x_axis=x_axis), out_dir, "fitness", formats)
-    ga = common.run_method(run_dir) == "ga"
+    ga = common.run_method(run_dir) in POPULATION_METHODS
     for name, draw in FIGURES.items():
         if name in GA_ONLY and not ga:
             continue
@@ -68,6 +71,7 @@ def plot_run(
 __all__ = [
     "FIGURES",
     "GA_ONLY",
+    "POPULATION_METHODS",
     "X_AXES",
     "ancestors",
     "draw_density",

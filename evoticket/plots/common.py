@@ -85,6 +85,23 @@ def read_individuals(run_dir: Path) -> list[dict[str, Any]]:
     return records.read_individuals(run_dir) if paths.individuals_jsonl(run_dir).is_file() else []
 
 
+ONE_RUN_TITLES: dict[str, Any] = {
+    "dense": lambda c: f"dense training, {c['train']['steps']} steps",
+    "random": lambda c: f"random mask, {c['train']['steps']} steps",
+    "gmp": lambda c: (
+        f"gradual magnitude pruning from {c['gmp']['start']:g} to {c['gmp']['end']:g} of {c['train']['steps']} steps"
+    ),
+    "rigl": lambda c: (
+        f"{'RigL' if c['rigl']['grow'] == 'gradient' else 'SET'}, update every "
+        f"{c['rigl']['delta_t']} steps, {c['train']['steps']} steps"
+    ),
+    "edge_popup": lambda c: f"edge-popup (frozen {c['model']['init']} weights), {c['train']['steps']} steps",
+    "bn_only": lambda c: f"BatchNorm parameters only, {c['train']['steps']} steps",
+    "output_only": lambda c: f"output layer only, {c['train']['steps']} steps",
+}
+"""Method -> the second line's tail of a one-run method's figure titles, from its configuration."""
+
+
 def run_title(run_dir: Path, what: str) -> str:
     """A figure title: ``what`` then the run's name and its data set, model, density and fine-tuning (IMP: rounds)."""
     title = f"{what}: {Path(run_dir).name}"
@@ -92,8 +109,13 @@ def run_title(run_dir: Path, what: str) -> str:
     if c is not None:
         try:
             title += f"\n{c['data']['name']}, {c['model']['name']}, density {c['ticket']['density']}, "
-            if c.get("method") == "imp":
+            method = c.get("method", "ga")
+            if method == "imp":
                 title += f"IMP: prune {c['imp']['rate']:g} per round, {c['imp']['steps']} steps per round"
+            elif method in ONE_RUN_TITLES:
+                title += ONE_RUN_TITLES[method](c)
+            elif method == "supermask_ga":
+                title += "supermask search (no gradient)"
             else:
                 title += f"{c['finetune']['mode']} fine-tuning, {c['finetune']['steps']} steps"
         except KeyError:

@@ -4,6 +4,11 @@ The gap between the two families of curves is the Baldwin effect: what 100 steps
 to a ticket at its initial weights. When ``summary.json`` exists, the final comparison's test
 accuracies of the dense network and of a random mask at the ticket's density are drawn as reference
 lines (with their spread over seeds), so the reader sees where the search stands.
+
+A method that trains one network in one run (``dense``, ``rigl``, ``gmp``, ...) has one generation,
+so its figure is its training curve instead (:func:`draw_training_curve`): validation and test
+accuracy at every check, the early-stopping step, the density where it changes (gradual pruning),
+and the same reference lines.
 """
 
 from __future__ import annotations
@@ -79,6 +84,9 @@ def draw_fitness(run_dir: Path, *, x_axis: str = "generation") -> Any:
     if not rows:
         raise EvoticketError(f"{run_dir}: generations.csv holds no generation yet")
     xs, xlabel = x_values(rows, x_axis)
+    individuals = common.read_individuals(run_dir)
+    if len(individuals) == 1 and "curve" in individuals[0]:
+        return draw_training_curve(run_dir)
     summary = common.read_summary(run_dir)
     fig, (ax_after, ax_before) = plt.subplots(
         2, 1, figsize=(2 * common.COLUMN_WIDTH, 5.2), sharex=True, height_ratios=(3, 2)
@@ -103,33 +111,10 @@ def draw_fitness(run_dir: Path, *, x_axis: str = "generation") -> Any:
         Line2D([], [], color="0.2", lw=0.8, ls=":", label="worst"),
         Patch(color="0.2", alpha=0.15, lw=0, label="range (worst to best)"),
     ]
-    refs = []
     config = common.read_config(run_dir) or {}
     steps = config.get("campaign", {}).get("final_steps")
-    trained = f"{steps} steps, " if steps else ""
-    if summary is not None:
-        controls = summary.get("controls", {})
-        for key in ("dense", "random"):
-            c = controls.get(key)
-            if not c or c.get("test_acc_mean") is None:
-                continue
-            label, colour = _REFERENCES[key]
-            mean, std = float(c["test_acc_mean"]), float(c.get("test_acc_std") or 0.0)
-            n = len(c.get("test_acc", []))
-            ax_after.axhline(mean, color=colour, lw=1.0, ls="-.")
-            ax_after.axhspan(mean - std, mean + std, color=colour, alpha=0.08, lw=0)
-            refs.append(mean)
-            handles.append(
-                Line2D(
-                    [],
-                    [],
-                    color=colour,
-                    lw=1.0,
-                    ls="-.",
-                    label=f"{label} (density {c.get('density', float('nan')):.2f}), final comparison: "
-                    f"test acc. {mean:.3f} ± {std:.3f} sd ({trained}{n} seeds)",
-                )
-            )
+    refs_handles, refs = _reference_lines(ax_after, summary, f"{steps} steps, " if steps else "")
+    handles += refs_handles
     if refs:
         best, worst = [r["val_acc_max"] for r in rows], [r["val_acc_min"] for r in rows]
         ax_after.set_ylim(*y_limits(best + worst + refs))
@@ -138,6 +123,112 @@ def draw_fitness(run_dir: Path, *, x_axis: str = "generation") -> Any:
     fig.legend(handles=handles, loc="lower center", ncol=2 if refs else 4, framealpha=0.9, bbox_to_anchor=(0.5, 0.0))
     fig.align_ylabels((ax_after, ax_before))
     fig.tight_layout(rect=(0, 0.035 * ((len(handles) + 1) // 2) + 0.01 if refs else 0.05, 1, 1))
+    return fig
+
+
+def _reference_lines(ax: Any, summary: dict | None, trained: str) -> tuple[list[Any], list[float]]:
+    """The final comparison's dense and random-mask test accuracies as lines with their spread; legend handles."""
+    from matplotlib.lines import Line2D
+
+    handles, refs = [], []
+    controls = (summary or {}).get("controls", {})
+    for key in ("dense", "random"):
+        c = controls.get(key)
+        if not c or c.get("test_acc_mean") is None:
+            continue
+        label, colour = _REFERENCES[key]
+        mean, std = float(c["test_acc_mean"]), float(c.get("test_acc_std") or 0.0)
+        n = len(c.get("test_acc", []))
+        ax.axhline(mean, color=colour, lw=1.0, ls="-.")
+        ax.axhspan(mean - std, mean + std, color=colour, alpha=0.08, lw=0)
+        refs.append(mean)
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=colour,
+                lw=1.0,
+                ls="-.",
+                label=f"{label} (density {c.get('density', float('nan')):.2f}), final comparison: "
+                f"test acc. {mean:.3f} ± {std:.3f} sd ({trained}{n} seeds)",
+            )
+        )
+    return handles, refs
+
+
+def draw_training_curve(run_dir: Path) -> Any:
+    """The training curve of a one-run method: accuracy at every check, early-stopping step, density.
+
+    Args:
+        run_dir: a run whose single record carries ``curve`` (``step``, ``val_acc``, ``test_acc``,
+            ``density_total`` lists).
+
+    Returns:
+        A matplotlib Figure (the caller saves and closes it).
+
+    Raises:
+        EvoticketError: if the run holds no such record.
+    """
+    from matplotlib.lines import Line2D
+
+    plt = common.pyplot()
+    individuals = common.read_individuals(common.require_run(run_dir))
+    if not individuals or "curve" not in individuals[0]:
+        raise EvoticketError(f"{run_dir}: no training curve recorded (not a one-run method's run)")
+    record = individuals[0]
+    curve = record["curve"]
+    steps = curve["step"]
+    fig, ax = plt.subplots(figsize=(2 * common.COLUMN_WIDTH, 4.2))
+    ax.plot(steps, curve["val_acc"], color=_AFTER, lw=1.6, marker="o", ms=3)
+    ax.plot(steps, curve["test_acc"], color=_REFERENCES["ticket"][1], lw=1.2, ls="--")
+    best = record.get("best_step")
+    handles = [
+        Line2D([], [], color=_AFTER, lw=1.6, marker="o", ms=3, label="validation accuracy"),
+        Line2D([], [], color=_REFERENCES["ticket"][1], lw=1.2, ls="--", label="test accuracy"),
+    ]
+    if best is not None:
+        ax.axvline(best, color="0.5", lw=0.8, ls=":")
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="0.5",
+                lw=0.8,
+                ls=":",
+                label=f"early-stopping step {best} (test acc. {record['test_acc']:.3f})",
+            )
+        )
+    config = common.read_config(run_dir) or {}
+    final = config.get("campaign", {}).get("final_steps")
+    refs_handles, refs = _reference_lines(ax, common.read_summary(run_dir), f"{final} steps, " if final else "")
+    handles += refs_handles
+    for name, c in (record.get("controls") or {}).items():
+        if "test_acc" in c:
+            ax.axhline(c["test_acc"], color="tab:purple", lw=0.9, ls=(0, (1, 1)))
+            refs.append(c["test_acc"])
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color="tab:purple",
+                    lw=0.9,
+                    ls=(0, (1, 1)),
+                    label=f"{name} (this run's control): test acc. {c['test_acc']:.3f}",
+                )
+            )
+    ax.set_ylim(*y_limits(curve["val_acc"] + curve["test_acc"] + refs))
+    ax.set_xlabel("training step")
+    ax.set_ylabel("accuracy")
+    density = curve.get("density_total") or []
+    if density and max(density) - min(density) > 1e-9:
+        twin = ax.twinx()
+        twin.plot(steps, density, color="0.35", lw=1.0, drawstyle="steps-post")
+        twin.set_ylabel("density (fraction of weights kept)")
+        twin.set_ylim(0, 1.02)
+        handles.append(Line2D([], [], color="0.35", lw=1.0, label="density (right axis)"))
+    ax.set_title(common.run_title(run_dir, "Training curve"))
+    fig.legend(handles=handles, loc="lower center", ncol=2, framealpha=0.9, bbox_to_anchor=(0.5, 0.0))
+    fig.tight_layout(rect=(0, 0.045 * ((len(handles) + 1) // 2) + 0.02, 1, 1))
     return fig
 
 

@@ -16,6 +16,7 @@ pruning and RigL do).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -119,6 +120,8 @@ class EarlyStopping(Callback):
         first: ``(val_acc, val_loss)``, each ``(P,)``, at the first check (step 0: before training).
         last_test_acc: ``(P,)`` test accuracy at the last check.
         last_val_loss: ``(P,)`` validation loss at the last check.
+        history: one dict per check: ``step`` (int), ``val_acc``, ``val_loss``, ``test_acc`` and
+            ``density_total`` (fraction of prunable weights kept), each ``(P,)`` on the CPU.
 
     Raises:
         ValueError: for an unknown ``criterion``.
@@ -138,10 +141,22 @@ class EarlyStopping(Callback):
         self.first: tuple[torch.Tensor, torch.Tensor] | None = None
         self.last_test_acc: torch.Tensor | None = None
         self.last_val_loss: torch.Tensor | None = None
+        self.history: list[dict[str, torch.Tensor | int]] = []
 
     def __call__(self, state: TrainState) -> None:
         val_acc, val_loss = state.evaluate("val")
         test_acc, _ = state.evaluate("test")
+        kept = state.kept()
+        total = sum(math.prod(spec.weight_shape) for spec in state.arch.layers)
+        self.history.append(
+            {
+                "step": state.step,
+                "val_acc": val_acc.cpu(),
+                "val_loss": val_loss.cpu(),
+                "test_acc": test_acc.cpu(),
+                "density_total": sum(kept.values()).to(torch.float64) / total,
+            }
+        )
         if self.first is None:
             self.first = (val_acc, val_loss)
         if not self.best:

@@ -137,7 +137,10 @@ def test_imp_settings_belong_to_imp_and_ga_settings_to_the_ga():
         resolve_run(CampaignConfig().with_overrides(["imp.rate=0.3"]))
     with pytest.raises(ConfigError, match=r"^ga.population: a setting of methods ga, supermask_ga, but method = 'imp'"):
         resolve_run(CampaignConfig().with_overrides(["method=imp", "ga.population=8"]))
-    with pytest.raises(ConfigError, match=r"^method: unknown method 'ipm' \(did you mean 'imp'\?\); valid: bn_only, dense, edge_popup, ga, gmp, imp, output_only, random, rigl, supermask_ga$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^method: unknown method 'ipm' \(did you mean 'imp'\?\); valid: bn_only, dense, edge_popup, ga, gmp, imp, output_only, random, rigl, supermask_ga$",
+    ):
         resolve_run(CampaignConfig().with_overrides(["method=ipm"]))
     with pytest.raises(ConfigError, match=r"^imp.rewind_step: must be <= imp.steps \(1500\), got 2000"):
         CampaignConfig().with_overrides(["method=imp", "imp.rewind_step=2000"])

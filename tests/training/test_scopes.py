@@ -129,3 +129,89 @@ def test_early_stopping_keeps_the_weights_of_its_step():
     for i, step in enumerate(stopping.best["step"].tolist()):
         for name, w in stopping.best_weights.items():
             assert torch.equal(w[i], saver.saved[step][name][i])
+
+
+def test_a_mask_change_keeps_the_optimizer_state_of_surviving_weights():
+    """Re-setting the same masks mid-run changes nothing; a grown weight starts from zero state at zero."""
+    arch = build_architecture("mlp", (20,), 4, [16, 12])
+    theta0, masks = stack(arch, density=0.5)
+    plain = train(arch, theta0, masks, toy(), CFG, BATCHES)
+    same = MaskUpdate(lambda state: {k: m.clone() for k, m in state.masks.items()}, at=(6,))
+    remasked = train(arch, theta0, masks, toy(), CFG, BATCHES, callbacks=[same])
+    for name in plain.params:
+        assert torch.equal(plain.params[name], remasked.params[name]), name
+    fresh = train(arch, theta0, masks, toy(), CFG, BATCHES, callbacks=[_Restart(at=(6,))])
+    assert not torch.equal(fresh.params["fc1.weight"], plain.params["fc1.weight"])  # Adam restarted: other path
+
+    def grow_one(state):
+        mask = state.masks["fc1.weight"].clone()
+        pos = (~mask[0]).reshape(-1).nonzero()[0, 0]
+        mask[0].view(-1)[pos] = True
+        grow_one.pos = pos
+        return {"fc1.weight": mask}
+
+    seen = {}
+
+    def look(state):
+        opt = state._optimizer
+        idx = opt.index["fc1.weight"]
+        where = int((idx == grow_one.pos).nonzero()[0, 0])
+        seen["exp_avg"] = float(opt.optimizer.state[opt.packed["fc1.weight"]]["exp_avg"][where])
+        seen["value"] = float(state.params["fc1.weight"][0].detach().reshape(-1)[grow_one.pos])
+
+    grown = MaskUpdate(grow_one, at=(6,))
+    peek = MaskUpdate(look, at=(6,))
+    state = train(arch, theta0, masks, toy(), CFG, BATCHES, callbacks=[grown, peek])
+    assert seen == {"exp_avg": 0.0, "value": 0.0}
+    kept = kept_counts(arch, state.masks)["fc1.weight"]
+    assert int(kept[0]) == int(masks["fc1.weight"][0].sum()) + 1
+
+
+class _Restart(MaskUpdate):
+    """A mask update to the same masks that restarts the optimizer."""
+
+    def __init__(self, at):
+        super().__init__(lambda state: None, at=at)
+
+    def __call__(self, state):
+        state.set_masks({k: m.clone() for k, m in state.masks.items()}, keep_state=False)
+
+
+def test_the_score_gradient_flows_through_the_absolute_value():
+    """dL/ds = sign(s) * theta0 * dL/dw at the top-k subnetwork (hidden-networks' GetSubnet on |scores|)."""
+    from evoticket.training import AutogradGradient, ScoreGradient
+
+    arch = build_architecture("mlp", (20,), 4, [16])
+    theta0, masks = stack(arch, p=2, density=0.5)
+    g = torch.Generator().manual_seed(3)
+    scores = {k: torch.randn(m.shape, generator=g) for k, m in masks.items()}
+    kept = kept_counts(arch, masks)
+    splits = toy()
+    x, y = splits.x_train[:20], splits.y_train[:20]
+    by_score = ScoreGradient(arch, theta0, scores, kept)
+    by_score(x, y)
+    hard = topk_masks(scores, kept)
+    params = {k: theta0[k] * hard[k] if k in hard else theta0[k] for k in theta0}
+    by_weight = AutogradGradient(arch, params)
+    by_weight(x, y)
+    for name, s in scores.items():
+        expected = torch.sign(s) * theta0[name] * by_weight.grads[name]
+        torch.testing.assert_close(by_score.grads[name], expected)
+
+
+def test_early_stopping_from_a_step_and_the_masks_of_its_step():
+    arch = build_architecture("mlp", (20,), 4, [16, 12])
+    theta0, masks = stack(arch, density=0.5)
+    stopping = EarlyStopping(2, "val_acc", keep_weights=True, start=8)
+
+    def prune(state):
+        return {
+            k: topk_masks({k: state.params[k].detach()}, {k: m.flatten(1).sum(1) - 5})[k]
+            for k, m in state.masks.items()
+        }
+
+    train(arch, theta0, masks, toy(), CFG, BATCHES, callbacks=[stopping, MaskUpdate(prune, at=(4,))])
+    assert all(s >= 8 for s in stopping.best["step"].tolist())
+    assert stopping.first is not None
+    for name, mask in stopping.best_masks.items():
+        assert torch.equal(mask.flatten(1).sum(1), masks[name].flatten(1).sum(1) - 5)
