@@ -5,6 +5,7 @@ runs a campaign (the default one without CONFIG; ``--resume`` continues NAME if 
 ``evoticket resume RUN_DIR``
 continues one from its last checkpoint; ``evoticket plot RUN_DIR [--out DIR]`` draws its figures;
 ``evoticket compare RUN_DIR ... [--out DIR] [--name NAME]`` overlays several runs and tabulates them;
+``evoticket experiment CONFIG [--name NAME] [--resume]`` runs a grid of methods at equal compute;
 ``evoticket bench`` measures batched
 fine-tuning. A user mistake is reported as one line on stderr with exit status
 2 and no traceback; Ctrl-C stops after the current generation's checkpoint
@@ -98,6 +99,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="generation",
         help="x axis: generations or cumulative train FLOPs (default: generation)",
     )
+    experiment = sub.add_parser(
+        "experiment",
+        help="run a grid of methods x seeds x densities x data sets at equal compute (resumable)",
+        description="Run an experiment file's cells under runs/NAME/cells/ and write runs/NAME/results.csv, "
+        "results.md and the figures in plots/NAME/; --resume skips finished cells and resumes a killed one.",
+    )
+    experiment.add_argument("config", metavar="CONFIG", help="experiment file, e.g. configs/why-not-both-quick.toml")
+    experiment.add_argument("--name", help="experiment name (default: the file's stem)")
+    experiment.add_argument("--resume", action="store_true", help="continue runs/NAME (same experiment file)")
+    experiment.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    experiment.add_argument("--runs-dir", default="runs", help="parent directory of run directories (default: runs)")
+    experiment.add_argument(
+        "--plots-dir", default="plots", help="parent directory of plot directories (default: plots)"
+    )
     bench = sub.add_parser(
         "bench",
         help="measure batched fine-tuning against a per-individual loop and torch.func.vmap",
@@ -134,6 +149,30 @@ def _compare(args: argparse.Namespace) -> int:
     print(format_table(rows))
     for path in written:
         print(path)
+    return 0
+
+
+def _experiment(args: argparse.Namespace) -> int:
+    from evoticket.experiment import run_experiment
+
+    name = args.name or Path(args.config).stem
+    try:
+        result = run_experiment(
+            args.config,
+            name=name,
+            runs_dir=args.runs_dir,
+            plots_dir=args.plots_dir,
+            resume=args.resume,
+            progress=not args.no_progress,
+        )
+    except Interrupted as e:
+        print(
+            f"evoticket: interrupted ({signal.Signals(e.signum).name}) in cell {Path(e.run_dir).name}; its checkpoint "
+            f"is valid. Resume with: evoticket experiment {args.config} --name {name} --resume",
+            file=sys.stderr,
+        )
+        return 128 + e.signum
+    print((result.run_dir / "results.md").read_text(encoding="utf-8"))
     return 0
 
 
@@ -182,7 +221,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     warnings.formatwarning = _format_warning
-    commands = {"run": _run, "resume": _resume, "plot": _plot, "compare": _compare, "bench": _bench}
+    commands = {
+        "run": _run,
+        "resume": _resume,
+        "plot": _plot,
+        "compare": _compare,
+        "experiment": _experiment,
+        "bench": _bench,
+    }
     try:
         return commands[args.command](args)
     except Interrupted as e:

@@ -348,7 +348,8 @@ def _execute(
     stop.install()
     try:
         try:
-            result = run.run((write_records, checkpoint, progress, *hooks), stop, Budget())
+            budget = Budget(train_flops=config.budget.train_flops or None)
+            result = run.run((write_records, checkpoint, progress, *hooks), stop, budget)
         finally:
             progress.close()
         if stop.requested:
@@ -426,6 +427,15 @@ def _finish(
         "timing": timing(counters),
         **result.info,
     }
+    if config.budget.train_flops:  # the budget next to what was spent against it
+        final_ticket = controls["ticket"]["train_flops"] // config.campaign.final_seeds if run.final_training else 0
+        summary["budget"] = {
+            **result.info.get("budget", {}),
+            "train_flops": int(config.budget.train_flops),
+            "spent_train_flops": search["train_flops"] + int(final_ticket),
+            "search_train_flops": search["train_flops"],
+            "final_training_train_flops": int(final_ticket),
+        }
     write_json(paths.summary(run_dir), summary)
     print(format_summary(summary, run_dir, plot_dir, config), file=out)
     return CampaignResult(run_dir, plot_dir, summary, best)

@@ -13,6 +13,7 @@ from evoticket.config.overrides import parse_value, read_toml
 from evoticket.config.schema import (
     SECTIONS,
     TOP_LEVEL,
+    BudgetConfig,
     CampaignConfig,
     CampaignSection,
     DataConfig,
@@ -45,6 +46,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 __all__ = [
     "SECTIONS",
     "TOP_LEVEL",
+    "BudgetConfig",
     "CampaignConfig",
     "CampaignSection",
     "DataConfig",

@@ -249,6 +249,17 @@ class EdgePopupConfig:
 
 
 @dataclass(frozen=True)
+class BudgetConfig:
+    """A compute budget any method can be stopped at, checked by the compute meter (``evoticket.training.meter``)."""
+
+    train_flops: int = field(default=0, metadata=_at_least(0))
+    """Training FLOPs the method may spend, summed over everything it trains before and during the final
+    training of the network it reports (for the GA: its fine-tunings plus one final training of its ticket,
+    ``campaign.final_steps``); 0: no budget. Each method stops before the step, round or generation that
+    would exceed it and reports its result there; >= 0."""
+
+
+@dataclass(frozen=True)
 class CampaignSection:
     """Seed, device and the final lottery-ticket comparison."""
 
@@ -291,6 +302,7 @@ SECTIONS: dict[str, type] = {
     "gmp": GMPConfig,
     "rigl": RigLConfig,
     "edge_popup": EdgePopupConfig,
+    "budget": BudgetConfig,
     "campaign": CampaignSection,
 }
 """Section name -> its dataclass; a TOML file's tables."""
@@ -330,6 +342,7 @@ class CampaignConfig:
     gmp: GMPConfig = field(default_factory=GMPConfig)
     rigl: RigLConfig = field(default_factory=RigLConfig)
     edge_popup: EdgePopupConfig = field(default_factory=EdgePopupConfig)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
     campaign: CampaignSection = field(default_factory=CampaignSection)
     method: str = TOP_LEVEL["method"]
 

@@ -282,6 +282,7 @@ def evolve(
     hooks: Sequence[Hook] = (),
     state: EvolutionState | None = None,
     should_stop: Callable[[], bool] | None = None,
+    proceed: Callable[[int], bool] | None = None,
 ) -> tuple[list[Ticket], tools.Logbook, tools.HallOfFame]:
     """Run the (mu + lambda) genetic algorithm of ``config.ga``.
 
@@ -301,6 +302,8 @@ def evolve(
         state: continue from this state (e.g. a checkpoint) instead of starting afresh.
         should_stop: polled after each generation's hooks; when it returns
             True the loop raises :class:`evoticket.core.errors.Interrupted`.
+        proceed: polled with the next generation's number before each generation after the
+            first; False ends the loop there (a compute budget), as if ``ga.generations`` were reached.
 
     Returns:
         ``(population, logbook, hall_of_fame)``.
@@ -315,6 +318,8 @@ def evolve(
     state = state or EvolutionState.initial(config, population)
     evaluator = toolbox.evaluator
     for gen in range(state.generation + 1, ga.generations + 1):
+        if gen > 0 and proceed is not None and not proceed(gen):
+            break
         start, ft_start = time.perf_counter(), evaluator.seconds
         evaluator.generation = gen
         pop = state.population
@@ -344,7 +349,7 @@ def evolve(
         )
         for hook in hooks:
             hook(gen, pop, record)
-        if should_stop is not None and should_stop() and gen < ga.generations:
+        if should_stop is not None and should_stop() and gen < ga.generations and (proceed is None or proceed(gen + 1)):
             from evoticket.core.errors import Interrupted
 
             raise Interrupted("", gen)

@@ -8,13 +8,16 @@ the final comparison with the lottery-ticket controls, summary and plot.
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from evoticket.genome import Ticket
+from evoticket.genome import Ticket, kept_count
+from evoticket.models import Architecture
 from evoticket.resolve import Resolved
+from evoticket.training import train_flops_per_example
 
 
 @dataclass(frozen=True)
@@ -22,10 +25,21 @@ class Budget:
     """How much a method may spend; ``None`` leaves a limit to the method's own settings.
 
     Attributes:
-        train_flops: training FLOPs (:mod:`evoticket.training.meter`), or ``None``.
+        train_flops: training FLOPs (:mod:`evoticket.training.meter`), summed over everything the
+            method trains before and during the final training of the network it reports, or ``None``.
     """
 
     train_flops: int | None = None
+
+
+def kept_weights(arch: Architecture, densities: dict[str, float]) -> dict[str, int]:
+    """Weight name -> kept weights at per-layer ``densities`` (as :func:`evoticket.genome.kept_count` draws them)."""
+    return {spec.weight: kept_count(densities[spec.weight], math.prod(spec.weight_shape)) for spec in arch.layers}
+
+
+def training_flops(arch: Architecture, kept: dict[str, int], steps: int, batch: int, scope: str = "kept") -> int:
+    """Training FLOPs of ``steps`` steps of ``batch`` examples at fixed kept counts, as the meter counts them."""
+    return int(steps) * int(batch) * int(train_flops_per_example(arch, kept, scope))
 
 
 @dataclass
@@ -60,6 +74,9 @@ class MethodRun(ABC):
     resolved: Resolved
     total_generations: int
     """The last generation (or round) the run plans to reach, for the progress bar and resume checks."""
+    final_training: bool = False
+    """Whether one final training of the reported ticket (``campaign.final_steps``, in the final
+    comparison) counts against a budget: the GA's; other methods train their network themselves."""
 
     @property
     @abstractmethod

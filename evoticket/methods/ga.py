@@ -9,13 +9,15 @@ Tickets: Frankle & Carbin 2019, arXiv:1803.03635.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from evoticket.core.errors import ConfigError
 from evoticket.core.seeds import capture_rng, restore_rng
 from evoticket.evolution import SPENT_KEYS, EvolutionState, evolve, make_toolbox
-from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun
+from evoticket.genome import ticket_densities
+from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun, kept_weights, training_flops
 from evoticket.resolve import Resolved
 from evoticket.training import evaluate_params
 
@@ -29,12 +31,23 @@ class GARun(MethodRun):
         spent: compute summed over the generations run so far (all sessions).
     """
 
+    final_training = True
+    """One final training of the reported ticket counts against a budget (not for ``supermask_ga``)."""
+
     def __init__(self, resolved: Resolved) -> None:
         self.resolved = resolved
         self.toolbox = make_toolbox(resolved.config, resolved=resolved)
         self.state = EvolutionState.initial(resolved.config)
         self.spent = dict.fromkeys(SPENT_KEYS, 0)
-        self.total_generations = resolved.config.ga.generations
+        self.last_generation = {"nevals": 0, "train_flops": 0}
+        self.budget_stopped = False
+        c = resolved.config
+        self.total_generations = c.ga.generations
+        if c.budget.train_flops:  # the progress bar's estimate: the generations the budget pays for
+            gen0, per_generation, reserve = ga_costs(resolved, self.final_training)
+            left = c.budget.train_flops - reserve - gen0
+            if per_generation > 0:
+                self.total_generations = min(c.ga.generations, max(0, left // per_generation))
 
     @property
     def generation(self) -> int:
@@ -82,10 +95,12 @@ class GARun(MethodRun):
             "next_uid": self.toolbox.counter.next_uid,
             "rng": capture_rng(self.toolbox.rng),
             "spent": dict(self.spent),
+            "last_generation": dict(self.last_generation),
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
         """Continue from a snapshot (the population, the counter and every generator's state)."""
+        self.last_generation = dict(snapshot.get("last_generation") or {"nevals": 0, "train_flops": 0})
         self.toolbox.counter.next_uid = snapshot["next_uid"]
         restore_rng(snapshot["rng"], self.toolbox.rng)
         self.state = EvolutionState(
@@ -100,15 +115,59 @@ class GARun(MethodRun):
         mixes generations, so the best is taken from the population.
         """
 
+        c = self.resolved.config
+        limit = budget.train_flops if budget is not None else None
+
         def count(generation: int, population: list, record: Any) -> None:
             for key in SPENT_KEYS:
                 self.spent[key] += record.spent.get(key, 0)
+            self.last_generation = {"nevals": len(record.evaluated), "train_flops": record.spent.get("train_flops", 0)}
+
+        proceed = None
+        reserve = 0
+        if limit:
+            _, _, reserve = ga_costs(self.resolved, self.final_training)
+
+            def proceed(generation: int) -> bool:
+                """The next generation fits: its evaluations at the last generation's cost per evaluation."""
+                last = self.last_generation
+                per_eval = last["train_flops"] / max(1, last["nevals"])
+                evaluations = c.ga.num_offspring + (c.ga.population if c.ga.reevaluate else 0)
+                fits = self.spent["train_flops"] + math.ceil(per_eval * evaluations) + reserve <= limit
+                self.budget_stopped = not fits
+                return fits
 
         population, _, hof = evolve(
-            self.toolbox, self.resolved.config, hooks=(count, *hooks), state=self.state, should_stop=should_stop
+            self.toolbox, c, hooks=(count, *hooks), state=self.state, should_stop=should_stop, proceed=proceed
         )
         best = max(population, key=lambda ind: ind.fitness.wvalues)
-        return MethodResult(best, list(hof), dict(self.spent))
+        info = {}
+        if limit:
+            info["budget"] = {
+                "train_flops": int(limit),
+                "final_training_reserve": int(reserve),
+                "generations": self.state.generation,
+                "stopped_by_budget": bool(self.budget_stopped),
+            }
+        return MethodResult(best, list(hof), dict(self.spent), info)
+
+
+def ga_costs(resolved: Resolved, final_training: bool = True) -> tuple[int, int, int]:
+    """Training FLOPs of generation 0, of each later generation, and of one final training of a ticket (0
+    without ``final_training``).
+
+    At the configured per-layer densities (operators that change densities make the later
+    generations' cost an estimate; the budget check itself uses the measured cost of the last
+    generation).
+    """
+    c, arch = resolved.config, resolved.arch
+    t = c.ticket
+    kept = kept_weights(arch, ticket_densities(arch, t.density, t.allocation, dict(t.layer_densities)))
+    batch = c.finetune.batch_size
+    per_eval = training_flops(arch, kept, c.finetune.steps, batch)
+    later = c.ga.num_offspring + (c.ga.population if c.ga.reevaluate else 0)
+    final = training_flops(arch, kept, c.campaign.final_steps, batch) if final_training else 0
+    return c.ga.population * per_eval, later * per_eval, final
 
 
 class GA(Method):
@@ -118,6 +177,21 @@ class GA(Method):
     section = "ga"
     citation = "Frankle & Carbin 2019, arXiv:1803.03635; Castillo et al. 2006, arXiv:cs/0603004"
 
+    def check(self, resolved: Resolved) -> None:
+        """A budget must pay for generation 0 and the final training of the ticket.
+
+        Raises:
+            ConfigError: naming ``budget.train_flops``.
+        """
+        limit = resolved.config.budget.train_flops
+        if limit:
+            gen0, _, reserve = ga_costs(resolved, self.name != "supermask_ga")
+            if gen0 + reserve > limit:
+                raise ConfigError(
+                    f"budget.train_flops: {limit:,} does not pay for generation 0 ({gen0:,}) and the final training "
+                    f"of the ticket ({reserve:,}); must be >= {gen0 + reserve:,}"
+                )
+
     def prepare(self, resolved: Resolved) -> GARun:
         """A fresh GA run (toolbox built, nothing evaluated)."""
         return GARun(resolved)
@@ -125,6 +199,8 @@ class GA(Method):
 
 class SupermaskRun(GARun):
     """A ``supermask_ga`` run: the GA with no gradient; its own result is the best supermask untrained."""
+
+    final_training = False
 
     def run(self, hooks: Sequence[Hook], should_stop: Callable[[], bool] | None, budget: Budget) -> MethodResult:
         """Evolve, then measure the best ticket's test accuracy as it is (theta0 * mask, no training)."""

@@ -26,11 +26,11 @@ from typing import Any
 import torch
 from deap import tools
 
-from evoticket.core.errors import Interrupted
+from evoticket.core.errors import ConfigError, Interrupted
 from evoticket.core.seeds import capture_rng, derive_seed, restore_rng
 from evoticket.evolution import SPENT_KEYS, GenerationRecord, make_statistics
 from evoticket.genome import Ticket, ensure_creator, random_masks_like, same_uid, stack_tickets
-from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun
+from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun, training_flops
 from evoticket.models import Architecture, init_std
 from evoticket.resolve import Resolved
 from evoticket.training import EarlyStopping, SaveWeights, minibatch_indices, train
@@ -189,6 +189,11 @@ class IMPRun(MethodRun):
         self.rewind = snapshot["rewind"]
         self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **snapshot["spent"]}
 
+    def round_flops(self) -> int:
+        """Training FLOPs of the next round's ticket (its control not counted), as the meter counts them."""
+        kept = {k: int(m.sum()) for k, m in self.next_masks.items()}
+        return training_flops(self.arch, kept, self.config.imp.steps, self.config.finetune.batch_size)
+
     # ------------------------------------------------------------------ rounds
     def _train_round(self, r: int) -> tuple[Ticket, dict[str, Any], dict[str, torch.Tensor]]:
         """Train round ``r``'s mask (and its random control); returns the ticket, its record fields, final weights."""
@@ -252,8 +257,13 @@ class IMPRun(MethodRun):
         """
         c = self.config
         stats = make_statistics()
+        limit = budget.train_flops if budget is not None else None
+        stopped = False
         while self.next_masks is not None:
             r = self.round + 1
+            if limit and self.ticket is not None and self.spent["train_flops"] + self.round_flops() > limit:
+                stopped = True  # the next round would pass the budget: report the last trained one
+                break
             start = time.perf_counter()
             ticket, fields, final = self._train_round(r)
             finetune = time.perf_counter() - start
@@ -284,8 +294,41 @@ class IMPRun(MethodRun):
                 hook(r, [ticket], record)
             if should_stop is not None and should_stop() and self.next_masks is not None:
                 raise Interrupted("", r)
-        info = {"imp": {"rounds": self.round + 1, "prunes": self.round, "density_total": self.ticket.total_density()}}
+        last = self.ticket.eval_record or {}
+        info = {
+            "imp": {
+                "rounds": self.round + 1,
+                "prunes": self.round,
+                "density_total": self.ticket.total_density(),
+                "test_acc": last.get("test_acc"),
+                "best_step": last.get("best_step"),
+            }
+        }
+        if limit:
+            info["budget"] = {"train_flops": int(limit), "rounds": self.round + 1, "stopped_by_budget": stopped}
         return MethodResult(self.ticket, list(self.hall_of_fame), dict(self.spent), info)
+
+
+def imp_flops(arch: Architecture, config: Any) -> int:
+    """Training FLOPs layer-wise IMP spends to reach ``ticket.density``: every round's ticket, controls not counted.
+
+    Exact (the meter counts, it does not time): round ``r`` trains ``imp.steps`` steps at the kept counts
+    after ``r`` prunes. ``imp.scope = "global"`` depends on trained magnitudes and has no closed form.
+
+    Raises:
+        ValueError: for the global scope.
+    """
+    c = config
+    if c.imp.scope != "layer":
+        raise ValueError("imp_flops: only the layer-wise scope has a closed form")
+    rates = layer_rates(arch, c.imp.rate, c.imp.output_rate)
+    rounds = expected_rounds(arch, c.ticket.density, rates, c.imp.max_rounds)
+    kept = {spec.weight: math.prod(spec.weight_shape) for spec in arch.layers}
+    total = 0
+    for _ in range(rounds + 1):
+        total += training_flops(arch, kept, c.imp.steps, c.finetune.batch_size)
+        kept = {k: n - min(round(rates[k] * n), n - 1) for k, n in kept.items()}
+    return total
 
 
 class IMP(Method):
@@ -295,9 +338,24 @@ class IMP(Method):
     section = "imp"
     citation = "Frankle & Carbin 2019, arXiv:1803.03635; Frankle et al. 2019, arXiv:1903.01611"
 
+    def check(self, resolved: Resolved) -> None:
+        """A budget must pay for round 0.
+
+        Raises:
+            ConfigError: naming ``budget.train_flops``.
+        """
+        c, arch = resolved.config, resolved.arch
+        limit = c.budget.train_flops
+        dense = {spec.weight: math.prod(spec.weight_shape) for spec in arch.layers}
+        first = training_flops(arch, dense, c.imp.steps, c.finetune.batch_size)
+        if limit and first > limit:
+            raise ConfigError(
+                f"budget.train_flops: {limit:,} does not pay for IMP's round 0 ({first:,}); must be >= {first:,}"
+            )
+
     def prepare(self, resolved: Resolved) -> IMPRun:
         """A fresh IMP run (theta0 drawn from ``campaign.seed``, nothing trained)."""
         return IMPRun(resolved)
 
 
-__all__ = ["IMP", "IMPRun", "expected_rounds", "layer_rates", "prune_magnitude"]
+__all__ = ["IMP", "IMPRun", "expected_rounds", "imp_flops", "layer_rates", "prune_magnitude"]

@@ -54,7 +54,7 @@ from evoticket.core.errors import ConfigError
 from evoticket.core.seeds import capture_rng, derive_seed, restore_rng
 from evoticket.evolution import SPENT_KEYS, GenerationRecord, make_statistics
 from evoticket.genome import Ticket, ensure_creator, kept_count, random_masks_like, stack_tickets, ticket_densities
-from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun
+from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun, kept_weights, training_flops
 from evoticket.models import Architecture
 from evoticket.operators import initTicket
 from evoticket.resolve import Resolved
@@ -249,6 +249,8 @@ class OneRun(MethodRun):
             self.cls, self.arch, 1.0, rng=self.rng, init=c.model.init, layer_densities=self.densities
         )
         self.start.uid = 0
+        self.steps = method.planned_steps(resolved, self.start_kept())
+        """Steps of the run: ``train.steps``, or with ``budget.train_flops`` as many as the budget pays for."""
         self.ticket: Ticket | None = None
         self.result: dict[str, Any] = {}
         self.hall_of_fame = tools.HallOfFame(1)
@@ -299,9 +301,13 @@ class OneRun(MethodRun):
         self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **(snapshot.get("spent") or {})}
 
     # ------------------------------------------------------------ training
+    def start_kept(self) -> dict[str, int]:
+        """Weight name -> kept weights of the start mask."""
+        return {k: int(m.sum()) for k, m in self.start.masks.items()}
+
     def _train(self) -> tuple[Ticket, dict[str, Any]]:
         c, splits, method = self.config, self.resolved.splits, self.method
-        steps = c.train.steps
+        steps = self.steps
         members = [self.start, *method.companions(self)]
         theta0, masks = stack_tickets(members, splits.device)
         batches = minibatch_indices(
@@ -394,7 +400,10 @@ class OneRun(MethodRun):
             record = GenerationRecord(0, [ticket], row, time.perf_counter() - start, finetune, 0.0, None, spent)
             for hook in hooks:
                 hook(0, [ticket], record)
-        return MethodResult(self.ticket, [self.ticket], dict(self.spent), {self.method.name: dict(self.result)})
+        info = {self.method.name: dict(self.result)}
+        if self.config.budget.train_flops:
+            info["budget"] = {"train_flops": int(self.config.budget.train_flops), "steps": self.steps}
+        return MethodResult(self.ticket, [self.ticket], dict(self.spent), info)
 
 
 class OneRunMethod(Method):
@@ -413,6 +422,49 @@ class OneRunMethod(Method):
     def prepare(self, resolved: Resolved) -> OneRun:
         """A fresh run (start ticket drawn from ``campaign.seed``, nothing trained)."""
         return OneRun(resolved, self)
+
+    def run_flops(self, resolved: Resolved, kept: dict[str, int], steps: int) -> int:
+        """Training FLOPs of the reported network in a run of ``steps`` steps from start kept counts ``kept``
+        (the meter's count exactly; controls trained beside it not counted)."""
+        return training_flops(resolved.arch, kept, steps, resolved.config.finetune.batch_size, self.scope)
+
+    def planned_steps(self, resolved: Resolved, kept: dict[str, int]) -> int:
+        """``train.steps``; with ``budget.train_flops``, the most steps whose :meth:`run_flops` fit it ("by
+        longer training": the budget decides the run's length, ``train.steps`` is then unused).
+
+        Raises:
+            ConfigError: naming ``budget.train_flops`` when it does not pay for one step.
+        """
+        limit = resolved.config.budget.train_flops
+        if not limit:
+            return resolved.config.train.steps
+        if self.run_flops(resolved, kept, 2) > limit:
+            raise ConfigError(
+                f"budget.train_flops: {limit:,} does not pay for two training steps of method {self.name!r} "
+                f"({self.run_flops(resolved, kept, 2):,}); must be larger"
+            )
+        lo, hi = 2, 4
+        while self.run_flops(resolved, kept, hi) <= limit:
+            lo, hi = hi, hi * 2
+        while hi - lo > 1:  # the largest T with run_flops(T) <= limit (run_flops grows with T)
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if self.run_flops(resolved, kept, mid) <= limit else (lo, mid)
+        return lo
+
+    def start_kept(self, resolved: Resolved) -> dict[str, int]:
+        """Kept counts of the start mask at the configured densities (dense for a dense start)."""
+        t, arch = resolved.config.ticket, resolved.arch
+        densities = ticket_densities(arch, t.density, t.allocation, dict(t.layer_densities))
+        return kept_weights(arch, dict.fromkeys(densities, 1.0) if self.dense_start else densities)
+
+    def check(self, resolved: Resolved) -> None:
+        """A budget must pay for a run of at least two steps.
+
+        Raises:
+            ConfigError: naming ``budget.train_flops``.
+        """
+        if resolved.config.budget.train_flops:
+            self.planned_steps(resolved, self.start_kept(resolved))
 
     def finetune(self, config: Any) -> Any:
         """The optimizer settings of the run (``[finetune]``'s)."""
@@ -473,6 +525,7 @@ class BNOnly(OneRunMethod):
                 f"model.name: method 'bn_only' trains BatchNorm parameters, but {resolved.arch.name!r} has none; "
                 "use mlp_bn or cnn1d_bn"
             )
+        super().check(resolved)
 
 
 class OutputOnly(OneRunMethod):
@@ -493,35 +546,55 @@ class GMP(OneRunMethod):
     citation = "Zhu & Gupta 2017, arXiv:1710.01878"
 
     @staticmethod
-    def schedule(config: Any) -> tuple[int, int, list[int]]:
-        """``(t_0, t_1, pruning steps)``: every ``gmp.every`` steps from t_0, and t_1 itself."""
-        steps, g = config.train.steps, config.gmp
+    def schedule(config: Any, steps: int) -> tuple[int, int, list[int]]:
+        """``(t_0, t_1, pruning steps)`` of a ``steps``-step run: every ``gmp.every`` steps from t_0, and t_1."""
+        g = config.gmp
         t0, t1 = round(g.start * steps), round(g.end * steps)
         at = sorted({*range(max(t0, 1), t1, g.every), t1})
         return t0, t1, [s for s in at if 0 < s < steps]
 
+    def run_flops(self, resolved: Resolved, kept: dict[str, int], steps: int) -> int:
+        """The dense start's steps until the first pruning, then each segment at its kept counts."""
+        c, arch = resolved.config, resolved.arch
+        t = c.ticket
+        final = ticket_densities(arch, t.density, t.allocation, dict(t.layer_densities))
+        numel = {spec.weight: math.prod(spec.weight_shape) for spec in arch.layers}
+        floor = {k: kept_count(final[k], numel[k]) for k in numel}
+        t0, t1, at = self.schedule(c, steps)
+        total, last, counts = 0, 0, dict(kept)
+        for s in [*at, steps]:
+            total += training_flops(arch, counts, s - last, c.finetune.batch_size, self.scope)
+            last = s
+            if s < steps:
+                counts = {
+                    k: min(n, max(floor[k], round(cubic_density(s, t0, t1, final[k]) * numel[k])))
+                    for k, n in counts.items()
+                }
+        return total
+
     def check(self, resolved: Resolved) -> None:
-        """The schedule must prune at least once before the last step.
+        """The schedule must prune at least once before the last step (and a budget pay for the run).
 
         Raises:
-            ConfigError: naming ``gmp.end``.
+            ConfigError: naming ``gmp.end`` or ``budget.train_flops``.
         """
-        steps = resolved.config.train.steps
-        _, t1, at = self.schedule(resolved.config)
+        super().check(resolved)
+        steps = self.planned_steps(resolved, self.start_kept(resolved))
+        _, t1, at = self.schedule(resolved.config, steps)
         if not at or t1 >= steps:
             raise ConfigError(
-                f"gmp.end: the pruning must end before the last of train.steps ({steps}) steps; "
+                f"gmp.end: the pruning must end before the last of the run's {steps} steps (train.steps or the budget); "
                 f"got step {t1} (gmp.end = {resolved.config.gmp.end})"
             )
 
     def callbacks(self, run: OneRun, population: int) -> list[Callback]:
         """Prune on the cubic schedule."""
-        t0, t1, at = self.schedule(run.config)
+        t0, t1, at = self.schedule(run.config, run.steps)
         return [MaskUpdate(GradualPruning(run.targets, t0, t1), at=at)]
 
     def stopping_start(self, run: OneRun) -> int:
         """t_1: the reported network has the target density."""
-        return self.schedule(run.config)[1]
+        return self.schedule(run.config, run.steps)[1]
 
 
 class RigL(OneRunMethod):
@@ -535,10 +608,22 @@ class RigL(OneRunMethod):
         """The start mask kept static: the same network trained without drop and grow."""
         return [Ticket(run.start.theta0, run.start.masks, run.start.init_scheme, run.start.init_std)]
 
+    def run_flops(self, resolved: Resolved, kept: dict[str, int], steps: int) -> int:
+        """The sparse steps, plus (gradient growth) one dense-gradient minibatch at every update before T_end."""
+        c, arch = resolved.config, resolved.arch
+        total = super().run_flops(resolved, kept, steps)
+        if c.rigl.grow == "gradient":
+            end = round(c.rigl.end * steps)
+            updates = len([s for s in range(c.rigl.delta_t, steps, c.rigl.delta_t) if s < end])
+            weights = frozenset(arch.weight_names)
+            per_example = forward_flops(arch, kept) + backward_flops(arch, kept, weights, dense_weight_grads=weights)
+            total += updates * c.finetune.batch_size * int(per_example)
+        return total
+
     def callbacks(self, run: OneRun, population: int) -> list[Callback]:
         """Drop and grow the first network every ``rigl.delta_t`` steps until T_end."""
         c = run.config
-        end = round(c.rigl.end * c.train.steps)
+        end = round(c.rigl.end * run.steps)
         update = DropAndGrow(run.arch, c.rigl, end, 1, derive_seed(c.campaign.seed, "rigl-grow"))
         return [MaskUpdate(update, every=c.rigl.delta_t)]
 

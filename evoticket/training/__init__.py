@@ -21,6 +21,7 @@ from evoticket.training.engine import (
     topk_masks,
     train,
     train_early_stopping,
+    train_flops_per_example,
     train_steps,
 )
 from evoticket.training.evaluate import EVAL_BATCH, evaluate_params, nonfinite
@@ -68,5 +69,6 @@ __all__ = [
     "topk_masks",
     "train",
     "train_early_stopping",
+    "train_flops_per_example",
     "train_steps",
 ]

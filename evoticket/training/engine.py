@@ -152,6 +152,28 @@ class ScoreGradient:
         return loss.detach()
 
 
+def train_flops_per_example(
+    arch: Architecture, kept: dict[str, torch.Tensor | int], scope: str | Scope = "kept"
+) -> torch.Tensor:
+    """FLOPs of one training example (forward and backward pass) in the engine, as its meter counts them.
+
+    Args:
+        arch: the architecture.
+        kept: weight name -> kept weights, ``(P,)`` or an int (every prunable layer).
+        scope: the trainable scope; ``scores`` (edge-popup) computes every weight's gradient.
+
+    Returns:
+        ``(P,)`` int64 FLOPs (a 0-d tensor for int counts); a step of batch B costs B times this.
+    """
+    scope = get_scope(scope, arch)
+    if scope.scores:
+        weights = frozenset(arch.weight_names)
+        back = backward_flops(arch, kept, weights, dense_weight_grads=weights)
+    else:
+        back = backward_flops(arch, kept, scope.trainable(arch))
+    return forward_flops(arch, kept) + back
+
+
 @dataclass
 class TrainState:
     """What the loop and its callbacks share.
@@ -215,13 +237,7 @@ class TrainState:
     def train_flops_per_example(self) -> torch.Tensor:
         """``(P,)`` FLOPs of one training example (forward and backward) at the current masks and scope."""
         if self._train_flops is None:
-            kept = self.kept()
-            if self.scope.scores:
-                weights = frozenset(self.arch.weight_names)
-                back = backward_flops(self.arch, kept, weights, dense_weight_grads=weights)
-            else:
-                back = backward_flops(self.arch, kept, self.scope.trainable(self.arch))
-            self._train_flops = forward_flops(self.arch, kept) + back
+            self._train_flops = train_flops_per_example(self.arch, self.kept(), self.scope)
         return self._train_flops
 
     def evaluate(self, split: str = "val") -> tuple[torch.Tensor, torch.Tensor]:
@@ -640,5 +656,6 @@ __all__ = [
     "topk_masks",
     "train",
     "train_early_stopping",
+    "train_flops_per_example",
     "train_steps",
 ]

@@ -58,6 +58,7 @@ DEFAULTS = {
     "gmp": {"start": 0.1, "end": 0.6, "every": 50},
     "rigl": {"grow": "gradient", "delta_t": 100, "alpha": 0.3, "end": 0.75},
     "edge_popup": {"score_init": "kaiming_uniform", "lr": 0.005},
+    "budget": {"train_flops": 0},
     "campaign": {
         "seed": 0,
         "device": "auto",
@@ -239,7 +240,7 @@ def test_layer_density_override_keeps_the_dotted_weight_name():
         (
             "traning.steps=1",
             "traning: unknown section (did you mean 'train'?)",
-            ["valid: method, data, model, ticket, finetune, ga, imp, train, gmp, rigl, edge_popup, campaign"],
+            ["valid: method, data, model, ticket, finetune, ga, imp, train, gmp, rigl, edge_popup, budget, campaign"],
         ),
         ("ga.populaton=3", "ga.populaton: unknown key", ["did you mean 'ga.population'", "ga.offspring"]),
         ('ga.population="ten"', "ga.population:", ["must be an integer", "'ten'"]),

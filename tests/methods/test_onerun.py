@@ -249,7 +249,7 @@ def test_a_setting_of_a_section_the_method_does_not_read_is_refused(method):
         (["method=bn_only"], "model.name: method 'bn_only' trains BatchNorm parameters, but 'mlp' has none"),
         (["method=supermask_ga", "finetune.steps=50"], "finetune.steps: method 'supermask_ga' trains no gradient"),
         (["method=gmp", "gmp.start=0.5", "gmp.end=0.4"], "gmp.end: must be > gmp.start (0.5), got 0.4"),
-        (["method=gmp", "gmp.end=1.0"], "gmp.end: the pruning must end before the last of train.steps (1500) steps"),
+        (["method=gmp", "gmp.end=1.0"], "gmp.end: the pruning must end before the last of the run's 1500 steps"),
         (["method=rigl", "rigl.grow=gradients"], "rigl.grow: must be one of 'gradient', 'random'"),
         (["method=edge_popup", "edge_popup.score_init=zeros"], "edge_popup.score_init: must be one of"),
         (["method=dense", "train.steps=0"], "train.steps: must be >= 1, got 0"),

@@ -1,0 +1,81 @@
+"""The experiment's figures, from its aggregated results (PNG and PDF, one per data set).
+
+* ``accuracy_vs_density-DATASET``: test accuracy against density per method at the 1x budget and the
+  ``uniform`` allocation (the LTH paper's figure with every method on it), 95% intervals as bars.
+* ``accuracy_vs_compute-DATASET``: test accuracy against the training FLOPs spent, per method, at the
+  density with the most budgets (10% in the shipped experiments): anytime curves over the budgets.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evoticket.plots import common
+
+MARKERS = "osD^v<>pPX*h"
+
+
+def _style(methods: Sequence[str]) -> dict[str, tuple[Any, str]]:
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    return {m: (cmap(i % 10), MARKERS[i % len(MARKERS)]) for i, m in enumerate(methods)}
+
+
+def _errorbar(ax: Any, xs: list[float], rows: list[dict[str, Any]], colour: Any, marker: str, label: str) -> None:
+    ys = [100 * r["test_acc_mean"] for r in rows]
+    lo = [100 * (r["test_acc_mean"] - r["ci_low"]) if r["ci_low"] == r["ci_low"] else 0.0 for r in rows]
+    hi = [100 * (r["ci_high"] - r["test_acc_mean"]) if r["ci_high"] == r["ci_high"] else 0.0 for r in rows]
+    ax.errorbar(xs, ys, yerr=[lo, hi], color=colour, marker=marker, ms=4, lw=1.2, capsize=2, label=label)
+
+
+def plot_experiment(agg: Sequence[dict[str, Any]], plot_dir: Path) -> list[Path]:
+    """Write both figures for every data set into ``plot_dir``; returns the written paths."""
+    plt = common.pyplot()
+    methods = sorted({a["method"] for a in agg})
+    style = _style(methods)
+    written: list[Path] = []
+    for dataset in sorted({a["dataset"] for a in agg}):
+        rows = [a for a in agg if a["dataset"] == dataset]
+        main = [a for a in rows if a["budget"] == 1 and a["allocation"] == "uniform"]
+        if len({a["density"] for a in main}) >= 1 and main:
+            fig, ax = plt.subplots(figsize=(2 * common.COLUMN_WIDTH, 4.0))
+            for m in methods:
+                pts = sorted((a for a in main if a["method"] == m), key=lambda a: a["density"])
+                if pts:
+                    _errorbar(ax, [100 * a["density"] for a in pts], pts, *style[m], m)
+            ax.set_xscale("log")
+            ax.set_xlabel("density (% of weights kept, log scale)")
+            ax.set_ylabel("test accuracy (%)")
+            ax.set_title(f"{dataset}: test accuracy against density at equal compute (1x IMP's budget)")
+            ax.legend(fontsize=7, ncol=2, framealpha=0.9)
+            fig.tight_layout()
+            written += common.save_all(fig, plot_dir, f"accuracy_vs_density-{dataset}")
+        by_density: dict[float, set] = defaultdict(set)
+        for a in rows:
+            if a["allocation"] == "uniform" and a["budget"] > 0:
+                by_density[a["density"]].add(a["budget"])
+        if not by_density:
+            continue
+        density = max(by_density, key=lambda d: (len(by_density[d]), d == 0.1))
+        pts_all = [a for a in rows if a["density"] == density and a["allocation"] == "uniform" and a["budget"] > 0]
+        fig, ax = plt.subplots(figsize=(2 * common.COLUMN_WIDTH, 4.0))
+        for m in methods:
+            pts = sorted((a for a in pts_all if a["method"] == m), key=lambda a: a["spent_train_flops"])
+            if pts:
+                xs = [max(a["spent_train_flops"], 1.0) / 1e9 for a in pts]
+                _errorbar(ax, xs, pts, *style[m], m)
+        ax.set_xscale("log")
+        ax.set_xlabel("training compute spent (GFLOP, log scale; budgets 1x, 4x, ... of IMP's)")
+        ax.set_ylabel("test accuracy (%)")
+        ax.set_title(f"{dataset}: test accuracy against compute at density {density:g}")
+        ax.legend(fontsize=7, ncol=2, framealpha=0.9)
+        fig.tight_layout()
+        written += common.save_all(fig, plot_dir, f"accuracy_vs_compute-{dataset}")
+    return written
+
+
+__all__ = ["plot_experiment"]

@@ -1,0 +1,242 @@
+"""An experiment's results: ``results.csv`` (a row per cell), ``results.md`` (means with 95% confidence
+intervals, paired comparisons of the hybrid), ``results.json`` and the figures.
+
+Confidence intervals are Student-t intervals over seeds (``scipy.stats.t``); a paired comparison takes
+the per-seed differences of two methods in the same (data set, density, allocation, budget) on the
+same seeds, with their t interval and the paired t-test's two-sided p-value (``scipy.stats.ttest_rel``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from evoticket.core.io import atomic_write_text
+
+COLUMNS = (
+    "cell",
+    "method",
+    "dataset",
+    "density",
+    "density_reached",
+    "allocation",
+    "budget",
+    "budget_train_flops",
+    "spent_train_flops",
+    "train_steps",
+    "seed",
+    "test_acc",
+    "wall_seconds",
+)
+"""Columns of ``results.csv``: the cell, its method and grid values, the density it reached, its budget
+(multiple of IMP's spend and in training FLOPs), what it spent (training FLOPs, against the budget; steps),
+its seed, its test accuracy at the early-stopping step (in [0, 1]) and its wall time (seconds)."""
+
+HYBRIDS = ("ga", "ga_lamarckian")
+"""The grid's names of evoticket's hybrid (Baldwinian and Lamarckian)."""
+
+BASELINES = ("imp", "rigl", "dense")
+"""What the hybrid is compared with, seed by seed."""
+
+
+def cell_accuracy(summary: dict[str, Any]) -> tuple[float, float]:
+    """A cell's test accuracy and reached density from its ``summary.json``.
+
+    The method's own result where it has one (IMP's last round, a one-run method's network,
+    ``supermask_ga``'s untrained supermask); for the GA, its ticket's first final training (the
+    one its budget pays for).
+    """
+    method = summary["method"]
+    own = summary.get(method)
+    if isinstance(own, dict) and own.get("test_acc") is not None:
+        return float(own["test_acc"]), float(own.get("density_total", summary["best"]["density_total"]))
+    ticket = summary["controls"]["ticket"]
+    return float(ticket["test_acc"][0]), float(ticket["density"])
+
+
+def cell_row(cell: Any, summary: dict[str, Any], imp_spend: int) -> dict[str, Any]:
+    """The ``results.csv`` row of a finished cell."""
+    acc, reached = cell_accuracy(summary)
+    budget = summary.get("budget", {})
+    search = summary["compute"]["search"]
+    spent = budget.get("spent_train_flops", search["train_flops"])
+    return {
+        "cell": cell.name,
+        "method": cell.method,
+        "dataset": cell.dataset,
+        "density": cell.density,
+        "density_reached": round(reached, 6),
+        "allocation": cell.allocation,
+        "budget": cell.budget,
+        "budget_train_flops": int(budget.get("train_flops", 0)) if cell.budget else 0,
+        "spent_train_flops": int(spent),
+        "train_steps": int(search["train_steps"]),
+        "seed": cell.seed,
+        "test_acc": round(acc, 6),
+        "wall_seconds": round(float(summary["timing"]["wall_seconds"]), 1),
+    }
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-t confidence interval ``(mean, low, high)`` of ``values``; for one value the interval is NaN."""
+    from scipy import stats
+
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, math.nan, math.nan
+    sem = stats.sem(values)
+    if sem == 0:
+        return mean, mean, mean
+    low, high = stats.t.interval(level, n - 1, loc=mean, scale=sem)
+    return mean, float(low), float(high)
+
+
+def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per method x data set x density x allocation x budget: seeds, mean test accuracy and its 95% interval."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["dataset"], r["density"], r["allocation"], r["budget"], r["method"])].append(r)
+    out = []
+    for (dataset, density, allocation, budget, method), rs in groups.items():
+        accs = [r["test_acc"] for r in rs]
+        mean, low, high = t_interval(accs)
+        out.append(
+            {
+                "dataset": dataset,
+                "density": density,
+                "allocation": allocation,
+                "budget": budget,
+                "method": method,
+                "seeds": len(rs),
+                "test_acc_mean": mean,
+                "ci_low": low,
+                "ci_high": high,
+                "density_reached": sum(r["density_reached"] for r in rs) / len(rs),
+                "spent_train_flops": sum(r["spent_train_flops"] for r in rs) / len(rs),
+                "budget_train_flops": sum(r["budget_train_flops"] for r in rs) / len(rs),
+                "wall_seconds": sum(r["wall_seconds"] for r in rs) / len(rs),
+            }
+        )
+    out.sort(key=lambda a: (a["dataset"], -a["density"], a["allocation"], a["budget"], a["method"]))
+    return out
+
+
+def paired(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The hybrid against each baseline on the same seeds: mean difference, its 95% interval, paired p-value."""
+    from scipy import stats
+
+    by = {(r["dataset"], r["density"], r["allocation"], r["budget"], r["method"], r["seed"]): r for r in rows}
+    settings = sorted({k[:4] for k in by}, key=lambda k: (k[0], -k[1], k[2], k[3]))
+    out = []
+    for setting in settings:
+        for hybrid in HYBRIDS:
+            for base in BASELINES:
+                seeds = sorted(k[5] for k in by if k[:5] == (*setting, hybrid) and (*setting, base, k[5]) in by)
+                if not seeds:
+                    continue
+                diffs = [by[(*setting, hybrid, s)]["test_acc"] - by[(*setting, base, s)]["test_acc"] for s in seeds]
+                mean, low, high = t_interval(diffs)
+                p = math.nan
+                if len(seeds) > 1 and any(d != diffs[0] for d in diffs):
+                    a = [by[(*setting, hybrid, s)]["test_acc"] for s in seeds]
+                    b = [by[(*setting, base, s)]["test_acc"] for s in seeds]
+                    p = float(stats.ttest_rel(a, b).pvalue)
+                out.append(
+                    {
+                        "dataset": setting[0],
+                        "density": setting[1],
+                        "allocation": setting[2],
+                        "budget": setting[3],
+                        "hybrid": hybrid,
+                        "baseline": base,
+                        "seeds": len(seeds),
+                        "difference": mean,
+                        "ci_low": low,
+                        "ci_high": high,
+                        "p_value": p,
+                    }
+                )
+    return out
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x != x else f"{100 * x:.1f}"
+
+
+def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]]) -> str:
+    """``results.md``: the aggregate table, then the paired comparisons."""
+    lines = [
+        "# Results",
+        "",
+        "Test accuracy (%) at the early-stopping step, mean over seeds with its 95% t interval; budget = multiple of",
+        "the training FLOPs IMP spends to reach the density; spent = the method's training FLOPs against it.",
+        "",
+        "| data set | density | allocation | budget | method | seeds | test acc | 95% CI | reached density | spent / budget GFLOP | wall s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for a in agg:
+        budget = f"{a['spent_train_flops'] / 1e9:.1f} / {a['budget_train_flops'] / 1e9:.1f}"
+        lines.append(
+            f"| {a['dataset']} | {a['density']:g} | {a['allocation']} | {a['budget']:g}x | {a['method']} | {a['seeds']} "
+            f"| {_pct(a['test_acc_mean'])} | [{_pct(a['ci_low'])}, {_pct(a['ci_high'])}] | {a['density_reached']:.4f} "
+            f"| {budget} | {a['wall_seconds']:.0f} |"
+        )
+    lines += [
+        "",
+        "## The hybrid against backprop alone, seed by seed",
+        "",
+        "Difference in test accuracy (percentage points, hybrid minus baseline) on the same seeds, its 95% t",
+        "interval and the paired t-test's two-sided p-value.",
+        "",
+        "| data set | density | allocation | budget | hybrid | baseline | seeds | difference | 95% CI | p |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in pairs:
+        pv = "n/a" if p["p_value"] != p["p_value"] else f"{p['p_value']:.3f}"
+        lines.append(
+            f"| {p['dataset']} | {p['density']:g} | {p['allocation']} | {p['budget']:g}x | {p['hybrid']} | "
+            f"{p['baseline']} | {p['seeds']} | {100 * p['difference']:+.1f} | [{100 * p['ci_low']:+.1f}, "
+            f"{100 * p['ci_high']:+.1f}] | {pv} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(run_dir: Path, plot_dir: Path, rows: Sequence[dict[str, Any]], raw: dict[str, Any]) -> None:
+    """Write ``results.csv``, ``results.md`` and ``results.json`` (atomically), then the figures."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(run_dir / "results.csv", buf.getvalue())
+    agg, pairs = aggregate(rows), paired(rows)
+    atomic_write_text(run_dir / "results.md", format_markdown(agg, pairs))
+
+    def finite(value: Any) -> Any:  # JSON has no NaN: an undefined interval or p-value is null
+        return None if isinstance(value, float) and value != value else value
+
+    clean = {k: [{f: finite(v) for f, v in r.items()} for r in rs] for k, rs in (("aggregate", agg), ("paired", pairs))}
+    atomic_write_text(run_dir / "results.json", json.dumps(clean, indent=1) + "\n")
+    from evoticket.experiment.figures import plot_experiment
+
+    plot_experiment(agg, plot_dir)
+
+
+__all__ = [
+    "BASELINES",
+    "COLUMNS",
+    "HYBRIDS",
+    "aggregate",
+    "cell_accuracy",
+    "cell_row",
+    "format_markdown",
+    "paired",
+    "t_interval",
+    "write_results",
+]

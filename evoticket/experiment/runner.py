@@ -1,0 +1,167 @@
+"""Running an experiment: every cell a normal run directory, resumable, with a progress bar over cells.
+
+``runs/NAME/`` holds ``experiment.toml`` (the experiment file as run), ``cells/CELL/`` (one campaign
+per cell, :func:`evoticket.run_campaign`), ``results.csv``, ``results.md`` and ``results.json``;
+``plots/NAME/`` the figures. A finished cell (its ``summary.json`` exists) is skipped on resume;
+a killed cell resumes from its checkpoint. One process at a time runs an experiment (the lock of
+``runs/.NAME.lock``).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from evoticket.campaign import run_campaign
+from evoticket.campaign.lock import RunLock
+from evoticket.campaign.rundir import check_name
+from evoticket.config import CampaignConfig
+from evoticket.config.overrides import read_toml
+from evoticket.core.errors import ConfigError, EvoticketError
+from evoticket.core.io import atomic_write_text
+from evoticket.data import Splits
+from evoticket.experiment.grid import Cell, Experiment, _merge, cell_config, parse_experiment
+from evoticket.experiment.results import cell_row, write_results
+from evoticket.methods import resolve_run
+from evoticket.methods.imp import imp_flops
+from evoticket.records import read_summary
+
+EXPERIMENT_FILE = "experiment.toml"
+"""The experiment file as run, in ``runs/NAME/``."""
+
+
+@dataclass
+class ExperimentResult:
+    """What :func:`run_experiment` returns.
+
+    Attributes:
+        run_dir: ``runs/NAME``.
+        plot_dir: ``plots/NAME``.
+        rows: one ``results.csv`` row per cell, in run order.
+        ran: names of the cells run (or resumed) by this call; the others were already finished.
+    """
+
+    run_dir: Path
+    plot_dir: Path
+    rows: list[dict[str, Any]]
+    ran: list[str]
+
+
+def load_experiment(path: str | os.PathLike) -> Experiment:
+    """Read and expand an experiment file.
+
+    Raises:
+        ConfigError: for a missing or invalid file (naming it and the key).
+    """
+    try:
+        return parse_experiment(read_toml(path))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+
+
+def imp_spend(exp: Experiment, cell: Cell, splits: Splits | None = None) -> int:
+    """Training FLOPs IMP spends to reach ``cell.density`` on the cell's data set (its budget's unit)."""
+    raw = exp.raw
+    imp = _merge(raw.get("base", {}), raw.get("datasets", {}).get(cell.dataset, {}))
+    imp = _merge(imp, raw.get("variants", {}).get("imp", {}))
+    imp = _merge(imp, {"method": "imp", "ticket": {"density": cell.density}, "campaign": {"progress": False}})
+    _, resolved = resolve_run(CampaignConfig.from_dict(imp), splits=splits)
+    return imp_flops(resolved.arch, resolved.config)
+
+
+def run_experiment(
+    path: str | os.PathLike,
+    *,
+    name: str | None = None,
+    runs_dir: str | Path = "runs",
+    plots_dir: str | Path = "plots",
+    resume: bool = False,
+    progress: bool = True,
+    splits: Mapping[str, Splits] | None = None,
+    on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
+) -> ExperimentResult:
+    """Run every cell of an experiment file (or the ones a killed run left), then write its results.
+
+    Args:
+        path: the experiment file (TOML, see :mod:`evoticket.experiment.grid`).
+        name: the experiment's name (``runs/NAME``); default the file's stem.
+        runs_dir, plots_dir: parents of the experiment and plot directories.
+        resume: continue ``runs/NAME`` (refused if its experiment file differs); without it an
+            existing ``runs/NAME`` is refused.
+        progress: a tqdm bar over cells (with the time left).
+        splits: data set name -> data to use instead of loading it (tests).
+        on_cell: called after each cell with its ``results.csv`` row.
+
+    Returns:
+        An :class:`ExperimentResult`.
+
+    Raises:
+        EvoticketError: for a bad experiment file (before anything is written), an existing
+            experiment without ``resume`` or a changed experiment file with it.
+    """
+    exp = load_experiment(path)
+    name = name or Path(path).stem
+    check_name(name)
+    run_dir, plot_dir = Path(runs_dir) / name, Path(plots_dir) / name
+    stored = run_dir / EXPERIMENT_FILE
+    if run_dir.exists() and not resume:
+        raise EvoticketError(f"{run_dir} exists; continue it with: evoticket experiment {path} --name {name} --resume")
+    if resume and stored.is_file() and read_toml(stored) != exp.raw:
+        raise EvoticketError(
+            f"{run_dir}: its {EXPERIMENT_FILE} differs from {path}; resume with the same file or give a new --name"
+        )
+    spends: dict[tuple[str, float], int] = {}
+    for cell in exp.cells:  # every cell's configuration is checked before anything is written
+        key = (cell.dataset, cell.density)
+        if key not in spends:
+            spends[key] = imp_spend(exp, cell, (splits or {}).get(cell.dataset))
+        config = cell_config(cell, spends[key])
+        resolve_run(config, splits=(splits or {}).get(cell.dataset))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with RunLock(run_dir):
+        if not stored.is_file():
+            atomic_write_text(stored, Path(path).read_text(encoding="utf-8"))
+        cells_dir = run_dir / "cells"
+        from tqdm.auto import tqdm
+
+        rows, ran = [], []
+        bar = tqdm(total=len(exp.cells), desc="cells", unit="cell", disable=not progress, dynamic_ncols=True)
+        try:
+            for cell in exp.cells:
+                bar.set_postfix_str(cell.name)
+                cell_dir = cells_dir / cell.name
+                summary = read_summary(cell_dir) if (cell_dir / "summary.json").is_file() else None
+                if summary is None:
+                    config = cell_config(cell, spends[(cell.dataset, cell.density)])
+                    with open(os.devnull, "w") as quiet:
+                        run_campaign(
+                            config,
+                            name=cell.name,
+                            runs_dir=cells_dir,
+                            plots_dir=plot_dir / "cells",
+                            resume=True,
+                            splits=(splits or {}).get(cell.dataset),
+                            out=quiet,
+                        )
+                    summary = read_summary(cell_dir)
+                    ran.append(cell.name)
+                row = cell_row(cell, summary, spends[(cell.dataset, cell.density)])
+                rows.append(row)
+                if on_cell is not None:
+                    on_cell(cell, row)
+                bar.update(1)
+        finally:
+            bar.close()
+        write_results(run_dir, plot_dir, rows, copy.deepcopy(exp.raw))
+    print(
+        f"evoticket: experiment {name}: {len(rows)} cells ({len(ran)} run now); results in {run_dir}/", file=sys.stderr
+    )
+    return ExperimentResult(run_dir, plot_dir, rows, ran)
+
+
+__all__ = ["EXPERIMENT_FILE", "ExperimentResult", "imp_spend", "load_experiment", "run_experiment"]

@@ -1,0 +1,259 @@
+"""The experiment: grid expansion, budgets, statistics by hand, a tiny grid end to end and its resume."""
+
+from __future__ import annotations
+
+import csv
+import math
+import signal
+import textwrap
+
+import pytest
+
+from evoticket.campaign import run_campaign
+from evoticket.config import CampaignConfig, load_config
+from evoticket.core import faults
+from evoticket.core.errors import ConfigError, EvoticketError, Interrupted
+from evoticket.experiment import aggregate, load_experiment, paired, run_experiment, t_interval
+from evoticket.experiment.grid import cell_config
+from evoticket.methods import METHODS, resolve_run
+from evoticket.methods.imp import imp_flops
+
+TINY = """
+[experiment]
+seeds = [0, 1]
+methods = ["dense", "imp", "ga"]
+densities = [0.5]
+datasets = ["mnist1d"]
+budgets = [1]
+
+[base]
+model.hidden = [16]
+finetune.batch_size = 50
+campaign.final_steps = 20
+campaign.final_eval_every = 10
+campaign.final_seeds = 1
+campaign.device = "cpu"
+campaign.plots = "none"
+
+[datasets.mnist1d]
+data.name = "mnist1d"
+
+[variants.dense]
+train.eval_every = 10
+
+[variants.imp]
+imp.steps = 20
+imp.eval_every = 10
+
+[variants.ga]
+finetune.steps = 5
+ga.population = 4
+"""
+
+
+def write(tmp_path, text, name="exp.toml"):
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def test_the_grid_expands_as_configured(tmp_path):
+    text = TINY.replace('methods = ["dense", "imp", "ga"]', 'methods = ["dense", "ga", "ga_lamarckian"]')
+    text = text.replace("densities = [0.5]", "densities = [0.5, 0.2]")
+    text += """
+[variants.ga_lamarckian]
+method = "ga"
+finetune.mode = "lamarckian"
+finetune.steps = 5
+ga.population = 4
+
+[[experiment.extra]]
+densities = [0.2]
+budgets = [1, 4]
+methods = ["ga"]
+"""
+    exp = load_experiment(write(tmp_path, text))
+    names = [c.name for c in exp.cells]
+    main = [
+        f"{m}-mnist1d-d{d:g}-uniform-x1-s{s}"
+        for m in ("dense", "ga", "ga_lamarckian")
+        for d in (0.5, 0.2)
+        for s in (0, 1)
+    ]
+    assert names == [*main, "ga-mnist1d-d0.2-uniform-x4-s0", "ga-mnist1d-d0.2-uniform-x4-s1"]  # x1 ones run once
+    lam = next(c for c in exp.cells if c.method == "ga_lamarckian")
+    config = CampaignConfig.from_dict(lam.overrides)
+    assert config.method == "ga" and config.finetune.mode == "lamarckian" and config.ticket.density == 0.5
+    assert config.model.hidden == (16,) and config.campaign.seed == 0
+
+
+@pytest.mark.parametrize(
+    ("edit", "starts"),
+    [
+        (
+            ('datasets = ["mnist1d"]', 'datasets = ["mnist"]'),
+            "experiment.datasets: 'mnist' has no [datasets.mnist] table",
+        ),
+        (('methods = ["dense", "imp", "ga"]', 'methods = ["rigl2"]'), "experiment.methods: unknown method 'rigl2'"),
+        (("densities = [0.5]", "densities = [1.5]"), "experiment.densities: must be numbers in (0, 1]"),
+        (("seeds = [0, 1]", "seeds = []"), "experiment.seeds: must be a non-empty list"),
+        (("[base]", "[base]\nga.population = 8"), "cell dense-mnist1d-d0.5-uniform-x1-s0: ga.population: a setting of"),
+        (("[experiment]", "[experimnt]"), "experimnt: unknown table of an experiment file"),
+    ],
+)
+def test_bad_experiment_files_name_the_key(tmp_path, edit, starts):
+    path = write(tmp_path, TINY.replace(*edit))
+    with pytest.raises(ConfigError) as info:
+        load_experiment(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {starts}"), message
+    assert "\n" not in message
+
+
+def test_statistics_against_a_hand_computation():
+    # t interval of 3 values: mean +- t(0.975, 2) * s / sqrt(3), t(0.975, 2) = 4.302652729911275
+    mean, low, high = t_interval([0.60, 0.62, 0.67])
+    s = math.sqrt(((0.60 - 0.63) ** 2 + (0.62 - 0.63) ** 2 + (0.67 - 0.63) ** 2) / 2)
+    assert mean == pytest.approx(0.63)
+    assert high - mean == pytest.approx(4.302652729911275 * s / math.sqrt(3))
+    assert mean - low == pytest.approx(high - mean)
+    assert math.isnan(t_interval([0.5])[1])
+    rows = []
+    for seed, (a, b) in enumerate([(0.61, 0.60), (0.64, 0.62), (0.66, 0.63)]):
+        for method, acc in (("ga", a), ("imp", b)):
+            rows.append(
+                {
+                    "dataset": "d", "density": 0.1, "allocation": "uniform", "budget": 1.0, "method": method,
+                    "seed": seed, "test_acc": acc, "density_reached": 0.1, "spent_train_flops": 10,
+                    "budget_train_flops": 10, "wall_seconds": 1.0,
+                }
+            )  # fmt: skip
+    agg = {a["method"]: a for a in aggregate(rows)}
+    assert agg["ga"]["test_acc_mean"] == pytest.approx((0.61 + 0.64 + 0.66) / 3) and agg["ga"]["seeds"] == 3
+    (pair,) = paired(rows)
+    # differences 0.01, 0.02, 0.03: mean 0.02, sd 0.01, t = 0.02 / (0.01 / sqrt 3) = 2 sqrt 3; with 2 degrees of
+    # freedom the t distribution's cdf is 1/2 + t / (2 sqrt(2 + t^2)), so p = 1 - t / sqrt(2 + t^2)
+    t = 2 * math.sqrt(3)
+    assert pair["difference"] == pytest.approx(0.02)
+    assert pair["p_value"] == pytest.approx(1 - t / math.sqrt(2 + t * t))
+    assert pair["ci_high"] - 0.02 == pytest.approx(4.302652729911275 * 0.01 / math.sqrt(3))
+    assert (pair["hybrid"], pair["baseline"]) == ("ga", "imp")
+
+
+# ---------------------------------------------------------------------------
+# budgets, checked by the meter
+
+COMMON = [
+    "model.hidden=[16]",
+    "finetune.batch_size=50",
+    "campaign.final_steps=20",
+    "campaign.final_eval_every=10",
+    "campaign.final_seeds=1",
+    "campaign.device=cpu",
+    "campaign.progress=false",
+    "campaign.plots=none",
+    "ticket.density=0.3",
+]
+
+
+def budget_run(tmp_path, method, limit, *more):
+    config = CampaignConfig().with_overrides([*COMMON, f"method={method}", f"budget.train_flops={limit}", *more])
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    with open(tmp_path / "out.txt", "w") as out:
+        return run_campaign(config, name=method, runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", out=out)
+
+
+@pytest.mark.parametrize("method", ["dense", "gmp", "rigl", "edge_popup"])
+def test_a_one_run_method_spends_its_budget_to_within_one_step(method, tmp_path):
+    limit = 40_000_000
+    more = ["rigl.delta_t=10"] if method == "rigl" else []
+    result = budget_run(tmp_path, method, limit, "train.eval_every=10", *more)
+    s = result.summary
+    spent, steps = s["budget"]["spent_train_flops"], s["budget"]["steps"]
+    assert spent == s[method]["train_flops"] == s["compute"]["search"]["train_flops"]  # the meter's own count
+    assert s[method]["train_steps"] == steps
+    m = METHODS[method]
+    resolved = resolve_run(load_config(tmp_path / "runs" / method / "config.toml"))[1]
+    kept = m.start_kept(resolved)
+    assert m.run_flops(resolved, kept, steps) == spent  # the plan is the meter's count exactly
+    assert spent <= limit < m.run_flops(resolved, kept, steps + 1)  # one more step would pass the budget
+
+
+def test_the_ga_stops_before_the_generation_that_would_pass_its_budget(tmp_path):
+    limit = 30_000_000
+    result = budget_run(tmp_path, "ga", limit, "ga.population=4", "ga.generations=1000", "finetune.steps=5")
+    b = result.summary["budget"]
+    assert b["stopped_by_budget"] and 0 < b["generations"] < 1000
+    assert b["spent_train_flops"] == b["search_train_flops"] + b["final_training_train_flops"] <= limit
+    per_eval = b["search_train_flops"] / (4 + 8 * b["generations"])  # 4 at generation 0, then 4 + 4 re-evaluated
+    assert limit - b["spent_train_flops"] < 1.1 * 8 * per_eval  # another generation would not have fit
+
+
+def test_imp_stops_at_the_round_its_budget_cannot_pay_for(tmp_path):
+    base = CampaignConfig().with_overrides([*COMMON, "method=imp", "imp.steps=20", "ticket.density=0.1"])
+    full = imp_flops(resolve_run(base)[1].arch, base)
+    result = budget_run(tmp_path, "imp", full // 2, "imp.steps=20", "ticket.density=0.1")
+    b = result.summary["budget"]
+    assert b["stopped_by_budget"] and result.summary["compute"]["search"]["train_flops"] <= full // 2
+    unlimited = budget_run(tmp_path / "u", "imp", full, "imp.steps=20", "ticket.density=0.1")
+    assert unlimited.summary["compute"]["search"]["train_flops"] == full  # imp_flops is exact
+    assert not unlimited.summary["budget"]["stopped_by_budget"]
+
+
+def test_a_budget_too_small_for_a_start_is_refused():
+    with pytest.raises(ConfigError, match=r"^budget.train_flops: 1,000 does not pay for generation 0"):
+        resolve_run(CampaignConfig().with_overrides([*COMMON, "budget.train_flops=1000"]))
+    with pytest.raises(ConfigError, match=r"^budget.train_flops: 1,000 does not pay for two training steps"):
+        resolve_run(CampaignConfig().with_overrides([*COMMON, "method=rigl", "budget.train_flops=1000"]))
+
+
+# ---------------------------------------------------------------------------
+# a tiny grid end to end, and its resume
+
+
+def read_rows(path):
+    with open(path, newline="") as f:
+        return [{k: v for k, v in row.items() if k != "wall_seconds"} for row in csv.DictReader(f)]
+
+
+def test_a_tiny_grid_runs_end_to_end_and_an_interrupted_one_resumes_to_the_same_results(tmp_path, monkeypatch):
+    path = write(tmp_path, TINY)
+    a = run_experiment(path, name="a", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False)
+    assert [r["cell"] for r in a.rows] == [
+        f"{m}-mnist1d-d0.5-uniform-x1-s{s}" for m in ("dense", "imp", "ga") for s in (0, 1)
+    ]
+    for row in a.rows:
+        assert 0 <= row["test_acc"] <= 1
+        assert row["spent_train_flops"] <= row["budget_train_flops"]
+    imp_rows = [r for r in a.rows if r["method"] == "imp"]
+    assert all(r["spent_train_flops"] == r["budget_train_flops"] for r in imp_rows)  # 1x is IMP's own spend
+    md = (a.run_dir / "results.md").read_text()
+    assert "| mnist1d | 0.5 | uniform | 1x | ga | 2 |" in md and "| ga | imp | 2 |" in md
+    assert (a.plot_dir / "accuracy_vs_density-mnist1d.png").is_file()
+    assert (a.plot_dir / "accuracy_vs_compute-mnist1d.pdf").is_file()
+    with pytest.raises(EvoticketError, match="exists; continue it with"):
+        run_experiment(path, name="a", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False)
+    # interrupted in its third cell's final comparison, then resumed: finished cells are skipped
+    monkeypatch.setattr(faults, "_spec", ("final", 3, signal.SIGINT))
+    monkeypatch.setattr(faults, "_counts", {})
+    with pytest.raises(Interrupted):
+        run_experiment(path, name="b", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False)
+    monkeypatch.setattr(faults, "_spec", None)
+    b = run_experiment(
+        path, name="b", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False, resume=True
+    )
+    assert b.ran == [r["cell"] for r in a.rows][2:]
+    assert read_rows(a.run_dir / "results.csv") == read_rows(b.run_dir / "results.csv")
+    changed = write(tmp_path, TINY.replace("seeds = [0, 1]", "seeds = [0, 1, 2]"), "other.toml")
+    with pytest.raises(EvoticketError, match="differs from"):
+        run_experiment(changed, name="b", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", resume=True)
+
+
+def test_cell_budgets_follow_imps_spend(tmp_path):
+    text = TINY.replace("budgets = [1]", "budgets = [1, 4]")
+    exp = load_experiment(write(tmp_path, text))
+    imp4 = next(c for c in exp.cells if c.method == "imp" and c.budget == 4)
+    config = cell_config(imp4, 1_000_000)
+    assert config.budget.train_flops == 4_000_000 and config.imp.steps == 80  # IMP spends more by longer rounds
+    ga4 = next(c for c in exp.cells if c.method == "ga" and c.budget == 4)
+    assert cell_config(ga4, 1_000_000).ga.generations == 100_000  # the budget ends the GA
