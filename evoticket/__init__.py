@@ -17,7 +17,7 @@ Main entry points::
     evoticket.resume_campaign(result.run_dir, ["ga.generations=10"])
 
 The package follows the flow ``core -> config -> data, models -> genome -> operators ->
-training -> resolve -> evolution -> methods -> records -> plots -> campaign -> bench -> cli``:
+training -> resolve -> evolution -> methods -> records -> plots -> campaign -> experiment -> bench -> cli``:
 each stage imports only the stages before it (checked by import-linter, see ``setup.cfg``).
 """
 

@@ -63,11 +63,18 @@ def plot_experiment(agg: Sequence[dict[str, Any]], plot_dir: Path) -> list[Path]
         density = max(by_density, key=lambda d: (len(by_density[d]), d == 0.1))
         pts_all = [a for a in rows if a["density"] == density and a["allocation"] == "uniform" and a["budget"] > 0]
         fig, ax = plt.subplots(figsize=(2 * common.COLUMN_WIDTH, 4.0))
+        untrained = sorted({a["method"] for a in pts_all if a["spent_train_flops"] <= 0})
         for m in methods:
-            pts = sorted((a for a in pts_all if a["method"] == m), key=lambda a: a["spent_train_flops"])
+            pts = sorted(
+                (a for a in pts_all if a["method"] == m and a["spent_train_flops"] > 0),
+                key=lambda a: a["spent_train_flops"],
+            )
             if pts:
-                xs = [max(a["spent_train_flops"], 1.0) / 1e9 for a in pts]
-                _errorbar(ax, xs, pts, *style[m], m)
+                _errorbar(ax, [a["spent_train_flops"] / 1e9 for a in pts], pts, *style[m], m)
+        if untrained:  # no training FLOPs: no place on a log axis; named instead
+            ax.text(
+                0.01, 0.01, "not shown (no training FLOPs): " + ", ".join(untrained), transform=ax.transAxes, fontsize=7
+            )
         ax.set_xscale("log")
         ax.set_xlabel("training compute spent (GFLOP, log scale; budgets 1x, 4x, ... of IMP's)")
         ax.set_ylabel("test accuracy (%)")
