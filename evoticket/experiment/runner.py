@@ -24,7 +24,7 @@ from evoticket.config import CampaignConfig
 from evoticket.config.overrides import read_toml
 from evoticket.core.errors import ConfigError, EvoticketError
 from evoticket.core.io import atomic_write_text
-from evoticket.data import Splits
+from evoticket.data import Splits, load_dataset
 from evoticket.experiment.grid import Cell, Experiment, _merge, cell_config, parse_experiment
 from evoticket.experiment.results import cell_row, write_results
 from evoticket.methods import resolve_run
@@ -74,6 +74,24 @@ def imp_spend(exp: Experiment, cell: Cell, splits: Splits | None = None) -> int:
     return imp_flops(resolved.arch, resolved.config)
 
 
+class _DataCache:
+    """Each data set loaded once for the whole experiment (every cell of it reads the same splits)."""
+
+    def __init__(self, given: Mapping[str, Splits] | None) -> None:
+        self.given = dict(given or {})
+        self.loaded: dict[tuple, Splits] = {}
+
+    def get(self, dataset: str, config: CampaignConfig) -> Splits:
+        """The splits of ``config.data`` (or the ones given for ``dataset``), on the CPU."""
+        if dataset in self.given:
+            return self.given[dataset]
+        d = config.data
+        key = (d.name, d.root, d.val_fraction, d.seed)
+        if key not in self.loaded:
+            self.loaded[key] = load_dataset(d.name, root=d.root or None, val_fraction=d.val_fraction, seed=d.seed)
+        return self.loaded[key]
+
+
 def run_experiment(
     path: str | os.PathLike,
     *,
@@ -115,13 +133,15 @@ def run_experiment(
         raise EvoticketError(
             f"{run_dir}: its {EXPERIMENT_FILE} differs from {path}; resume with the same file or give a new --name"
         )
+    data = _DataCache(splits)
     spends: dict[tuple[str, float], int] = {}
     for cell in exp.cells:  # every cell's configuration is checked before anything is written
         key = (cell.dataset, cell.density)
+        config = cell_config(cell, 0)
         if key not in spends:
-            spends[key] = imp_spend(exp, cell, (splits or {}).get(cell.dataset))
+            spends[key] = imp_spend(exp, cell, data.get(cell.dataset, config))
         config = cell_config(cell, spends[key])
-        resolve_run(config, splits=(splits or {}).get(cell.dataset))
+        resolve_run(config, splits=data.get(cell.dataset, config))
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
         if not stored.is_file():
@@ -145,7 +165,7 @@ def run_experiment(
                             runs_dir=cells_dir,
                             plots_dir=plot_dir / "cells",
                             resume=True,
-                            splits=(splits or {}).get(cell.dataset),
+                            splits=data.get(cell.dataset, config),
                             out=quiet,
                         )
                     summary = read_summary(cell_dir)
