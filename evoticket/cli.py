@@ -152,6 +152,15 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupted(e: Interrupted, state: str, command: str) -> int:
+    """Print where an interrupted run stands and how to resume it; returns the exit status 128 + signal."""
+    print(
+        f"evoticket: interrupted ({signal.Signals(e.signum).name}); {state}. Resume with: evoticket {command}",
+        file=sys.stderr,
+    )
+    return 128 + e.signum
+
+
 def _experiment(args: argparse.Namespace) -> int:
     from evoticket.experiment import run_experiment
 
@@ -166,12 +175,11 @@ def _experiment(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
     except Interrupted as e:
-        print(
-            f"evoticket: interrupted ({signal.Signals(e.signum).name}) in cell {Path(e.run_dir).name}; its checkpoint "
-            f"is valid. Resume with: evoticket experiment {args.config} --name {name} --resume",
-            file=sys.stderr,
+        return _interrupted(
+            e,
+            f"in cell {Path(e.run_dir).name}; its checkpoint is valid",
+            f"experiment {args.config} --name {name} --resume",
         )
-        return 128 + e.signum
     print((result.run_dir / "results.md").read_text(encoding="utf-8"))
     return 0
 
@@ -232,12 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except Interrupted as e:
-        print(
-            f"evoticket: interrupted ({signal.Signals(e.signum).name}); the checkpoint of generation "
-            f"{e.generation} is valid. Resume with: evoticket resume {e.run_dir}",
-            file=sys.stderr,
-        )
-        return 128 + e.signum
+        return _interrupted(e, f"the checkpoint of generation {e.generation} is valid", f"resume {e.run_dir}")
     except EvoticketError as e:
         message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(e))  # always one line
         print(f"evoticket: error: {message}", file=sys.stderr)

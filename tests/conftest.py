@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 
 from evoticket.config import CampaignConfig
@@ -26,3 +30,25 @@ FAST = [
 def fast_config() -> CampaignConfig:
     """A 2-generation campaign on MNIST-1D with a 40-16-10 MLP that runs in about a second."""
     return CampaignConfig().with_overrides(FAST)
+
+
+def evoticket_cli(root, overrides, *args, kill_at=None) -> subprocess.CompletedProcess:
+    """Run ``python -m evoticket.cli ARGS --set=O ...`` in ``root``, optionally killed at a fault point."""
+    env = {k: v for k, v in os.environ.items() if k != "EVOTICKET_KILL_AT"}
+    if kill_at:
+        env["EVOTICKET_KILL_AT"] = kill_at
+    sets = [f"--set={o}" for o in overrides]
+    return subprocess.run(
+        [sys.executable, "-m", "evoticket.cli", *args, *sets],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture
+def cli():
+    """:func:`evoticket_cli`: the command in a subprocess, as a user (or a killed job) runs it."""
+    return evoticket_cli

@@ -32,6 +32,17 @@ def _errorbar(ax: Any, xs: list[float], rows: list[dict[str, Any]], colour: Any,
     ax.errorbar(xs, ys, yerr=[lo, hi], color=colour, marker=marker, ms=4, lw=1.2, capsize=2, label=label)
 
 
+def _finish(fig: Any, ax: Any, xlabel: str, title: str, stem: Path) -> list[Path]:
+    """Log x axis, labels, legend; write ``stem.png`` and ``stem.pdf`` and close the figure."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2, framealpha=0.9)
+    fig.tight_layout()
+    return common.save_all(fig, stem.parent, stem.name)
+
+
 def plot_experiment(agg: Sequence[dict[str, Any]], plot_dir: Path) -> list[Path]:
     """Write both figures for every data set into ``plot_dir``; returns the written paths."""
     plt = common.pyplot()
@@ -47,13 +58,10 @@ def plot_experiment(agg: Sequence[dict[str, Any]], plot_dir: Path) -> list[Path]
                 pts = sorted((a for a in main if a["method"] == m), key=lambda a: a["density"])
                 if pts:
                     _errorbar(ax, [100 * a["density"] for a in pts], pts, *style[m], m)
-            ax.set_xscale("log")
-            ax.set_xlabel("density (% of weights kept, log scale)")
-            ax.set_ylabel("test accuracy (%)")
-            ax.set_title(f"{dataset}: test accuracy against density at equal compute (1x IMP's budget)")
-            ax.legend(fontsize=7, ncol=2, framealpha=0.9)
-            fig.tight_layout()
-            written += common.save_all(fig, plot_dir, f"accuracy_vs_density-{dataset}")
+            title = f"{dataset}: test accuracy against density at equal compute (1x IMP's budget)"
+            written += _finish(
+                fig, ax, "density (% of weights kept, log scale)", title, plot_dir / f"accuracy_vs_density-{dataset}"
+            )
         by_density: dict[float, set] = defaultdict(set)
         for a in rows:
             if a["allocation"] == "uniform" and a["budget"] > 0:
@@ -75,13 +83,9 @@ def plot_experiment(agg: Sequence[dict[str, Any]], plot_dir: Path) -> list[Path]
             ax.text(
                 0.01, 0.01, "not shown (no training FLOPs): " + ", ".join(untrained), transform=ax.transAxes, fontsize=7
             )
-        ax.set_xscale("log")
-        ax.set_xlabel("training compute spent (GFLOP, log scale; budgets 1x, 4x, ... of IMP's)")
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_title(f"{dataset}: test accuracy against compute at density {density:g}")
-        ax.legend(fontsize=7, ncol=2, framealpha=0.9)
-        fig.tight_layout()
-        written += common.save_all(fig, plot_dir, f"accuracy_vs_compute-{dataset}")
+        xlabel = "training compute spent (GFLOP, log scale; budgets 1x, 4x, ... of IMP's)"
+        title = f"{dataset}: test accuracy against compute at density {density:g}"
+        written += _finish(fig, ax, xlabel, title, plot_dir / f"accuracy_vs_compute-{dataset}")
     return written
 
 

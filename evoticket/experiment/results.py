@@ -170,6 +170,11 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{100 * x:.1f}"
 
 
+def _points(x: float) -> str:
+    """A difference of accuracies in signed percentage points; ``n/a`` where undefined (one seed)."""
+    return "n/a" if x != x else f"{100 * x:+.1f}"
+
+
 def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]]) -> str:
     """``results.md``: the aggregate table, then the paired comparisons."""
     lines = [
@@ -202,8 +207,8 @@ def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any
         pv = "n/a" if p["p_value"] != p["p_value"] else f"{p['p_value']:.3f}"
         lines.append(
             f"| {p['dataset']} | {p['density']:g} | {p['allocation']} | {p['budget']:g}x | {p['hybrid']} | "
-            f"{p['baseline']} | {p['seeds']} | {100 * p['difference']:+.1f} | [{100 * p['ci_low']:+.1f}, "
-            f"{100 * p['ci_high']:+.1f}] | {pv} |"
+            f"{p['baseline']} | {p['seeds']} | {_points(p['difference'])} | [{_points(p['ci_low'])}, "
+            f"{_points(p['ci_high'])}] | {pv} |"
         )
     return "\n".join(lines) + "\n"
 

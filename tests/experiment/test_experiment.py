@@ -15,6 +15,7 @@ from evoticket.core import faults
 from evoticket.core.errors import ConfigError, EvoticketError, Interrupted
 from evoticket.experiment import aggregate, load_experiment, paired, run_experiment, t_interval
 from evoticket.experiment.grid import cell_config
+from evoticket.experiment.results import format_markdown
 from evoticket.methods import METHODS, resolve_run
 from evoticket.methods.imp import imp_flops
 
@@ -138,6 +139,8 @@ def test_statistics_against_a_hand_computation():
     assert pair["p_value"] == pytest.approx(1 - t / math.sqrt(2 + t * t))
     assert pair["ci_high"] - 0.02 == pytest.approx(4.302652729911275 * 0.01 / math.sqrt(3))
     assert (pair["hybrid"], pair["baseline"]) == ("ga", "imp")
+    one = [r for r in rows if r["seed"] == 0]  # one seed: no interval, no p-value
+    assert "| ga | imp | 1 | +1.0 | [n/a, n/a] | n/a |" in format_markdown(aggregate(one), paired(one))
 
 
 # ---------------------------------------------------------------------------

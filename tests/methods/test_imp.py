@@ -5,9 +5,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -146,28 +143,13 @@ def test_imp_settings_belong_to_imp_and_ga_settings_to_the_ga():
         CampaignConfig().with_overrides(["method=imp", "imp.rewind_step=2000"])
 
 
-def run_cli(root, *args, kill_at=None):
-    env = {k: v for k, v in os.environ.items() if k != "EVOTICKET_KILL_AT"}
-    if kill_at:
-        env["EVOTICKET_KILL_AT"] = kill_at
-    sets = [f"--set={o}" for o in TINY]
-    return subprocess.run(
-        [sys.executable, "-m", "evoticket.cli", *args, *sets],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.mark.slow
-def test_a_killed_imp_run_resumes_to_the_same_files(tmp_path):
+def test_a_killed_imp_run_resumes_to_the_same_files(tmp_path, cli):
     straight, killed = tmp_path / "a", tmp_path / "b"
     straight.mkdir(), killed.mkdir()
-    assert run_cli(straight, "run", "--name", "r").returncode == 0
-    assert run_cli(killed, "run", "--name", "r", kill_at="records:3").returncode == -9
-    done = run_cli(killed, "run", "--name", "r", "--resume")
+    assert cli(straight, TINY, "run", "--name", "r").returncode == 0
+    assert cli(killed, TINY, "run", "--name", "r", kill_at="records:3").returncode == -9
+    done = cli(killed, TINY, "run", "--name", "r", "--resume")
     assert done.returncode == 0, done.stderr
     assert "resuming runs/r after generation 1" in done.stderr
     for name in ("individuals.jsonl", "best_ticket.pt", "config.toml"):

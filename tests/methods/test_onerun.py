@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -181,28 +179,13 @@ def test_an_interrupted_run_resumes_to_the_same_records(method, tmp_path, monkey
     assert a[method] == b[method] and a["controls"] == b["controls"]
 
 
-def run_cli(root, *args, kill_at=None):
-    env = {k: v for k, v in os.environ.items() if k != "EVOTICKET_KILL_AT"}
-    if kill_at:
-        env["EVOTICKET_KILL_AT"] = kill_at
-    sets = [f"--set={o}" for o in [*COMMON, *TINY["rigl"]]]
-    return subprocess.run(
-        [sys.executable, "-m", "evoticket.cli", *args, *sets],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 @pytest.mark.slow
-def test_a_one_run_method_killed_while_recording_resumes_to_the_same_files(tmp_path):
+def test_a_one_run_method_killed_while_recording_resumes_to_the_same_files(tmp_path, cli):
     straight, killed = tmp_path / "a", tmp_path / "b"
     straight.mkdir(), killed.mkdir()
-    assert run_cli(straight, "run", "--name", "r").returncode == 0
-    assert run_cli(killed, "run", "--name", "r", kill_at="records:1").returncode == -9
-    done = run_cli(killed, "run", "--name", "r", "--resume")
+    assert cli(straight, [*COMMON, *TINY["rigl"]], "run", "--name", "r").returncode == 0
+    assert cli(killed, [*COMMON, *TINY["rigl"]], "run", "--name", "r", kill_at="records:1").returncode == -9
+    done = cli(killed, [*COMMON, *TINY["rigl"]], "run", "--name", "r", "--resume")
     assert done.returncode == 0, done.stderr
     assert "resuming runs/r after generation -1" in done.stderr
     for name in ("individuals.jsonl", "generations.csv", "best_ticket.pt"):
