@@ -39,6 +39,16 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return [*args.overrides, *(["campaign.progress=false"] if args.no_progress else [])]
 
 
+def _add_x_axis(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--x-axis generation|train_flops``."""
+    parser.add_argument(
+        "--x-axis",
+        choices=("generation", "train_flops"),
+        default="generation",
+        help=f"{what}: generations or cumulative train FLOPs (default: generation)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``evoticket`` command."""
     parser = argparse.ArgumentParser(
@@ -78,12 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("run_dir", metavar="RUN_DIR", help="the run directory, e.g. runs/NAME")
     plot.add_argument("--out", metavar="DIR", help="folder for the figures (default: plots/NAME)")
-    plot.add_argument(
-        "--x-axis",
-        choices=("generation", "train_flops"),
-        default="generation",
-        help="x axis of the fitness figure: generations or cumulative train FLOPs (default: generation)",
-    )
+    _add_x_axis(plot, "x axis of the fitness figure")
     compare = sub.add_parser(
         "compare",
         help="overlay the fitness curves of several runs and tabulate their final results",
@@ -93,12 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run directories, e.g. runs/A runs/B")
     compare.add_argument("--out", metavar="DIR", help="output folder (default: plots/compare-NAME or plots/compare)")
     compare.add_argument("--name", help="name of the comparison, for the default output folder")
-    compare.add_argument(
-        "--x-axis",
-        choices=("generation", "train_flops"),
-        default="generation",
-        help="x axis: generations or cumulative train FLOPs (default: generation)",
-    )
+    _add_x_axis(compare, "x axis")
     experiment = sub.add_parser(
         "experiment",
         help="run a grid of methods x seeds x densities x data sets at equal compute (resumable)",

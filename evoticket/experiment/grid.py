@@ -108,12 +108,12 @@ class Experiment:
     cells: tuple[Cell, ...]
 
 
-def _merge(base: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
-    """Deep merge of nested tables (``more`` wins)."""
+def merge_tables(base: dict[str, Any], more: Mapping[str, Any]) -> dict[str, Any]:
+    """A deep merge of nested tables (``more`` wins); neither argument is changed."""
     out = copy.deepcopy(base)
     for key, value in more.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _merge(out[key], value)
+            out[key] = merge_tables(out[key], value)
         else:
             out[key] = copy.deepcopy(value)
     return out
@@ -179,11 +179,11 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
                 raise ConfigError(f"experiment.densities: must be numbers in (0, 1], got {density!r}")
             if not (isinstance(budget, int | float) and budget >= 0):
                 raise ConfigError(f"experiment.budgets: must be multiples >= 0 of IMP's spend, got {budget!r}")
-            overrides = _merge(base, datasets[dataset])
+            overrides = merge_tables(base, datasets[dataset])
             variant = variants.get(method, {"method": method})
-            overrides = _merge(overrides, variant)
+            overrides = merge_tables(overrides, variant)
             overrides.setdefault("method", method)
-            overrides = _merge(
+            overrides = merge_tables(
                 overrides,
                 {
                     "ticket": {"density": float(density), "allocation": allocation},
@@ -220,4 +220,12 @@ def cell_config(cell: Cell, imp_spend: int) -> CampaignConfig:
     return CampaignConfig.from_dict(raw)
 
 
-__all__ = ["AXES", "GA_GENERATIONS_UNDER_BUDGET", "Cell", "Experiment", "cell_config", "parse_experiment"]
+__all__ = [
+    "AXES",
+    "GA_GENERATIONS_UNDER_BUDGET",
+    "Cell",
+    "Experiment",
+    "cell_config",
+    "merge_tables",
+    "parse_experiment",
+]

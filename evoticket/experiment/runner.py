@@ -25,7 +25,7 @@ from evoticket.config.overrides import read_toml
 from evoticket.core.errors import ConfigError, EvoticketError
 from evoticket.core.io import atomic_write_text
 from evoticket.data import Splits, load_dataset
-from evoticket.experiment.grid import Cell, Experiment, _merge, cell_config, parse_experiment
+from evoticket.experiment.grid import Cell, Experiment, cell_config, merge_tables, parse_experiment
 from evoticket.experiment.results import cell_row, write_results
 from evoticket.methods import resolve_run
 from evoticket.methods.imp import imp_flops
@@ -67,9 +67,9 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
 def imp_spend(exp: Experiment, cell: Cell, splits: Splits | None = None) -> int:
     """Training FLOPs IMP spends to reach ``cell.density`` on the cell's data set (its budget's unit)."""
     raw = exp.raw
-    imp = _merge(raw.get("base", {}), raw.get("datasets", {}).get(cell.dataset, {}))
-    imp = _merge(imp, raw.get("variants", {}).get("imp", {}))
-    imp = _merge(imp, {"method": "imp", "ticket": {"density": cell.density}, "campaign": {"progress": False}})
+    imp = merge_tables(raw.get("base", {}), raw.get("datasets", {}).get(cell.dataset, {}))
+    imp = merge_tables(imp, raw.get("variants", {}).get("imp", {}))
+    imp = merge_tables(imp, {"method": "imp", "ticket": {"density": cell.density}, "campaign": {"progress": False}})
     _, resolved = resolve_run(CampaignConfig.from_dict(imp), splits=splits)
     return imp_flops(resolved.arch, resolved.config)
 

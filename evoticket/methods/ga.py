@@ -19,7 +19,7 @@ from evoticket.evolution import SPENT_KEYS, EvolutionState, evolve, make_toolbox
 from evoticket.genome import ticket_densities
 from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun, kept_weights, training_flops
 from evoticket.resolve import Resolved
-from evoticket.training import evaluate_params
+from evoticket.training import evaluate_ticket
 
 
 class GARun(MethodRun):
@@ -176,6 +176,8 @@ class GA(Method):
     name = "ga"
     section = "ga"
     citation = "Frankle & Carbin 2019, arXiv:1803.03635; Castillo et al. 2006, arXiv:cs/0603004"
+    run_class: type[GARun] = GARun
+    """The run it prepares (:class:`SupermaskRun` for ``supermask_ga``)."""
 
     def check(self, resolved: Resolved) -> None:
         """A budget must pay for generation 0 and the final training of the ticket.
@@ -185,7 +187,7 @@ class GA(Method):
         """
         limit = resolved.config.budget.train_flops
         if limit:
-            gen0, _, reserve = ga_costs(resolved, self.name != "supermask_ga")
+            gen0, _, reserve = ga_costs(resolved, self.run_class.final_training)
             if gen0 + reserve > limit:
                 raise ConfigError(
                     f"budget.train_flops: {limit:,} does not pay for generation 0 ({gen0:,}) and the final training "
@@ -194,7 +196,7 @@ class GA(Method):
 
     def prepare(self, resolved: Resolved) -> GARun:
         """A fresh GA run (toolbox built, nothing evaluated)."""
-        return GARun(resolved)
+        return self.run_class(resolved)
 
 
 class SupermaskRun(GARun):
@@ -205,12 +207,10 @@ class SupermaskRun(GARun):
     def run(self, hooks: Sequence[Hook], should_stop: Callable[[], bool] | None, budget: Budget) -> MethodResult:
         """Evolve, then measure the best ticket's test accuracy as it is (theta0 * mask, no training)."""
         result = super().run(hooks, should_stop, budget)
-        splits, arch, best = self.resolved.splits, self.resolved.arch, result.best
-        params = {k: v.to(splits.device).unsqueeze(0) for k, v in best.effective_weights().items()}
-        buffers = arch.init_buffers(1, splits.device) or None
-        test_acc, _ = evaluate_params(arch, params, splits.x_test, splits.y_test, buffers)
+        best = result.best
+        _, test_acc = evaluate_ticket(self.resolved.arch, best, self.resolved.splits)
         result.info["supermask_ga"] = {
-            "test_acc": float(test_acc[0]),
+            "test_acc": test_acc,
             "val_acc": float(best.fitness.values[0]),
             "density_total": best.total_density(),
             "density": best.density(),
@@ -228,6 +228,7 @@ class SupermaskGA(GA):
 
     name = "supermask_ga"
     citation = "Zhou et al. 2019, arXiv:1905.01067"
+    run_class = SupermaskRun
 
     def configure(self, config: Any) -> Any:
         """``finetune.steps`` becomes 0.
@@ -242,7 +243,3 @@ class SupermaskGA(GA):
                 "use method = 'ga' for fine-tuning"
             )
         return config if steps == 0 else config.with_overrides({"finetune.steps": 0})
-
-    def prepare(self, resolved: Resolved) -> SupermaskRun:
-        """A fresh supermask search."""
-        return SupermaskRun(resolved)

@@ -99,15 +99,23 @@ def prune_magnitude(
     return {n: out[n].view(masks[n].shape) for n in names}
 
 
-def expected_rounds(arch: Architecture, target: float, rates: dict[str, float], max_rounds: int) -> int:
-    """Prune rounds a layer-wise IMP needs to bring the total density to ``target`` or below (at most ``max_rounds``)."""
+def round_kept_counts(
+    arch: Architecture, target: float, rates: dict[str, float], max_rounds: int
+) -> list[dict[str, int]]:
+    """Weight name -> kept weights of each round layer-wise IMP trains (round 0 dense), until the total density
+    reaches ``target`` or ``max_rounds`` prunes; as :func:`prune_magnitude` counts them (a layer never empties)."""
     kept = {spec.weight: math.prod(spec.weight_shape) for spec in arch.layers}
     total = sum(kept.values())
-    for r in range(max_rounds + 1):
-        if sum(kept.values()) <= target * total + 1e-9:
-            return r
+    rounds = [kept]
+    while sum(kept.values()) > target * total + 1e-9 and len(rounds) <= max_rounds:
         kept = {k: n - min(round(rates[k] * n), n - 1) for k, n in kept.items()}
-    return max_rounds
+        rounds.append(kept)
+    return rounds
+
+
+def expected_rounds(arch: Architecture, target: float, rates: dict[str, float], max_rounds: int) -> int:
+    """Prune rounds a layer-wise IMP needs to bring the total density to ``target`` or below (at most ``max_rounds``)."""
+    return len(round_kept_counts(arch, target, rates, max_rounds)) - 1
 
 
 class IMPRun(MethodRun):
@@ -322,13 +330,8 @@ def imp_flops(arch: Architecture, config: Any) -> int:
     if c.imp.scope != "layer":
         raise ValueError("imp_flops: only the layer-wise scope has a closed form")
     rates = layer_rates(arch, c.imp.rate, c.imp.output_rate)
-    rounds = expected_rounds(arch, c.ticket.density, rates, c.imp.max_rounds)
-    kept = {spec.weight: math.prod(spec.weight_shape) for spec in arch.layers}
-    total = 0
-    for _ in range(rounds + 1):
-        total += training_flops(arch, kept, c.imp.steps, c.finetune.batch_size)
-        kept = {k: n - min(round(rates[k] * n), n - 1) for k, n in kept.items()}
-    return total
+    rounds = round_kept_counts(arch, c.ticket.density, rates, c.imp.max_rounds)
+    return sum(training_flops(arch, kept, c.imp.steps, c.finetune.batch_size) for kept in rounds)
 
 
 class IMP(Method):
@@ -346,7 +349,7 @@ class IMP(Method):
         """
         c, arch = resolved.config, resolved.arch
         limit = c.budget.train_flops
-        dense = {spec.weight: math.prod(spec.weight_shape) for spec in arch.layers}
+        dense = round_kept_counts(arch, 1.0, {}, 0)[0]
         first = training_flops(arch, dense, c.imp.steps, c.finetune.batch_size)
         if limit and first > limit:
             raise ConfigError(
@@ -358,4 +361,4 @@ class IMP(Method):
         return IMPRun(resolved)
 
 
-__all__ = ["IMP", "IMPRun", "expected_rounds", "imp_flops", "layer_rates", "prune_magnitude"]
+__all__ = ["IMP", "IMPRun", "expected_rounds", "imp_flops", "layer_rates", "prune_magnitude", "round_kept_counts"]

@@ -65,7 +65,7 @@ from evoticket.training import (
     MaskUpdate,
     TrainState,
     backward_flops,
-    evaluate_params,
+    evaluate_ticket,
     forward_flops,
     minibatch_indices,
     train,
@@ -109,6 +109,12 @@ def cubic_density(step: int, start: int, end: int, final: float) -> float:
         return float(final)
     progress = (step - start) / (end - start)
     return float(final) + (1.0 - float(final)) * (1.0 - progress) ** 3
+
+
+def cubic_kept(step: int, start: int, end: int, final: float, numel: int) -> int:
+    """Weights a layer of ``numel`` keeps after gradual pruning at ``step``: the cubic schedule's density,
+    never below the target's kept count (:func:`evoticket.genome.kept_count`)."""
+    return max(kept_count(final, numel), round(cubic_density(step, start, end, final) * numel))
 
 
 def rigl_fraction(step: int, alpha: float, end: int) -> float:
@@ -162,9 +168,7 @@ class GradualPruning:
         """New masks at ``state.step`` (a subset of the current ones)."""
         out = {}
         for name, mask in state.masks.items():
-            numel = mask[0].numel()
-            floor = kept_count(self.final[name], numel)
-            target = max(floor, round(cubic_density(state.step, self.start, self.end, self.final[name]) * numel))
+            target = cubic_kept(state.step, self.start, self.end, self.final[name], mask[0].numel())
             weights = state.params[name].detach()
             out[name] = torch.stack([keep_largest(weights[p].abs(), mask[p], target) for p in range(mask.shape[0])])
         return out
@@ -241,15 +245,12 @@ class OneRun(MethodRun):
         c = self.config
         self.cls = ensure_creator()
         self.rng = torch.Generator().manual_seed(derive_seed(c.campaign.seed, "operators"))
-        t = c.ticket
-        densities = ticket_densities(self.arch, t.density, t.allocation, dict(t.layer_densities))
-        self.densities = dict.fromkeys(densities, 1.0) if method.dense_start else densities
-        self.targets = densities
+        self.densities, self.targets = method.densities(resolved)
         self.start = initTicket(
             self.cls, self.arch, 1.0, rng=self.rng, init=c.model.init, layer_densities=self.densities
         )
         self.start.uid = 0
-        self.steps = method.planned_steps(resolved, self.start_kept())
+        self.steps = method.planned_steps(resolved, method.start_kept(resolved))
         """Steps of the run: ``train.steps``, or with ``budget.train_flops`` as many as the budget pays for."""
         self.ticket: Ticket | None = None
         self.result: dict[str, Any] = {}
@@ -301,10 +302,6 @@ class OneRun(MethodRun):
         self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **(snapshot.get("spent") or {})}
 
     # ------------------------------------------------------------ training
-    def start_kept(self) -> dict[str, int]:
-        """Weight name -> kept weights of the start mask."""
-        return {k: int(m.sum()) for k, m in self.start.masks.items()}
-
     def _train(self) -> tuple[Ticket, dict[str, Any]]:
         c, splits, method = self.config, self.resolved.splits, self.method
         steps = self.steps
@@ -451,11 +448,15 @@ class OneRunMethod(Method):
             lo, hi = (mid, hi) if self.run_flops(resolved, kept, mid) <= limit else (lo, mid)
         return lo
 
-    def start_kept(self, resolved: Resolved) -> dict[str, int]:
-        """Kept counts of the start mask at the configured densities (dense for a dense start)."""
+    def densities(self, resolved: Resolved) -> tuple[dict[str, float], dict[str, float]]:
+        """``(start, target)`` per-layer densities: the ``[ticket]`` ones (all 1.0 at the start for a dense start)."""
         t, arch = resolved.config.ticket, resolved.arch
-        densities = ticket_densities(arch, t.density, t.allocation, dict(t.layer_densities))
-        return kept_weights(arch, dict.fromkeys(densities, 1.0) if self.dense_start else densities)
+        target = ticket_densities(arch, t.density, t.allocation, dict(t.layer_densities))
+        return (dict.fromkeys(target, 1.0) if self.dense_start else target), target
+
+    def start_kept(self, resolved: Resolved) -> dict[str, int]:
+        """Kept counts of the start mask (as :func:`~evoticket.operators.initTicket` draws it)."""
+        return kept_weights(resolved.arch, self.densities(resolved)[0])
 
     def check(self, resolved: Resolved) -> None:
         """A budget must pay for a run of at least two steps.
@@ -556,20 +557,15 @@ class GMP(OneRunMethod):
     def run_flops(self, resolved: Resolved, kept: dict[str, int], steps: int) -> int:
         """The dense start's steps until the first pruning, then each segment at its kept counts."""
         c, arch = resolved.config, resolved.arch
-        t = c.ticket
-        final = ticket_densities(arch, t.density, t.allocation, dict(t.layer_densities))
+        _, final = self.densities(resolved)
         numel = {spec.weight: math.prod(spec.weight_shape) for spec in arch.layers}
-        floor = {k: kept_count(final[k], numel[k]) for k in numel}
         t0, t1, at = self.schedule(c, steps)
         total, last, counts = 0, 0, dict(kept)
         for s in [*at, steps]:
             total += training_flops(arch, counts, s - last, c.finetune.batch_size, self.scope)
             last = s
             if s < steps:
-                counts = {
-                    k: min(n, max(floor[k], round(cubic_density(s, t0, t1, final[k]) * numel[k])))
-                    for k, n in counts.items()
-                }
+                counts = {k: min(n, cubic_kept(s, t0, t1, final[k], numel[k])) for k, n in counts.items()}
         return total
 
     def check(self, resolved: Resolved) -> None:
@@ -671,16 +667,13 @@ class EdgePopup(OneRunMethod):
     def companion_results(self, run: OneRun, state: TrainState, stopping: EarlyStopping) -> dict[str, Any]:
         """``random_frozen``: a random mask of the same per-layer densities on the same frozen weights
         (untrained); ``start``: the first top-k mask, before any score update."""
-        c, splits = run.config, run.resolved.splits
+        c = run.config
         gen = torch.Generator().manual_seed(derive_seed(c.campaign.seed, "edge-popup-control"))
         masks = random_masks_like(run.start.masks, gen)
         control = Ticket(run.start.theta0, masks, run.start.init_scheme, run.start.init_std)
-        params = {k: v.to(splits.device).unsqueeze(0) for k, v in control.effective_weights().items()}
-        buffers = run.arch.init_buffers(1, splits.device) or None
-        test_acc, _ = evaluate_params(run.arch, params, splits.x_test, splits.y_test, buffers)
-        val_acc, _ = evaluate_params(run.arch, params, splits.x_val, splits.y_val, buffers)
+        val_acc, test_acc = evaluate_ticket(run.arch, control, run.resolved.splits)
         return {
-            "random_frozen": {"test_acc": float(test_acc[0]), "val_acc": float(val_acc[0])},
+            "random_frozen": {"test_acc": test_acc, "val_acc": val_acc},
             "start": {"val_acc": float(stopping.first[0][0])},
         }
 

@@ -24,7 +24,7 @@ from evoticket.training.engine import (
     train_flops_per_example,
     train_steps,
 )
-from evoticket.training.evaluate import EVAL_BATCH, evaluate_params, nonfinite
+from evoticket.training.evaluate import EVAL_BATCH, evaluate_params, evaluate_ticket, nonfinite
 from evoticket.training.memory import POPULATION_BLOCK, bytes_per_individual, chunk_size, population_chunk
 from evoticket.training.meter import SPENT_KEYS, Meter, backward_flops, forward_flops, kept_counts, output_positions
 from evoticket.training.optimizer import MaskedOptimizer, make_optimizer
@@ -55,6 +55,7 @@ __all__ = [
     "chunk_size",
     "effective_params",
     "evaluate_params",
+    "evaluate_ticket",
     "finetune_stacked",
     "finetune_tickets",
     "forward_flops",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import torch
 
@@ -58,3 +59,13 @@ def now(device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     return time.perf_counter()
+
+
+def evaluate_ticket(arch: Architecture, ticket: Any, splits: Any) -> tuple[float, float]:
+    """Validation and test accuracy in [0, 1] of one ticket as it is (``theta0 * mask``, untrained; fresh
+    BatchNorm statistics), e.g. a supermask."""
+    params = {k: v.to(splits.device).unsqueeze(0) for k, v in ticket.effective_weights().items()}
+    buffers = arch.init_buffers(1, splits.device) or None
+    val_acc, _ = evaluate_params(arch, params, splits.x_val, splits.y_val, buffers)
+    test_acc, _ = evaluate_params(arch, params, splits.x_test, splits.y_test, buffers)
+    return float(val_acc[0]), float(test_acc[0])
