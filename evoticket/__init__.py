@@ -28,13 +28,14 @@ __version__ = "0.2.0"
 from evoticket import operators, records
 from evoticket.campaign import CampaignResult, resume_campaign, run_campaign
 from evoticket.config import CampaignConfig, load_config
-from evoticket.core.errors import ConfigError, DataError, EvoticketError
+from evoticket.core.errors import BudgetError, ConfigError, DataError, EvoticketError
 from evoticket.evolution import evolve, make_toolbox
 from evoticket.genome import Ticket, load_ticket, load_ticket_state
 
 __all__ = [
     "CampaignConfig",
     "CampaignResult",
+    "BudgetError",
     "ConfigError",
     "DataError",
     "EvoticketError",

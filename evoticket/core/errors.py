@@ -21,6 +21,18 @@ class ConfigError(EvoticketError):
     """An invalid configuration key, type or value."""
 
 
+class BudgetError(ConfigError):
+    """A training budget (``budget.train_flops``) too small for the method's first unit of work.
+
+    Attributes:
+        needed: the smallest budget that would pay for it (training FLOPs).
+    """
+
+    def __init__(self, message: str, needed: int) -> None:
+        super().__init__(message)
+        self.needed = int(needed)
+
+
 class DataError(EvoticketError):
     """A data set that cannot be found, read or split."""
 

@@ -44,7 +44,11 @@ def _finish(fig: Any, ax: Any, xlabel: str, title: str, stem: Path) -> list[Path
 
 
 def plot_experiment(agg: Sequence[dict[str, Any]], plot_dir: Path) -> list[Path]:
-    """Write both figures for every data set into ``plot_dir``; returns the written paths."""
+    """Write both figures for every data set into ``plot_dir``; returns the written paths.
+
+    Groups whose cells could not run in their budget (``status`` infeasible) are left out.
+    """
+    agg = [a for a in agg if a.get("status", "done") == "done"]
     plt = common.pyplot()
     methods = sorted({a["method"] for a in agg})
     style = _style(methods)

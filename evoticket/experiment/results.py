@@ -33,10 +33,13 @@ COLUMNS = (
     "seed",
     "test_acc",
     "wall_seconds",
+    "status",
 )
 """Columns of ``results.csv``: the cell, its method and grid values, the density it reached, its budget
 (multiple of IMP's spend and in training FLOPs), what it spent (training FLOPs, against the budget; steps),
-its seed, its test accuracy at the early-stopping step (in [0, 1]) and its wall time (seconds)."""
+its seed, its test accuracy at the early-stopping step (in [0, 1]), its wall time (seconds) and its status:
+``done``, or ``infeasible: needs NX`` for a cell whose budget does not pay for its method's first unit of
+work (then with the budget N times IMP's spend it would need, and no accuracy)."""
 
 HYBRIDS = ("ga", "ga_lamarckian")
 """The grid's names of evoticket's hybrid (Baldwinian and Lamarckian)."""
@@ -80,7 +83,41 @@ def cell_row(cell: Any, summary: dict[str, Any], imp_spend: int) -> dict[str, An
         "seed": cell.seed,
         "test_acc": round(acc, 6),
         "wall_seconds": round(float(summary["timing"]["wall_seconds"]), 1),
+        "status": "done",
     }
+
+
+def infeasible_row(cell: Any, imp_spend: int, needed: int) -> dict[str, Any]:
+    """The ``results.csv`` row of a cell whose budget does not pay for its method's first unit of work.
+
+    Args:
+        cell: the grid cell.
+        imp_spend: IMP's spend to reach the cell's density (training FLOPs; the budget's unit).
+        needed: the smallest budget that would pay for it (training FLOPs).
+
+    Returns:
+        A row with no accuracy, nothing spent and ``status = "infeasible: needs N.NNx"``.
+    """
+    return {
+        "cell": cell.name,
+        "method": cell.method,
+        "dataset": cell.dataset,
+        "density": cell.density,
+        "density_reached": "",
+        "allocation": cell.allocation,
+        "budget": cell.budget,
+        "budget_train_flops": int(round(cell.budget * imp_spend)),
+        "spent_train_flops": 0,
+        "train_steps": 0,
+        "seed": cell.seed,
+        "test_acc": "",
+        "wall_seconds": 0.0,
+        "status": f"infeasible: needs {math.ceil(100 * needed / imp_spend) / 100:.2f}x",
+    }
+
+
+def _done(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r.get("status", "done") == "done"]
 
 
 def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
@@ -104,7 +141,28 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         groups[(r["dataset"], r["density"], r["allocation"], r["budget"], r["method"])].append(r)
     out = []
-    for (dataset, density, allocation, budget, method), rs in groups.items():
+    for (dataset, density, allocation, budget, method), every in groups.items():
+        rs = _done(every)
+        if not rs:  # no cell of the group could run in its budget: the row says what it would need
+            out.append(
+                {
+                    "dataset": dataset,
+                    "density": density,
+                    "allocation": allocation,
+                    "budget": budget,
+                    "method": method,
+                    "seeds": 0,
+                    "test_acc_mean": math.nan,
+                    "ci_low": math.nan,
+                    "ci_high": math.nan,
+                    "density_reached": math.nan,
+                    "spent_train_flops": 0.0,
+                    "budget_train_flops": sum(r["budget_train_flops"] for r in every) / len(every),
+                    "wall_seconds": 0.0,
+                    "status": every[0]["status"],
+                }
+            )
+            continue
         accs = [r["test_acc"] for r in rs]
         mean, low, high = t_interval(accs)
         out.append(
@@ -122,6 +180,7 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                 "spent_train_flops": sum(r["spent_train_flops"] for r in rs) / len(rs),
                 "budget_train_flops": sum(r["budget_train_flops"] for r in rs) / len(rs),
                 "wall_seconds": sum(r["wall_seconds"] for r in rs) / len(rs),
+                "status": "done",
             }
         )
     out.sort(key=lambda a: (a["dataset"], -a["density"], a["allocation"], a["budget"], a["method"]))
@@ -132,7 +191,7 @@ def paired(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The hybrid against each baseline on the same seeds: mean difference, its 95% interval, paired p-value."""
     from scipy import stats
 
-    by = {(r["dataset"], r["density"], r["allocation"], r["budget"], r["method"], r["seed"]): r for r in rows}
+    by = {(r["dataset"], r["density"], r["allocation"], r["budget"], r["method"], r["seed"]): r for r in _done(rows)}
     settings = sorted({k[:4] for k in by}, key=lambda k: (k[0], -k[1], k[2], k[3]))
     out = []
     for setting in settings:
@@ -188,6 +247,12 @@ def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any
     ]
     for a in agg:
         budget = f"{a['spent_train_flops'] / 1e9:.1f} / {a['budget_train_flops'] / 1e9:.1f}"
+        if a.get("status", "done") != "done":
+            lines.append(
+                f"| {a['dataset']} | {a['density']:g} | {a['allocation']} | {a['budget']:g}x | {a['method']} | 0 "
+                f"| {a['status']} | | | {budget} | |"
+            )
+            continue
         lines.append(
             f"| {a['dataset']} | {a['density']:g} | {a['allocation']} | {a['budget']:g}x | {a['method']} | {a['seeds']} "
             f"| {_pct(a['test_acc_mean'])} | [{_pct(a['ci_low'])}, {_pct(a['ci_high'])}] | {a['density_reached']:.4f} "
@@ -241,6 +306,7 @@ __all__ = [
     "cell_accuracy",
     "cell_row",
     "format_markdown",
+    "infeasible_row",
     "paired",
     "t_interval",
     "write_results",

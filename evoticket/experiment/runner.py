@@ -22,11 +22,11 @@ from evoticket.campaign.lock import RunLock
 from evoticket.campaign.rundir import check_name
 from evoticket.config import CampaignConfig
 from evoticket.config.overrides import read_toml
-from evoticket.core.errors import ConfigError, EvoticketError
+from evoticket.core.errors import BudgetError, ConfigError, DataError, EvoticketError
 from evoticket.core.io import atomic_write_text
 from evoticket.data import Splits, load_dataset
 from evoticket.experiment.grid import Cell, Experiment, cell_config, merge_tables, parse_experiment
-from evoticket.experiment.results import cell_row, write_results
+from evoticket.experiment.results import cell_row, infeasible_row, write_results
 from evoticket.methods import resolve_run
 from evoticket.methods.imp import imp_flops
 from evoticket.records import read_summary
@@ -119,8 +119,11 @@ def run_experiment(
         An :class:`ExperimentResult`.
 
     Raises:
-        EvoticketError: for a bad experiment file (before anything is written), an existing
-            experiment without ``resume`` or a changed experiment file with it.
+        EvoticketError: for a bad experiment file or cell configuration (naming the cell, before
+            anything is written), an existing experiment without ``resume`` or a changed experiment
+            file with it. A cell whose budget does not pay for its method's first unit of work (the
+            GA's generation 0 and final training, IMP's round 0, two steps) is not an error: it is
+            recorded as ``infeasible`` in ``results.csv``, with the budget it would need.
     """
     exp = load_experiment(path)
     name = name or Path(path).stem
@@ -135,13 +138,23 @@ def run_experiment(
         )
     data = _DataCache(splits)
     spends: dict[tuple[str, float], int] = {}
+    needs: dict[str, int] = {}  # cells whose budget does not pay for their method's first unit of work
     for cell in exp.cells:  # every cell's configuration is checked before anything is written
         key = (cell.dataset, cell.density)
         config = cell_config(cell, 0)
-        if key not in spends:
-            spends[key] = imp_spend(exp, cell, data.get(cell.dataset, config))
-        config = cell_config(cell, spends[key])
-        resolve_run(config, splits=data.get(cell.dataset, config))
+        try:
+            if key not in spends:
+                spends[key] = imp_spend(exp, cell, data.get(cell.dataset, config))
+            config = cell_config(cell, spends[key])
+            resolve_run(config, splits=data.get(cell.dataset, config))
+        except BudgetError as e:
+            if key not in spends:
+                raise ConfigError(f"cell {cell.name}: {e}") from None
+            needs[cell.name] = e.needed
+        except DataError as e:
+            raise DataError(f"cell {cell.name}: {e}") from None
+        except ConfigError as e:
+            raise ConfigError(f"cell {cell.name}: {e}") from None
     run_dir.mkdir(parents=True, exist_ok=True)
     with RunLock(run_dir):
         if not stored.is_file():
@@ -155,6 +168,13 @@ def run_experiment(
             for cell in exp.cells:
                 bar.set_postfix_str(cell.name)
                 cell_dir = cells_dir / cell.name
+                if cell.name in needs:  # recorded as infeasible, with the budget it needs
+                    row = infeasible_row(cell, spends[(cell.dataset, cell.density)], needs[cell.name])
+                    rows.append(row)
+                    if on_cell is not None:
+                        on_cell(cell, row)
+                    bar.update(1)
+                    continue
                 summary = read_summary(cell_dir) if (cell_dir / "summary.json").is_file() else None
                 if summary is None:
                     config = cell_config(cell, spends[(cell.dataset, cell.density)])

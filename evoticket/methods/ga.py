@@ -13,7 +13,7 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from evoticket.core.errors import ConfigError
+from evoticket.core.errors import BudgetError, ConfigError
 from evoticket.core.seeds import capture_rng, restore_rng
 from evoticket.evolution import SPENT_KEYS, EvolutionState, evolve, make_toolbox
 from evoticket.genome import ticket_densities
@@ -183,15 +183,16 @@ class GA(Method):
         """A budget must pay for generation 0 and the final training of the ticket.
 
         Raises:
-            ConfigError: naming ``budget.train_flops``.
+            BudgetError: naming ``budget.train_flops`` and the budget needed.
         """
         limit = resolved.config.budget.train_flops
         if limit:
             gen0, _, reserve = ga_costs(resolved, self.run_class.final_training)
             if gen0 + reserve > limit:
-                raise ConfigError(
+                raise BudgetError(
                     f"budget.train_flops: {limit:,} does not pay for generation 0 ({gen0:,}) and the final training "
-                    f"of the ticket ({reserve:,}); must be >= {gen0 + reserve:,}"
+                    f"of the ticket ({reserve:,}); must be >= {gen0 + reserve:,}",
+                    needed=gen0 + reserve,
                 )
 
     def prepare(self, resolved: Resolved) -> GARun:

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from deap import tools
 
-from evoticket.core.errors import ConfigError, Interrupted
+from evoticket.core.errors import BudgetError, ConfigError, Interrupted
 from evoticket.core.seeds import capture_rng, derive_seed, restore_rng
 from evoticket.evolution import SPENT_KEYS, GenerationRecord, make_statistics
 from evoticket.genome import Ticket, ensure_creator, random_masks_like, same_uid, stack_tickets
@@ -345,15 +345,16 @@ class IMP(Method):
         """A budget must pay for round 0.
 
         Raises:
-            ConfigError: naming ``budget.train_flops``.
+            BudgetError: naming ``budget.train_flops`` and the budget needed.
         """
         c, arch = resolved.config, resolved.arch
         limit = c.budget.train_flops
         dense = round_kept_counts(arch, 1.0, {}, 0)[0]
         first = training_flops(arch, dense, c.imp.steps, c.finetune.batch_size)
         if limit and first > limit:
-            raise ConfigError(
-                f"budget.train_flops: {limit:,} does not pay for IMP's round 0 ({first:,}); must be >= {first:,}"
+            raise BudgetError(
+                f"budget.train_flops: {limit:,} does not pay for IMP's round 0 ({first:,}); must be >= {first:,}",
+                needed=first,
             )
 
     def prepare(self, resolved: Resolved) -> IMPRun:

@@ -50,7 +50,7 @@ from typing import Any
 import torch
 from deap import tools
 
-from evoticket.core.errors import ConfigError
+from evoticket.core.errors import BudgetError, ConfigError
 from evoticket.core.seeds import capture_rng, derive_seed, restore_rng
 from evoticket.evolution import SPENT_KEYS, GenerationRecord, make_statistics
 from evoticket.genome import Ticket, ensure_creator, kept_count, random_masks_like, stack_tickets, ticket_densities
@@ -430,15 +430,17 @@ class OneRunMethod(Method):
         longer training": the budget decides the run's length, ``train.steps`` is then unused).
 
         Raises:
-            ConfigError: naming ``budget.train_flops`` when it does not pay for one step.
+            BudgetError: naming ``budget.train_flops`` when it does not pay for two steps.
         """
         limit = resolved.config.budget.train_flops
         if not limit:
             return resolved.config.train.steps
         if self.run_flops(resolved, kept, 2) > limit:
-            raise ConfigError(
+            need = self.run_flops(resolved, kept, 2)
+            raise BudgetError(
                 f"budget.train_flops: {limit:,} does not pay for two training steps of method {self.name!r} "
-                f"({self.run_flops(resolved, kept, 2):,}); must be larger"
+                f"({need:,}); must be >= {need:,}",
+                needed=need,
             )
         lo, hi = 2, 4
         while self.run_flops(resolved, kept, hi) <= limit:
@@ -462,7 +464,7 @@ class OneRunMethod(Method):
         """A budget must pay for a run of at least two steps.
 
         Raises:
-            ConfigError: naming ``budget.train_flops``.
+            BudgetError: naming ``budget.train_flops`` and the budget needed.
         """
         if resolved.config.budget.train_flops:
             self.planned_steps(resolved, self.start_kept(resolved))

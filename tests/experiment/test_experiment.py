@@ -17,6 +17,7 @@ from evoticket.experiment import aggregate, load_experiment, paired, run_experim
 from evoticket.experiment.grid import cell_config
 from evoticket.experiment.results import format_markdown
 from evoticket.methods import METHODS, resolve_run
+from evoticket.methods.ga import ga_costs
 from evoticket.methods.imp import imp_flops
 
 TINY = """
@@ -260,3 +261,29 @@ def test_cell_budgets_follow_imps_spend(tmp_path):
     assert config.budget.train_flops == 4_000_000 and config.imp.steps == 80  # IMP spends more by longer rounds
     ga4 = next(c for c in exp.cells if c.method == "ga" and c.budget == 4)
     assert cell_config(ga4, 1_000_000).ga.generations == 100_000  # the budget ends the GA
+
+
+def test_a_cell_its_budget_cannot_start_is_recorded_as_infeasible_with_the_budget_it_needs(tmp_path):
+    text = TINY.replace('methods = ["dense", "imp", "ga"]', 'methods = ["imp", "ga"]').replace(
+        "seeds = [0, 1]", "seeds = [0]"
+    )
+    path = write(tmp_path, text.replace("ga.population = 4", "ga.population = 400"))
+    r = run_experiment(path, name="x", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False)
+    imp, ga = r.rows
+    assert imp["status"] == "done" and 0 <= imp["test_acc"] <= 1
+    exp = load_experiment(path)
+    cell = next(c for c in exp.cells if c.method == "ga")
+    _, resolved = resolve_run(cell_config(cell, 0))
+    gen0, _, final = ga_costs(resolved)
+    needs = math.ceil(100 * (gen0 + final) / imp["budget_train_flops"]) / 100
+    assert gen0 + final > imp["budget_train_flops"]
+    assert ga["status"] == f"infeasible: needs {needs:.2f}x" and ga["test_acc"] == "" and ga["spent_train_flops"] == 0
+    assert not (r.run_dir / "cells" / ga["cell"]).exists() and r.ran == [imp["cell"]]
+    md = (r.run_dir / "results.md").read_text()
+    assert f"| mnist1d | 0.5 | uniform | 1x | ga | 0 | infeasible: needs {needs:.2f}x |" in md
+    assert [p["hybrid"] for p in paired(r.rows)] == []  # nothing to pair with an infeasible cell
+    # a bad setting in one cell's method is refused before anything runs, naming the cell
+    bad = write(tmp_path, text.replace("ga.population = 4", "ga.population = 1"), "bad.toml")
+    with pytest.raises(ConfigError, match=r"bad.toml: cell ga-mnist1d-d0.5-uniform-x1-s0: ga.population: must be >= 2"):
+        run_experiment(bad, name="y", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False)
+    assert not (tmp_path / "runs" / "y").exists()
