@@ -34,9 +34,28 @@ def _add_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
+def _add_backend(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--backend local|ray`` and ``--address ADDR``."""
+    parser.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        help=f"where {what} run: local (this process) or ray (a Ray cluster; pip install 'evoticket[ray]')",
+    )
+    parser.add_argument(
+        "--address",
+        metavar="ADDR",
+        help="the Ray cluster: auto (the one `ray start` runs here) or HOST:PORT (default: a local instance)",
+    )
+
+
 def _overrides(args: argparse.Namespace) -> list[str]:
-    """The ``--set`` overrides, with ``--no-progress`` as one more."""
-    return [*args.overrides, *(["campaign.progress=false"] if args.no_progress else [])]
+    """The ``--set`` overrides, with ``--no-progress``, ``--backend`` and ``--address`` as more."""
+    more = ["campaign.progress=false"] if args.no_progress else []
+    if getattr(args, "backend", None):
+        more.append(f"campaign.backend={args.backend}")
+    if getattr(args, "address", None) is not None:
+        more.append(f"campaign.ray_address={args.address}")
+    return [*args.overrides, *more]
 
 
 def _add_x_axis(parser: argparse.ArgumentParser, what: str) -> None:
@@ -64,6 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("config", nargs="?", metavar="CONFIG", help="TOML configuration file (default: built-in defaults)")
     _add_overrides(run, "override one configuration key, e.g. --set ga.population=32 (repeatable)")
+    _add_backend(run, "the generations' evaluations")
     run.add_argument("--name", help="run name (default: DATA-MODEL-DATE-TIME)")
     run.add_argument("--force", action="store_true", help="replace an existing run of the same name")
     run.add_argument(
@@ -80,6 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     resume.add_argument("run_dir", metavar="RUN_DIR", help="the run directory, e.g. runs/NAME")
     _add_overrides(resume, "change a key that is safe to change, e.g. --set ga.generations=60 (repeatable)")
+    _add_backend(resume, "the generations' evaluations")
     resume.add_argument("--plots-dir", default="plots", help="parent directory of plot directories (default: plots)")
     plot = sub.add_parser(
         "plot",
@@ -109,6 +130,17 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument("--name", help="experiment name (default: the file's stem)")
     experiment.add_argument("--resume", action="store_true", help="continue runs/NAME (same experiment file)")
     experiment.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    _add_backend(experiment, "the cells")
+    experiment.add_argument(
+        "--cell-cpus", type=int, default=1, metavar="N", help="with --backend ray: CPUs of each cell (default: 1)"
+    )
+    experiment.add_argument(
+        "--cell-gpus",
+        type=float,
+        default=None,
+        metavar="G",
+        help="with --backend ray: GPUs of each cell (default: 1 when the cluster has GPUs, else 0)",
+    )
     experiment.add_argument("--runs-dir", default="runs", help="parent directory of run directories (default: runs)")
     experiment.add_argument(
         "--plots-dir", default="plots", help="parent directory of plot directories (default: plots)"
@@ -173,6 +205,10 @@ def _experiment(args: argparse.Namespace) -> int:
             plots_dir=args.plots_dir,
             resume=args.resume,
             progress=not args.no_progress,
+            backend=args.backend or "local",
+            address=args.address or "",
+            cell_cpus=args.cell_cpus,
+            cell_gpus=args.cell_gpus,
         )
     except Interrupted as e:
         return _interrupted(

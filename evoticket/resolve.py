@@ -9,7 +9,8 @@ architecture, after checking
 * layer names (``ticket.layer_densities``) against the architecture;
 * operator arguments (``ga.operator_args``) against each operator's parameters and ranges;
 * memory: a population, offspring count, network or minibatch plan that cannot fit this machine;
-* the device (``campaign.device``).
+* the device (``campaign.device``), and for the Ray backend that Ray is installed and the
+  cluster's address (``campaign.ray_address``) answers.
 
 The configuration stage imports nothing downstream, so these checks live here, above the stages
 they ask (data, models, operators, training). :func:`evoticket.methods.resolve_run` adds the
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 
 from evoticket.config import CampaignConfig
+from evoticket.core.cluster import check_backend
 from evoticket.core.device import format_bytes, host_memory_bytes, resolve_device
 from evoticket.core.errors import ConfigError, unknown_name
 from evoticket.data import DATASETS, Splits, load_dataset
@@ -168,6 +170,7 @@ def resolve(config: CampaignConfig, *, splits: Splits | None = None) -> Resolved
         DataError: when the data set cannot be found or read.
     """
     check_names(config)
+    check_backend(config.campaign.backend, config.campaign.ray_address)
     device = resolve_device(config.campaign.device)
     if splits is None:
         splits = load_dataset(

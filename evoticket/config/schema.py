@@ -283,6 +283,18 @@ class CampaignSection:
     """Early-stopping step of the final comparison: max validation accuracy, min validation loss, or none (last)."""
     winning_tolerance: float = field(default=0.01, metadata=_at_least(0.0))
     """A ticket is winning if its mean test accuracy is >= the dense network's minus this; in [0, 1]."""
+    backend: str = field(default="local", metadata=_choice("local", "ray"))
+    """Where a generation's evaluation runs: local (this process, one batched fine-tuning) or ray (shards over
+    Ray actors, one per GPU or per ``campaign.worker_cpus`` CPUs; ``pip install 'evoticket[ray]'``). Both give
+    the same records for the same seed."""
+    ray_address: str = ""
+    """The Ray cluster of ``backend = "ray"``: empty (a local instance started for the run, or the one this
+    process already started), ``auto`` (the cluster of ``ray start`` on this machine) or ``HOST:PORT``."""
+    workers: int = field(default=0, metadata=_at_least(0))
+    """Ray actors evaluating shards of each generation; 0 (the default): one per GPU of the cluster, or one
+    per ``campaign.worker_cpus`` CPUs on a CPU cluster; >= 0."""
+    worker_cpus: int = field(default=1, metadata=_at_least(1))
+    """CPUs (and torch threads) of each Ray actor on a CPU cluster; >= 1."""
     progress: bool = True
     """Show a progress bar."""
     plots: str = field(default="all", metadata=_choice("all", "png", "fitness", "none"))

@@ -2,10 +2,13 @@
 
 Set ``EVOTICKET_KILL_AT=POINT:N`` to send SIGKILL to the process the N-th time
 (1-based) it reaches ``kill_point(POINT)``, or ``POINT:N:SIGNAL`` to send another
-signal (e.g. ``final:1:SIGINT``, a Ctrl-C at that moment). Points: ``finetune`` (a
+signal (e.g. ``final:1:SIGINT``, a Ctrl-C at that moment). With ``EVOTICKET_KILL_ONCE=PATH`` as
+well, the signal is sent only by the first process to create ``PATH`` (a restarted Ray worker
+then runs on). Points: ``finetune`` (a
 batch has been fine-tuned, nothing recorded yet), ``records`` (individuals written,
 generation statistics not yet), ``checkpoint`` (checkpoint written to its temporary
-file, not yet renamed), ``final`` (during the final comparison). The variable is
+file, not yet renamed), ``final`` (during the final comparison), ``worker`` (a Ray actor has
+evaluated its shard, not yet returned it). The variable is
 read once, at import; unset, a kill point costs one comparison.
 """
 
@@ -15,6 +18,7 @@ import os
 import signal
 
 ENV = "EVOTICKET_KILL_AT"
+ONCE_ENV = "EVOTICKET_KILL_ONCE"
 
 
 def _parse(spec: str | None) -> tuple[str, int, signal.Signals] | None:
@@ -36,4 +40,10 @@ def kill_point(name: str) -> None:
         return
     _counts[name] = _counts.get(name, 0) + 1
     if _counts[name] == _spec[1]:
+        once = os.environ.get(ONCE_ENV)
+        if once:
+            try:
+                os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            except FileExistsError:
+                return
         os.kill(os.getpid(), _spec[2])

@@ -7,7 +7,7 @@ returns results only; :mod:`.backends` decides where they are computed.
 
 from __future__ import annotations
 
-from evoticket.evolution.backends import BACKENDS, Backend, LocalBackend
+from evoticket.evolution.backends import BACKENDS, Backend, LocalBackend, make_backend
 from evoticket.evolution.evaluator import WORST_FITNESS, BatchEvaluation, EvalResult, Evaluator
 from evoticket.evolution.loop import (
     SPENT_KEYS,
@@ -41,6 +41,7 @@ __all__ = [
     "batched_map",
     "evaluate_invalid",
     "evolve",
+    "make_backend",
     "make_statistics",
     "make_toolbox",
     "operator_kwargs",

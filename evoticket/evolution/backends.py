@@ -2,16 +2,19 @@
 
 As EvoTorch keeps distribution out of its searchers, a backend takes the tickets of a generation
 and returns the pure evaluator's results in population order. :class:`LocalBackend` runs them in
-this process; a Ray backend (shards over actors) can follow with the same interface.
+this process; :class:`~evoticket.evolution.ray_backend.RayBackend` runs shards of it over Ray actors
+(``campaign.backend = "ray"``). :func:`make_backend` picks one from the configuration.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from evoticket.evolution.evaluator import BatchEvaluation, Evaluator
+from evoticket.data import Splits
 from evoticket.genome import Ticket
+from evoticket.models import Architecture
 
 
 class Backend(Protocol):
@@ -19,6 +22,10 @@ class Backend(Protocol):
 
     def evaluate(self, tickets: Sequence[Ticket], generation: int, *, return_weights: bool = False) -> BatchEvaluation:
         """See :meth:`evoticket.evolution.evaluator.Evaluator.evaluate`."""
+        ...
+
+    def close(self) -> None:
+        """Release what the backend holds (workers); it is not used afterwards."""
         ...
 
 
@@ -36,6 +43,37 @@ class LocalBackend:
         """Evaluate all tickets in one call of the evaluator."""
         return self.evaluator.evaluate(tickets, generation, return_weights=return_weights)
 
+    def close(self) -> None:
+        """Nothing to release."""
 
-BACKENDS = {"local": LocalBackend}
-"""Backend name -> class taking an :class:`~evoticket.evolution.evaluator.Evaluator`."""
+
+def make_backend(config: Any, arch: Architecture, splits: Splits) -> Backend:
+    """The backend of ``campaign.backend``: a local one, or a :class:`RayBackend`.
+
+    Args:
+        config: the campaign configuration.
+        arch: the architecture.
+        splits: the data, on the run's device.
+
+    Raises:
+        EvoticketError: for the Ray backend without Ray, or an unreachable cluster.
+    """
+    c = config.campaign
+    if c.backend == "local":
+        return LocalBackend(Evaluator(arch, splits, config.finetune, c.seed))
+    from evoticket.evolution.ray_backend import RayBackend  # imports Ray only when it is chosen
+
+    return RayBackend(
+        arch,
+        splits,
+        config.finetune,
+        c.seed,
+        address=c.ray_address,
+        workers=c.workers,
+        worker_cpus=c.worker_cpus,
+        use_gpu=c.device != "cpu",
+    )
+
+
+BACKENDS = ("local", "ray")
+"""The values of ``campaign.backend``."""

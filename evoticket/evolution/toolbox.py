@@ -23,8 +23,7 @@ from deap import base, tools
 from evoticket.config import CampaignConfig
 from evoticket.core.seeds import derive_seed
 from evoticket.data import Splits
-from evoticket.evolution.backends import LocalBackend
-from evoticket.evolution.evaluator import Evaluator
+from evoticket.evolution.backends import make_backend
 from evoticket.evolution.loop import PopulationEvaluator, batched_map
 from evoticket.genome import FITNESS_WEIGHTS, Ticket, UidCounter, ensure_creator, ticket_densities
 from evoticket.operators import CROSSOVER_DEFAULTS, CROSSOVERS, MUTATION_DEFAULTS, MUTATIONS, SURVIVORS, initTicket
@@ -114,7 +113,7 @@ def make_toolbox(
         elitism=config.ga.elitism,
         tournsize=config.ga.tournament_size,
     )
-    backend = LocalBackend(Evaluator(arch, splits, config.finetune, config.campaign.seed))
+    backend = make_backend(config, arch, splits)
     evaluator = PopulationEvaluator(backend, config.finetune, counter)
     toolbox.register("evaluate", evaluator)
     toolbox.register("map", batched_map)

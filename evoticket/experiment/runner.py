@@ -22,6 +22,7 @@ from evoticket.campaign.lock import RunLock
 from evoticket.campaign.rundir import check_name
 from evoticket.config import CampaignConfig
 from evoticket.config.overrides import read_toml
+from evoticket.core.cluster import connect, import_ray, worker_options
 from evoticket.core.errors import BudgetError, ConfigError, DataError, EvoticketError
 from evoticket.core.io import atomic_write_text
 from evoticket.data import Splits, load_dataset
@@ -92,6 +93,62 @@ class _DataCache:
         return self.loaded[key]
 
 
+def run_cell(config: CampaignConfig, name: str, cells_dir: Path, plots_dir: Path, splits: Splits | None) -> None:
+    """Run (or resume) one cell: a normal campaign in ``cells_dir/name``, its output discarded."""
+    with open(os.devnull, "w") as quiet:
+        run_campaign(config, name=name, runs_dir=cells_dir, plots_dir=plots_dir, resume=True, splits=splits, out=quiet)
+
+
+def _cell_task(config: dict[str, Any], name: str, cells_dir: str, plots_dir: str, splits: Splits) -> str:
+    """A cell as a Ray task (in a worker process): returns its name."""
+    run_cell(CampaignConfig.from_dict(config), name, Path(cells_dir), Path(plots_dir), splits)
+    return name
+
+
+def _run_on_ray(
+    todo: list[Cell],
+    spends: dict[tuple[str, float], int],
+    data: _DataCache,
+    cells_dir: Path,
+    plot_dir: Path,
+    address: str,
+    cell_cpus: int,
+    cell_gpus: float | None,
+    bar: Any,
+    finished: Callable[[Cell], None],
+) -> None:
+    """Run cells as Ray tasks, each with ``cell_cpus`` CPUs and ``cell_gpus`` GPUs, as the cluster has room."""
+    ray = connect(address, key="--address")
+    if cell_gpus is None:
+        cell_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) else 0.0
+    task = ray.remote(max_retries=2)(_cell_task).options(num_cpus=cell_cpus, num_gpus=cell_gpus, **worker_options())
+    refs: dict[int, Any] = {}  # each data set goes to the object store once
+    pending: dict[Any, Cell] = {}
+    for cell in todo:
+        config = cell_config(cell, spends[(cell.dataset, cell.density)])
+        splits = data.get(cell.dataset, config)
+        if id(splits) not in refs:
+            refs[id(splits)] = ray.put(splits.to("cpu"))
+        ref = task.remote(config.to_dict(), cell.name, str(cells_dir), str(plot_dir / "cells"), refs[id(splits)])
+        pending[ref] = cell
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1)
+            for ref in ready:
+                cell = pending.pop(ref)
+                try:
+                    ray.get(ref)
+                except ray.exceptions.RayTaskError as e:
+                    if isinstance(e.cause, EvoticketError):
+                        raise EvoticketError(f"cell {cell.name}: {e.cause}") from None
+                    raise
+                bar.set_postfix_str(cell.name)
+                finished(cell)
+    finally:
+        for ref in pending:  # an interrupted driver cancels the cells still queued or running
+            ray.cancel(ref, force=True)
+
+
 def run_experiment(
     path: str | os.PathLike,
     *,
@@ -102,6 +159,10 @@ def run_experiment(
     progress: bool = True,
     splits: Mapping[str, Splits] | None = None,
     on_cell: Callable[[Cell, dict[str, Any]], None] | None = None,
+    backend: str = "local",
+    address: str = "",
+    cell_cpus: int = 1,
+    cell_gpus: float | None = None,
 ) -> ExperimentResult:
     """Run every cell of an experiment file (or the ones a killed run left), then write its results.
 
@@ -114,6 +175,11 @@ def run_experiment(
         progress: a tqdm bar over cells (with the time left).
         splits: data set name -> data to use instead of loading it (tests).
         on_cell: called after each cell with its ``results.csv`` row.
+        backend: ``"local"`` (the cells one after another in this process) or ``"ray"`` (the cells as
+            Ray tasks on the cluster at ``address``, as many at once as it has room for).
+        address: the Ray cluster (``""``: a local instance, ``"auto"`` or ``HOST:PORT``).
+        cell_cpus: CPUs of each cell's Ray task (>= 1).
+        cell_gpus: GPUs of each cell's Ray task; default 1 when the cluster has GPUs, else 0.
 
     Returns:
         An :class:`ExperimentResult`.
@@ -125,6 +191,12 @@ def run_experiment(
             GA's generation 0 and final training, IMP's round 0, two steps) is not an error: it is
             recorded as ``infeasible`` in ``results.csv``, with the budget it would need.
     """
+    if backend not in ("local", "ray"):
+        raise ConfigError(f"--backend: unknown backend {backend!r}; valid: local, ray")
+    if cell_cpus < 1:
+        raise ConfigError(f"--cell-cpus: must be >= 1, got {cell_cpus}")
+    if backend == "ray":
+        import_ray("--backend")
     exp = load_experiment(path)
     name = name or Path(path).stem
     check_name(name)
@@ -162,39 +234,44 @@ def run_experiment(
         cells_dir = run_dir / "cells"
         from tqdm.auto import tqdm
 
+        todo = [c for c in exp.cells if c.name not in needs and not (cells_dir / c.name / "summary.json").is_file()]
         rows, ran = [], []
-        bar = tqdm(total=len(exp.cells), desc="cells", unit="cell", disable=not progress, dynamic_ncols=True)
-        try:
-            for cell in exp.cells:
-                bar.set_postfix_str(cell.name)
-                cell_dir = cells_dir / cell.name
-                if cell.name in needs:  # recorded as infeasible, with the budget it needs
-                    row = infeasible_row(cell, spends[(cell.dataset, cell.density)], needs[cell.name])
-                    rows.append(row)
-                    if on_cell is not None:
-                        on_cell(cell, row)
-                    bar.update(1)
-                    continue
-                summary = read_summary(cell_dir) if (cell_dir / "summary.json").is_file() else None
-                if summary is None:
-                    config = cell_config(cell, spends[(cell.dataset, cell.density)])
-                    with open(os.devnull, "w") as quiet:
-                        run_campaign(
-                            config,
-                            name=cell.name,
-                            runs_dir=cells_dir,
-                            plots_dir=plot_dir / "cells",
-                            resume=True,
-                            splits=data.get(cell.dataset, config),
-                            out=quiet,
-                        )
-                    summary = read_summary(cell_dir)
-                    ran.append(cell.name)
-                row = cell_row(cell, summary, spends[(cell.dataset, cell.density)])
-                rows.append(row)
-                if on_cell is not None:
-                    on_cell(cell, row)
+        bar = tqdm(
+            total=len(exp.cells),
+            initial=len(exp.cells) - len(todo),  # the time left is estimated from the cells run now
+            desc="cells",
+            unit="cell",
+            disable=not progress,
+            dynamic_ncols=True,
+        )
+        done: dict[str, dict[str, Any]] = {}  # cell name -> its row
+
+        def finished(cell: Cell, count: bool = True) -> None:
+            spend = spends[(cell.dataset, cell.density)]
+            if cell.name in needs:  # recorded as infeasible, with the budget it needs
+                row = infeasible_row(cell, spend, needs[cell.name])
+            else:
+                row = cell_row(cell, read_summary(cells_dir / cell.name), spend)
+            done[cell.name] = row
+            if on_cell is not None:
+                on_cell(cell, row)
+            if count:
                 bar.update(1)
+
+        try:
+            for cell in exp.cells:  # finished and infeasible cells first: the bar starts where the last run stopped
+                if cell not in todo:
+                    finished(cell, count=False)
+            if backend == "ray":
+                _run_on_ray(todo, spends, data, cells_dir, plot_dir, address, cell_cpus, cell_gpus, bar, finished)
+            else:
+                for cell in todo:
+                    bar.set_postfix_str(cell.name)
+                    config = cell_config(cell, spends[(cell.dataset, cell.density)])
+                    run_cell(config, cell.name, cells_dir, plot_dir / "cells", data.get(cell.dataset, config))
+                    finished(cell)
+            ran = [c.name for c in todo]
+            rows = [done[c.name] for c in exp.cells]
         finally:
             bar.close()
         write_results(run_dir, plot_dir, rows, copy.deepcopy(exp.raw))
@@ -204,4 +281,4 @@ def run_experiment(
     return ExperimentResult(run_dir, plot_dir, rows, ran)
 
 
-__all__ = ["EXPERIMENT_FILE", "ExperimentResult", "imp_spend", "load_experiment", "run_experiment"]
+__all__ = ["EXPERIMENT_FILE", "ExperimentResult", "imp_spend", "load_experiment", "run_cell", "run_experiment"]

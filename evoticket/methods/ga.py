@@ -137,9 +137,12 @@ class GARun(MethodRun):
                 self.budget_stopped = not fits
                 return fits
 
-        population, _, hof = evolve(
-            self.toolbox, c, hooks=(count, *hooks), state=self.state, should_stop=should_stop, proceed=proceed
-        )
+        try:
+            population, _, hof = evolve(
+                self.toolbox, c, hooks=(count, *hooks), state=self.state, should_stop=should_stop, proceed=proceed
+            )
+        finally:
+            self.toolbox.backend.close()  # the Ray backend's actors end with the search
         best = max(population, key=lambda ind: ind.fitness.wvalues)
         info = {}
         if limit:

@@ -1,0 +1,180 @@
+"""The Ray backend: each generation's evaluation split into shards over Ray actors.
+
+As EvoTorch distributes its populations with Ray actors, :class:`RayBackend` keeps a pool of
+actors for the whole campaign. Each actor holds the data set (sent once, through Ray's object
+store) and a pure :class:`~evoticket.evolution.evaluator.Evaluator`; each generation, the
+population is cut into contiguous shards in population order, one per actor, the genomes travel
+through the object store, and the results are gathered back in population order. Selection,
+variation, records and checkpoints stay on the driver.
+
+Every shard is fine-tuned on the generation's minibatch sequence (common random numbers), and the
+batched engine gives each individual the trajectory it would follow alone, so the records do not
+depend on the split: a campaign on Ray writes the same records as a local one, bit for bit on
+the CPU (tested). On a CPU cluster each actor runs ``campaign.worker_cpus`` torch threads.
+
+A worker process that dies mid-generation is restarted by Ray (``max_restarts``) and its shard is
+run again (``max_task_retries``); the generation then completes with the same results, recorded
+once. A killed driver leaves the last checkpoint, which either backend resumes.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+import torch
+
+from evoticket.config import FinetuneConfig
+from evoticket.core.cluster import connect, worker_options
+from evoticket.core.errors import ConfigError
+from evoticket.core.faults import kill_point
+from evoticket.data import Splits
+from evoticket.evolution.evaluator import BatchEvaluation, Evaluator
+from evoticket.genome import Ticket
+from evoticket.models import Architecture
+
+RESTARTS = 8
+"""Restarts of a worker actor (and retries of its shard) before the generation fails."""
+
+
+class ShardWorker:
+    """A Ray actor's state: the data on its device and the pure evaluator (constructed once, reused).
+
+    Args:
+        arch: the architecture of every ticket.
+        splits: the data (CPU tensors; resolved from the object store by Ray).
+        cfg: fine-tuning settings.
+        seed: ``campaign.seed``.
+        device: ``"cuda"`` for an actor with a GPU, else ``"cpu"``.
+        threads: torch threads of the actor on the CPU (>= 1).
+    """
+
+    def __init__(
+        self, arch: Architecture, splits: Splits, cfg: FinetuneConfig, seed: int, device: str, threads: int
+    ) -> None:
+        if device == "cpu":
+            torch.set_num_threads(threads)
+        self.evaluator = Evaluator(arch, splits.to(device), cfg, seed)
+
+    def evaluate(self, genomes: list[tuple], generation: int, return_weights: bool) -> BatchEvaluation:
+        """Evaluate one shard: ``genomes`` are ``(theta0, masks, init_scheme, init_std)`` tuples."""
+        tickets = [Ticket(theta0, masks, scheme, std) for theta0, masks, scheme, std in genomes]
+        batch = self.evaluator.evaluate(tickets, generation, return_weights=return_weights)
+        kill_point("worker")
+        return batch
+
+    def pid(self) -> int:
+        """The actor's process id."""
+        return os.getpid()
+
+
+def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
+    """Contiguous ``[start, stop)`` ranges splitting ``n`` individuals into at most ``shards`` non-empty shards.
+
+    The first ``n % shards`` shards hold one more individual (as ``numpy.array_split``).
+    """
+    shards = max(1, min(shards, n))
+    size, extra = divmod(n, shards)
+    out, start = [], 0
+    for i in range(shards):
+        stop = start + size + (1 if i < extra else 0)
+        out.append((start, stop))
+        start = stop
+    return out if n else []
+
+
+class RayBackend:
+    """Evaluates each generation in shards over a pool of Ray actors, gathering the results in order.
+
+    Args:
+        arch: the architecture of every ticket.
+        splits: the data (moved to the CPU and put in the object store once).
+        cfg: fine-tuning settings.
+        seed: ``campaign.seed``.
+        address: the cluster (``campaign.ray_address``: ``""``, ``"auto"`` or ``HOST:PORT``).
+        workers: actors (``campaign.workers``); 0: one per GPU of the cluster, or one per
+            ``worker_cpus`` CPUs.
+        worker_cpus: CPUs and torch threads of an actor on a CPU cluster (>= 1).
+        use_gpu: give each actor a GPU when the cluster has GPUs (False for ``campaign.device = "cpu"``).
+
+    Attributes:
+        actors: the actor handles, in shard order.
+        overhead_seconds: summed over generations, the evaluation's wall time not spent fine-tuning
+            or evaluating in the slowest shard (serialisation, scheduling, gathering; s).
+
+    Raises:
+        EvoticketError: when Ray is not installed or the cluster cannot be reached.
+        ConfigError: when the cluster has no room for one actor.
+    """
+
+    def __init__(
+        self,
+        arch: Architecture,
+        splits: Splits,
+        cfg: FinetuneConfig,
+        seed: int,
+        *,
+        address: str = "",
+        workers: int = 0,
+        worker_cpus: int = 1,
+        use_gpu: bool = True,
+    ) -> None:
+        ray = connect(address)
+        self._ray = ray
+        resources = ray.cluster_resources()
+        gpus = int(resources.get("GPU", 0)) if use_gpu else 0
+        cpus = int(resources.get("CPU", 0))
+        if gpus:
+            count, options, device = workers or gpus, {"num_gpus": 1, "num_cpus": 1}, "cuda"
+        else:
+            if cpus < worker_cpus:
+                raise ConfigError(
+                    f"campaign.worker_cpus: {worker_cpus} CPUs per Ray actor, but the cluster has {cpus}; "
+                    f"must be <= {cpus}"
+                )
+            count, options, device = workers or max(1, cpus // worker_cpus), {"num_cpus": worker_cpus}, "cpu"
+        actor = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(ShardWorker)
+        data = ray.put(splits.to("cpu"))  # the data set goes to the object store once, not every generation
+        self.actors = [
+            actor.options(**options, **worker_options()).remote(arch, data, cfg, seed, device, worker_cpus)
+            for _ in range(count)
+        ]
+        self._data = data  # kept alive for actor restarts
+        self.device = device
+        self.overhead_seconds = 0.0
+
+    def evaluate(self, tickets: Sequence[Ticket], generation: int, *, return_weights: bool = False) -> BatchEvaluation:
+        """Evaluate the tickets in shards, one per actor, and gather the results in population order.
+
+        Times: ``train_seconds`` and ``eval_seconds`` are those of the slowest shard (the shards run
+        at once); the rest of the wall time is added to :attr:`overhead_seconds`.
+        """
+        ray = self._ray
+        tickets = list(tickets)
+        if not tickets:
+            return BatchEvaluation()
+        start = time.perf_counter()
+        refs = []
+        for actor, (lo, hi) in zip(self.actors, shard_bounds(len(tickets), len(self.actors))):
+            genomes = ray.put([(t.theta0, t.masks, t.init_scheme, t.init_std) for t in tickets[lo:hi]])
+            refs.append(actor.evaluate.remote(genomes, generation, return_weights))
+        parts = ray.get(refs)
+        out = BatchEvaluation([r for part in parts for r in part.results])
+        slowest = max(parts, key=lambda p: p.train_seconds + p.eval_seconds)
+        out.train_seconds, out.eval_seconds = slowest.train_seconds, slowest.eval_seconds
+        self.overhead_seconds += max(0.0, time.perf_counter() - start - out.train_seconds - out.eval_seconds)
+        return out
+
+    def pids(self) -> list[int]:
+        """The actors' process ids, in shard order."""
+        return self._ray.get([a.pid.remote() for a in self.actors])
+
+    def close(self) -> None:
+        """End the actors (the cluster stays up)."""
+        for a in self.actors:
+            self._ray.kill(a)
+        self.actors = []
+
+
+__all__ = ["RESTARTS", "RayBackend", "ShardWorker", "shard_bounds"]

@@ -1,0 +1,158 @@
+"""The Ray backend on a real local Ray instance (one for the whole module): same records as local, a worker
+killed mid-generation, a tiny experiment grid as Ray tasks, and the errors without Ray or a cluster."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+import textwrap
+
+import pytest
+
+from evoticket import cli
+from evoticket.campaign import run_campaign
+from evoticket.config import CampaignConfig
+from evoticket.core.errors import EvoticketError
+from evoticket.evolution.ray_backend import shard_bounds
+
+ray = pytest.importorskip("ray")
+
+CAMPAIGN = [
+    "ga.population=6",
+    "ga.offspring=6",
+    "ga.generations=3",
+    "finetune.steps=5",
+    "finetune.batch_size=50",
+    "model.hidden=[16]",
+    "campaign.final_steps=10",
+    "campaign.final_seeds=1",
+    "campaign.final_eval_every=5",
+    "campaign.plots=none",
+    "campaign.progress=false",
+    "campaign.device=cpu",
+]
+TIMES = {"seconds", "finetune_seconds"}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local Ray instance of 2 CPUs for every test of the module."""
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False)
+    yield ray
+    ray.shutdown()
+
+
+def records(run_dir):
+    """individuals.jsonl as text, and generations.csv without its wall times."""
+    with open(run_dir / "generations.csv", newline="") as f:
+        gens = [{k: v for k, v in row.items() if k not in TIMES} for row in csv.DictReader(f)]
+    return (run_dir / "individuals.jsonl").read_text(), gens
+
+
+def campaign(tmp_path, name, *more):
+    config = CampaignConfig().with_overrides([*CAMPAIGN, *more])
+    return run_campaign(config, name=name, runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots")
+
+
+def test_shards_are_contiguous_in_population_order():
+    assert shard_bounds(10, 3) == [(0, 4), (4, 7), (7, 10)]
+    assert shard_bounds(2, 4) == [(0, 1), (1, 2)]  # never an empty shard
+    assert shard_bounds(0, 2) == []
+
+
+def test_ray_gives_the_records_of_the_local_backend_even_with_a_worker_killed(cluster, tmp_path, monkeypatch):
+    local = campaign(tmp_path, "local")
+    on_ray = campaign(tmp_path, "ray", "campaign.backend=ray", "campaign.workers=2")
+    assert records(on_ray.run_dir) == records(local.run_dir)
+    assert on_ray.summary["best"] == local.summary["best"]
+    # a worker process dies (SIGKILL) after fine-tuning its shard of generation 1, before returning it:
+    # Ray restarts it, the shard runs again, and nothing is recorded twice or lost
+    marker = tmp_path / "killed"
+    monkeypatch.setenv("EVOTICKET_KILL_AT", "worker:2")
+    monkeypatch.setenv("EVOTICKET_KILL_ONCE", str(marker))
+    killed = campaign(tmp_path, "killed", "campaign.backend=ray", "campaign.workers=2")
+    assert marker.exists()  # the kill happened
+    assert records(killed.run_dir) == records(local.run_dir)
+
+
+def test_a_driver_killed_on_ray_resumes_locally_to_the_same_files(cluster, tmp_path, cli):
+    from evoticket.campaign import resume_campaign
+
+    reference = campaign(tmp_path, "reference")
+    sets = [*CAMPAIGN, "campaign.backend=ray", "campaign.workers=2"]
+    address = cluster.get_runtime_context().gcs_address  # the driver joins the module's instance
+    killed = cli(tmp_path, sets, "run", "--name", "k", "--address", address, kill_at="checkpoint:2")
+    assert killed.returncode != 0
+    resumed = resume_campaign(tmp_path / "runs" / "k", ["campaign.backend=local"], plots_dir=tmp_path / "plots")
+    assert records(resumed.run_dir) == records(reference.run_dir)
+
+
+TINY = """
+[experiment]
+seeds = [0, 1]
+methods = ["dense", "imp", "ga"]
+densities = [0.5]
+datasets = ["mnist1d"]
+budgets = [1]
+
+[base]
+model.hidden = [16]
+finetune.batch_size = 50
+campaign.final_steps = 20
+campaign.final_eval_every = 10
+campaign.final_seeds = 1
+campaign.device = "cpu"
+campaign.plots = "none"
+
+[datasets.mnist1d]
+data.name = "mnist1d"
+
+[variants.dense]
+train.eval_every = 10
+
+[variants.imp]
+imp.steps = 20
+imp.eval_every = 10
+
+[variants.ga]
+finetune.steps = 5
+ga.population = 4
+"""
+
+
+def test_a_tiny_experiment_runs_its_cells_as_ray_tasks(cluster, tmp_path):
+    from evoticket.experiment import run_experiment
+
+    path = tmp_path / "exp.toml"
+    path.write_text(textwrap.dedent(TINY), encoding="utf-8")
+    dirs = {"runs_dir": tmp_path / "runs", "plots_dir": tmp_path / "plots", "progress": False}
+    local = run_experiment(path, name="local", **dirs)
+    on_ray = run_experiment(path, name="ray", backend="ray", **dirs)
+    drop = ("wall_seconds",)
+    assert [{k: v for k, v in r.items() if k not in drop} for r in on_ray.rows] == [
+        {k: v for k, v in r.items() if k not in drop} for r in local.rows
+    ]
+    again = run_experiment(path, name="ray", backend="ray", resume=True, **dirs)
+    assert again.ran == []  # finished cells are skipped on resume
+    assert (on_ray.run_dir / "results.md").read_text() == (again.run_dir / "results.md").read_text()
+
+
+def test_without_ray_or_a_cluster_the_error_is_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    argv = ["run", *[a for s in CAMPAIGN for a in ("--set", s)], "--name", "x"]
+    code = cli.main([*argv, "--backend", "ray", "--address", "127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("evoticket: error: campaign.ray_address: cannot reach a Ray cluster at 127.0.0.1:9")
+    assert not (tmp_path / "runs").exists()  # refused before anything was written
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if the extra were not installed
+    code = cli.main([*argv, "--backend", "ray"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "campaign.backend = 'ray' needs Ray, which is not installed" in err and "evoticket[ray]" in err
+    with pytest.raises(EvoticketError, match=r"^--backend = 'ray' needs Ray"):
+        from evoticket.experiment import run_experiment
+
+        run_experiment(tmp_path / "none.toml", backend="ray")
