@@ -33,9 +33,9 @@ from evoticket.evolution import evolve, make_toolbox
 from evoticket.genome import Ticket, load_ticket, load_ticket_state
 
 __all__ = [
+    "BudgetError",
     "CampaignConfig",
     "CampaignResult",
-    "BudgetError",
     "ConfigError",
     "DataError",
     "EvoticketError",

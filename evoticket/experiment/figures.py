@@ -32,13 +32,20 @@ def _errorbar(ax: Any, xs: list[float], rows: list[dict[str, Any]], colour: Any,
     ax.errorbar(xs, ys, yerr=[lo, hi], color=colour, marker=marker, ms=4, lw=1.2, capsize=2, label=label)
 
 
-def _finish(fig: Any, ax: Any, xlabel: str, title: str, stem: Path) -> list[Path]:
-    """Log x axis, labels, legend; write ``stem.png`` and ``stem.pdf`` and close the figure."""
+def _finish(fig: Any, ax: Any, xlabel: str, title: str, stem: Path, ticks: Sequence[float] = ()) -> list[Path]:
+    """Log x axis (labelled at ``ticks`` when given), labels, the legend outside the axes; write
+    ``stem.png`` and ``stem.pdf`` and close the figure."""
+    from matplotlib.ticker import FuncFormatter, NullLocator
+
     ax.set_xscale("log")
+    if ticks:
+        ax.set_xticks(list(ticks))
+        ax.xaxis.set_minor_locator(NullLocator())
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy (%)")
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2, framealpha=0.9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.9)
     fig.tight_layout()
     return common.save_all(fig, stem.parent, stem.name)
 
@@ -57,7 +64,7 @@ def plot_experiment(agg: Sequence[dict[str, Any]], plot_dir: Path) -> list[Path]
         rows = [a for a in agg if a["dataset"] == dataset]
         main = [a for a in rows if a["budget"] == 1 and a["allocation"] == "uniform"]
         if len({a["density"] for a in main}) >= 1 and main:
-            fig, ax = plt.subplots(figsize=(2 * common.COLUMN_WIDTH, 4.0))
+            fig, ax = plt.subplots(figsize=(2.5 * common.COLUMN_WIDTH, 4.0))
             for m in methods:
                 pts = sorted((a for a in main if a["method"] == m), key=lambda a: a["density"])
                 if pts:  # a dense method sits at its cell's target density; the label says it is dense
@@ -65,7 +72,12 @@ def plot_experiment(agg: Sequence[dict[str, Any]], plot_dir: Path) -> list[Path]
                     _errorbar(ax, [100 * a["density"] for a in pts], pts, *style[m], label)
             title = f"{dataset}: test accuracy against density at equal compute (1x IMP's budget)"
             written += _finish(
-                fig, ax, "density (% of weights kept, log scale)", title, plot_dir / f"accuracy_vs_density-{dataset}"
+                fig,
+                ax,
+                "density (% of weights kept, log scale)",
+                title,
+                plot_dir / f"accuracy_vs_density-{dataset}",
+                ticks=sorted({100 * a["density"] for a in main}),
             )
         by_density: dict[float, set] = defaultdict(set)
         for a in rows:
@@ -75,7 +87,7 @@ def plot_experiment(agg: Sequence[dict[str, Any]], plot_dir: Path) -> list[Path]
             continue
         density = max(by_density, key=lambda d: (len(by_density[d]), d == 0.1))
         pts_all = [a for a in rows if a["density"] == density and a["allocation"] == "uniform" and a["budget"] > 0]
-        fig, ax = plt.subplots(figsize=(2 * common.COLUMN_WIDTH, 4.0))
+        fig, ax = plt.subplots(figsize=(2.5 * common.COLUMN_WIDTH, 4.0))
         untrained = sorted({a["method"] for a in pts_all if a["spent_train_flops"] <= 0})
         for m in methods:
             pts = sorted(

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from deap import tools
 
-from evoticket.core.errors import BudgetError, ConfigError, Interrupted
+from evoticket.core.errors import BudgetError, Interrupted
 from evoticket.core.seeds import capture_rng, derive_seed, restore_rng
 from evoticket.evolution import SPENT_KEYS, GenerationRecord, make_statistics
 from evoticket.genome import Ticket, ensure_creator, random_masks_like, same_uid, stack_tickets

@@ -15,7 +15,7 @@ from evoticket.core import faults
 from evoticket.core.errors import ConfigError, EvoticketError, Interrupted
 from evoticket.experiment import aggregate, load_experiment, paired, run_experiment, t_interval
 from evoticket.experiment.grid import cell_config
-from evoticket.experiment.results import format_markdown
+from evoticket.experiment.results import format_markdown, main_table
 from evoticket.methods import METHODS, resolve_run
 from evoticket.methods.ga import ga_costs
 from evoticket.methods.imp import imp_flops
@@ -287,3 +287,29 @@ def test_a_cell_its_budget_cannot_start_is_recorded_as_infeasible_with_the_budge
     with pytest.raises(ConfigError, match=r"bad.toml: cell ga-mnist1d-d0.5-uniform-x1-s0: ga.population: must be >= 2"):
         run_experiment(bad, name="y", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False)
     assert not (tmp_path / "runs" / "y").exists()
+
+
+def test_the_main_table_puts_methods_against_densities_best_first_with_infeasible_cells_named():
+    def group(method, density, mean, status="done"):
+        seeds = 3 if status == "done" else 0
+        return {
+            "dataset": "d", "density": density, "allocation": "uniform", "budget": 1, "method": method,
+            "seeds": seeds, "test_acc_mean": mean, "ci_low": mean - 0.1, "ci_high": mean + 0.1, "status": status,
+        }  # fmt: skip
+
+    agg = [
+        group("a", 0.5, 0.5),
+        group("a", 0.1, 0.3),
+        group("g", 0.5, math.nan, "infeasible: needs 1.10x"),
+        group("g", 0.1, 0.6),
+        {**group("a", 0.1, 0.9), "budget": 4},  # not the 1x budget: not in the main table
+    ]
+    assert main_table(agg) == [
+        "",
+        "## d: test accuracy (%) at the 1x budget, uniform allocation",
+        "",
+        "| method | density 0.5 | density 0.1 |",
+        "|---|---|---|",
+        "| g | infeasible: needs 1.10x | 60.0 [50.0, 70.0] |",
+        "| a | 50.0 [40.0, 60.0] | 30.0 [20.0, 40.0] |",
+    ]
