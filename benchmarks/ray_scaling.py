@@ -94,12 +94,16 @@ def main() -> None:
             )
             backend.close()
     ray.shutdown()
-    print(f"{'backend':<8} {'workers':>7} {'population':>10} {'first gen s':>11} {'gen s':>7} {'vs local':>8} {'overhead':>8}")
+    print(
+        f"{'backend':<8} {'workers':>7} {'population':>10} {'first gen s':>11} {'gen s':>7} {'vs local':>8} {'overhead':>8}"
+    )
     for r in rows:
         first = "" if r["first_s"] is None else f"{r['first_s']:.2f}"
         vs = f"{r['vs_local']:.2f}" if "vs_local" in r else "1.00"
         oh = f"{100 * r['overhead_fraction']:.1f}%" if "overhead_fraction" in r else ""
-        print(f"{r['backend']:<8} {r['workers']:>7} {r['population']:>10} {first:>11} {r['gen_s']:>7.2f} {vs:>8} {oh:>8}")
+        print(
+            f"{r['backend']:<8} {r['workers']:>7} {r['population']:>10} {first:>11} {r['gen_s']:>7.2f} {vs:>8} {oh:>8}"
+        )
     meta = {
         "machine": f"{platform.processor() or platform.machine()}, {cpus} CPUs",
         "torch": torch.__version__,

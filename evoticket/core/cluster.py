@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 from typing import Any
 
@@ -49,7 +50,9 @@ def _check_reachable(address: str, key: str, timeout: float = 5.0) -> None:
     target = address.removeprefix("ray://")
     host, sep, port = target.rpartition(":")
     if not sep or not port.isdigit() or not host:
-        raise EvoticketError(f"{key}: {address!r} is not a Ray address; give HOST:PORT, 'auto' or '' (a local instance)")
+        raise EvoticketError(
+            f"{key}: {address!r} is not a Ray address; give HOST:PORT, 'auto' or '' (a local instance)"
+        )
     try:
         with socket.create_connection((host, int(port)), timeout=timeout):
             pass
@@ -94,6 +97,7 @@ def connect(address: str = "", *, key: str = "campaign.ray_address", num_cpus: i
         _check_reachable(address, key)
     if ray.is_initialized():
         return ray
+    state = random.getstate()  # ray.init draws from Python's random, which DEAP's selection uses
     try:
         ray.init(
             address=address or None,
@@ -106,6 +110,8 @@ def connect(address: str = "", *, key: str = "campaign.ray_address", num_cpus: i
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         where = address or "a local instance"
         raise EvoticketError(f"{key}: cannot connect to the Ray cluster at {where}: {first}") from None
+    finally:
+        random.setstate(state)
     return ray
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from evoticket.evolution.evaluator import BatchEvaluation, Evaluator
 from evoticket.data import Splits
+from evoticket.evolution.evaluator import BatchEvaluation, Evaluator
 from evoticket.genome import Ticket
 from evoticket.models import Architecture
 

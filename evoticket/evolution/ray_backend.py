@@ -43,7 +43,7 @@ class ShardWorker:
 
     Args:
         arch: the architecture of every ticket.
-        splits: the data (CPU tensors; resolved from the object store by Ray).
+        splits: a one-element list holding the object-store reference of the data (CPU tensors).
         cfg: fine-tuning settings.
         seed: ``campaign.seed``.
         device: ``"cuda"`` for an actor with a GPU, else ``"cpu"``.
@@ -51,11 +51,14 @@ class ShardWorker:
     """
 
     def __init__(
-        self, arch: Architecture, splits: Splits, cfg: FinetuneConfig, seed: int, device: str, threads: int
+        self, arch: Architecture, splits: list, cfg: FinetuneConfig, seed: int, device: str, threads: int
     ) -> None:
+        import ray
+
         if device == "cpu":
             torch.set_num_threads(threads)
-        self.evaluator = Evaluator(arch, splits.to(device), cfg, seed)
+        data: Splits = ray.get(splits[0])  # fetched here: a restarted actor fetches it again
+        self.evaluator = Evaluator(arch, data.to(device), cfg, seed)
 
     def evaluate(self, genomes: list[tuple], generation: int, return_weights: bool) -> BatchEvaluation:
         """Evaluate one shard: ``genomes`` are ``(theta0, masks, init_scheme, init_std)`` tuples."""
@@ -137,7 +140,7 @@ class RayBackend:
         actor = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(ShardWorker)
         data = ray.put(splits.to("cpu"))  # the data set goes to the object store once, not every generation
         self.actors = [
-            actor.options(**options, **worker_options()).remote(arch, data, cfg, seed, device, worker_cpus)
+            actor.options(**options, **worker_options()).remote(arch, [data], cfg, seed, device, worker_cpus)
             for _ in range(count)
         ]
         self._data = data  # kept alive for actor restarts
@@ -156,7 +159,7 @@ class RayBackend:
             return BatchEvaluation()
         start = time.perf_counter()
         refs = []
-        for actor, (lo, hi) in zip(self.actors, shard_bounds(len(tickets), len(self.actors))):
+        for actor, (lo, hi) in zip(self.actors, shard_bounds(len(tickets), len(self.actors)), strict=False):
             genomes = ray.put([(t.theta0, t.masks, t.init_scheme, t.init_std) for t in tickets[lo:hi]])
             refs.append(actor.evaluate.remote(genomes, generation, return_weights))
         parts = ray.get(refs)

@@ -91,7 +91,7 @@ def test_a_driver_killed_on_ray_resumes_locally_to_the_same_files(cluster, tmp_p
 
 TINY = """
 [experiment]
-seeds = [0, 1]
+seeds = [0]
 methods = ["dense", "imp", "ga"]
 densities = [0.5]
 datasets = ["mnist1d"]
