@@ -142,47 +142,23 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         groups[(r["dataset"], r["density"], r["allocation"], r["budget"], r["method"])].append(r)
     out = []
     for (dataset, density, allocation, budget, method), every in groups.items():
+        group = {"dataset": dataset, "density": density, "allocation": allocation, "budget": budget, "method": method}
         rs = _done(every)
         if not rs:  # no cell of the group could run in its budget: the row says what it would need
-            out.append(
-                {
-                    "dataset": dataset,
-                    "density": density,
-                    "allocation": allocation,
-                    "budget": budget,
-                    "method": method,
-                    "seeds": 0,
-                    "test_acc_mean": math.nan,
-                    "ci_low": math.nan,
-                    "ci_high": math.nan,
-                    "density_reached": math.nan,
-                    "spent_train_flops": 0.0,
-                    "budget_train_flops": sum(r["budget_train_flops"] for r in every) / len(every),
-                    "wall_seconds": 0.0,
-                    "status": every[0]["status"],
-                }
+            nan = math.nan
+            group.update(seeds=0, test_acc_mean=nan, ci_low=nan, ci_high=nan, density_reached=nan)
+            group.update(
+                spent_train_flops=0.0, budget_train_flops=sum(r["budget_train_flops"] for r in every) / len(every)
             )
+            group.update(wall_seconds=0.0, status=every[0]["status"])
+            out.append(group)
             continue
-        accs = [r["test_acc"] for r in rs]
-        mean, low, high = t_interval(accs)
-        out.append(
-            {
-                "dataset": dataset,
-                "density": density,
-                "allocation": allocation,
-                "budget": budget,
-                "method": method,
-                "seeds": len(rs),
-                "test_acc_mean": mean,
-                "ci_low": low,
-                "ci_high": high,
-                "density_reached": sum(r["density_reached"] for r in rs) / len(rs),
-                "spent_train_flops": sum(r["spent_train_flops"] for r in rs) / len(rs),
-                "budget_train_flops": sum(r["budget_train_flops"] for r in rs) / len(rs),
-                "wall_seconds": sum(r["wall_seconds"] for r in rs) / len(rs),
-                "status": "done",
-            }
-        )
+        mean, low, high = t_interval([r["test_acc"] for r in rs])
+        group.update(seeds=len(rs), test_acc_mean=mean, ci_low=low, ci_high=high)
+        for key in ("density_reached", "spent_train_flops", "budget_train_flops", "wall_seconds"):
+            group[key] = sum(r[key] for r in rs) / len(rs)
+        group["status"] = "done"
+        out.append(group)
     out.sort(key=lambda a: (a["dataset"], -a["density"], a["allocation"], a["budget"], a["method"]))
     return out
 

@@ -7,6 +7,7 @@ import csv
 import logging
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -89,37 +90,8 @@ def test_a_driver_killed_on_ray_resumes_locally_to_the_same_files(cluster, tmp_p
     assert records(resumed.run_dir) == records(reference.run_dir)
 
 
-TINY = """
-[experiment]
-seeds = [0]
-methods = ["dense", "imp", "ga"]
-densities = [0.5]
-datasets = ["mnist1d"]
-budgets = [1]
-
-[base]
-model.hidden = [16]
-finetune.batch_size = 50
-campaign.final_steps = 20
-campaign.final_eval_every = 10
-campaign.final_seeds = 1
-campaign.device = "cpu"
-campaign.plots = "none"
-
-[datasets.mnist1d]
-data.name = "mnist1d"
-
-[variants.dense]
-train.eval_every = 10
-
-[variants.imp]
-imp.steps = 20
-imp.eval_every = 10
-
-[variants.ga]
-finetune.steps = 5
-ga.population = 4
-"""
+TINY = (Path(__file__).parents[1] / "experiment" / "tiny.toml").read_text(encoding="utf-8")
+TINY = TINY.replace("seeds = [0, 1]", "seeds = [0]")  # one seed: the cells run twice (local, Ray)
 
 
 def test_a_tiny_experiment_runs_its_cells_as_ray_tasks(cluster, tmp_path):

@@ -6,6 +6,7 @@ import csv
 import math
 import signal
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -20,37 +21,8 @@ from evoticket.methods import METHODS, resolve_run
 from evoticket.methods.ga import ga_costs
 from evoticket.methods.imp import imp_flops
 
-TINY = """
-[experiment]
-seeds = [0, 1]
-methods = ["dense", "imp", "ga"]
-densities = [0.5]
-datasets = ["mnist1d"]
-budgets = [1]
-
-[base]
-model.hidden = [16]
-finetune.batch_size = 50
-campaign.final_steps = 20
-campaign.final_eval_every = 10
-campaign.final_seeds = 1
-campaign.device = "cpu"
-campaign.plots = "none"
-
-[datasets.mnist1d]
-data.name = "mnist1d"
-
-[variants.dense]
-train.eval_every = 10
-
-[variants.imp]
-imp.steps = 20
-imp.eval_every = 10
-
-[variants.ga]
-finetune.steps = 5
-ga.population = 4
-"""
+TINY = (Path(__file__).parent / "tiny.toml").read_text(encoding="utf-8")
+"""A tiny grid: dense, IMP and the GA at 50% on MNIST-1D, seeds 0 and 1, networks of 16 hidden units."""
 
 
 def write(tmp_path, text, name="exp.toml"):
