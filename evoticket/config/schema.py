@@ -126,6 +126,13 @@ class FinetuneConfig:
     """Examples per minibatch (shared by the whole population); >= 1."""
     mode: str = field(default="baldwinian", metadata=_choice("baldwinian", "lamarckian"))
     """baldwinian: fine-tuned weights are discarded; lamarckian: they become the individual's theta0."""
+    inherit_step: int = field(default=0, metadata=_at_least(0))
+    """Lamarckian mode: the step of each fine-tuning whose weights the genome inherits (late rewinding as
+    inheritance, Frankle et al. 2019, arXiv:1903.01611); 0 (the default): the final weights; in [0, steps]."""
+    minibatches: str = field(default="generation", metadata=_choice("generation", "fixed"))
+    """Minibatch sequence of the fine-tunings, shared by every individual evaluated together: generation (a new
+    sequence each generation: a lucky draw does not last) or fixed (one sequence for the whole run: fitness is a
+    function of the genome alone, so ``ga.fitness_cache`` serves re-evaluated parents without training)."""
     max_memory_mb: float = field(default=2048.0, metadata=_positive())
     """Memory budget of one batched fine-tuning (MiB); the population is split into chunks to fit; > 0."""
 
@@ -156,12 +163,23 @@ class GAConfig:
     selElitistTournament keeps the ``elitism`` best, then tournament winners."""
     hall_of_fame: int = field(default=5, metadata=_at_least(1))
     """Size of the hall of fame; >= 1."""
+    halving_rungs: int = field(default=1, metadata=_at_least(1))
+    """Successive halving within each evaluation batch (ASHA, Li et al., arXiv:1810.05934): every individual gets
+    ``finetune.steps`` steps (rung 0), then the best half of a rung ``2**r * finetune.steps`` more steps from the
+    weights already trained (rung r), for this many rungs; fitness is an individual's validation accuracy at the last
+    rung it reached. 1 (the default): no halving; >= 1."""
+    fitness_cache: bool = False
+    """Never fine-tune an unchanged individual twice under the same minibatches: results are cached by content hashes
+    of theta0, masks, fine-tuning settings and minibatch seed (for this and the previous generation, kept in the
+    checkpoint). Hits cost no compute and are flagged ``cached`` in the records. Useful with ``finetune.minibatches =
+    "fixed"``; no effect in Lamarckian mode, where every evaluation changes the genome it evaluates."""
     crossover: str = "cxMaskUniform"
     """Crossover operator (see ``evoticket.operators.CROSSOVERS``)."""
     mutations: tuple[str, ...] = ("mutMaskSwap",)
     """Mutation operators applied in turn to a mutated offspring (see ``evoticket.operators.MUTATIONS``)."""
-    operator_args: dict[str, dict[str, float]] = field(default_factory=dict)
-    """Operator name -> keyword arguments overriding its defaults, e.g. {mutMaskSwap = {indpb = 0.05}}."""
+    operator_args: dict[str, dict[str, float | str]] = field(default_factory=dict)
+    """Operator name -> keyword arguments overriding its defaults, e.g. {mutMaskSwap = {indpb = 0.05}} or
+    {mutMagnitudeSwap = {grow = "gradient"}}."""
 
     @property
     def num_offspring(self) -> int:
@@ -448,6 +466,10 @@ def _validate_cross(config: CampaignConfig) -> None:
         )
     if ga.elitism > ga.population:
         raise ConfigError(f"ga.elitism: must be <= ga.population ({ga.population}), got {ga.elitism}")
+    if config.finetune.inherit_step > config.finetune.steps:
+        raise ConfigError(
+            f"finetune.inherit_step: must be <= finetune.steps ({config.finetune.steps}), got {config.finetune.inherit_step}"
+        )
     if config.imp.rewind_step > config.imp.steps:
         raise ConfigError(f"imp.rewind_step: must be <= imp.steps ({config.imp.steps}), got {config.imp.rewind_step}")
     if config.gmp.end <= config.gmp.start:
@@ -517,8 +539,17 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: must be a table, got {_describe(value)}")
         return {str(k): _coerce(f"{key}.{k}", v, item) for k, v in value.items()}
-    if origin in (types.UnionType, typing.Union):  # pragma: no cover - no such fields yet
-        return value
+    if origin in (types.UnionType, typing.Union):  # the first type the value converts to
+        options = typing.get_args(hint)
+        for option in options:
+            try:
+                return _coerce(key, value, option)
+            except ConfigError:
+                continue
+        names = " or ".join(
+            {"float": "a number", "str": "a string", "int": "an integer"}.get(o.__name__, o.__name__) for o in options
+        )
+        raise ConfigError(f"{key}: must be {names}, got {_describe(value)}")
     raise TypeError(f"unsupported configuration type {hint!r} for {key}")  # a bug, not a user error
 
 

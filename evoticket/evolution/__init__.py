@@ -22,7 +22,7 @@ from evoticket.evolution.loop import (
     make_statistics,
     vary,
 )
-from evoticket.evolution.toolbox import make_toolbox, operator_kwargs
+from evoticket.evolution.toolbox import learned_needed, make_toolbox, operator_kwargs
 
 __all__ = [
     "BACKENDS",
@@ -41,6 +41,7 @@ __all__ = [
     "batched_map",
     "evaluate_invalid",
     "evolve",
+    "learned_needed",
     "make_backend",
     "make_statistics",
     "make_toolbox",

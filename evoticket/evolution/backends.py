@@ -20,8 +20,8 @@ from evoticket.models import Architecture
 class Backend(Protocol):
     """Evaluates a generation's tickets and returns the results in their order."""
 
-    def evaluate(self, tickets: Sequence[Ticket], generation: int, *, return_weights: bool = False) -> BatchEvaluation:
-        """See :meth:`evoticket.evolution.evaluator.Evaluator.evaluate`."""
+    def evaluate(self, tickets: Sequence[Ticket], generation: int, **options: Any) -> BatchEvaluation:
+        """See :meth:`evoticket.evolution.evaluator.Evaluator.evaluate` (``options``: its keyword arguments)."""
         ...
 
     def close(self) -> None:
@@ -39,9 +39,9 @@ class LocalBackend:
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
 
-    def evaluate(self, tickets: Sequence[Ticket], generation: int, *, return_weights: bool = False) -> BatchEvaluation:
+    def evaluate(self, tickets: Sequence[Ticket], generation: int, **options: Any) -> BatchEvaluation:
         """Evaluate all tickets in one call of the evaluator."""
-        return self.evaluator.evaluate(tickets, generation, return_weights=return_weights)
+        return self.evaluator.evaluate(tickets, generation, **options)
 
     def close(self) -> None:
         """Nothing to release."""

@@ -42,12 +42,21 @@ class EvalResult:
             see :mod:`evoticket.training.meter`).
         weights: parameter name -> fine-tuned effective weights of this ticket (CPU), when asked.
         nonfinite: True when a loss or weight became NaN/inf.
+        learned: what the fine-tuning learned (:data:`evoticket.genome.Learned`), when asked.
+        rewound: the weights at step ``finetune.inherit_step``, when asked and that step is set.
     """
 
     fitness: tuple[float, ...]
     fields: dict[str, Any]
     weights: dict[str, torch.Tensor] | None = None
     nonfinite: bool = False
+    learned: dict | None = None
+    rewound: dict[str, torch.Tensor] | None = None
+
+    @property
+    def inherited(self) -> dict[str, torch.Tensor] | None:
+        """The weights a Lamarckian genome inherits: those of ``finetune.inherit_step``, else the final ones."""
+        return self.rewound if self.rewound is not None else self.weights
 
 
 @dataclass
@@ -74,7 +83,8 @@ class Evaluator:
     """Fitness of tickets: validation accuracy after a short batched fine-tuning (pure).
 
     Every ticket of a call is fine-tuned on one minibatch sequence drawn from
-    ``derive_seed(seed, "finetune", generation)``.
+    :meth:`minibatch_seed` (``derive_seed(seed, "finetune", generation)`` for rung 0; generation 0's
+    for every generation with ``finetune.minibatches = "fixed"``).
 
     Args:
         arch: the architecture of every ticket.
@@ -89,13 +99,34 @@ class Evaluator:
         self.cfg = cfg
         self.seed = seed
 
-    def evaluate(self, tickets: Sequence[Ticket], generation: int, *, return_weights: bool = False) -> BatchEvaluation:
+    def minibatch_seed(self, generation: int, rung: int = 0) -> int:
+        """Seed of the minibatch sequence of ``generation``'s fine-tuning at successive-halving ``rung``."""
+        key = 0 if self.cfg.minibatches == "fixed" else generation
+        if rung == 0:
+            return derive_seed(self.seed, "finetune", key)
+        return derive_seed(self.seed, "finetune", key, "rung", rung)
+
+    def evaluate(
+        self,
+        tickets: Sequence[Ticket],
+        generation: int,
+        *,
+        return_weights: bool = False,
+        learned: str = "none",
+        steps: int | None = None,
+        rung: int = 0,
+    ) -> BatchEvaluation:
         """Fine-tune and evaluate tickets together, without changing them.
 
         Args:
             tickets: the tickets (CPU tensors), of ``arch``.
             generation: selects the minibatch sequence.
-            return_weights: also return each ticket's fine-tuned weights.
+            return_weights: also return each ticket's fine-tuned weights (and, at rung 0 with
+                ``finetune.inherit_step`` set, those of that step).
+            learned: what else to return: ``"none"``, ``"magnitudes"`` or ``"gradients"``
+                (:mod:`evoticket.genome.learned`).
+            steps: fine-tuning steps; default ``finetune.steps``.
+            rung: the successive-halving rung (selects the minibatch sequence).
 
         Returns:
             A :class:`BatchEvaluation` with one result per ticket, in order.
@@ -108,8 +139,11 @@ class Evaluator:
             self.arch,
             self.splits,
             self.cfg,
-            derive_seed(self.seed, "finetune", generation),
+            self.minibatch_seed(generation, rung),
+            steps=steps,
             return_weights=return_weights,
+            learned=learned,
+            inherit_step=self.cfg.inherit_step if rung == 0 else 0,
         )
         meter = result.meter
         out = []
@@ -127,5 +161,7 @@ class Evaluator:
             }
             fitness = WORST_FITNESS if bad else (float(result.val_acc[i]), float(result.val_loss[i]))
             weights = {k: w[i] for k, w in result.weights.items()} if result.weights is not None else None
-            out.append(EvalResult(fitness, fields, weights, bad))
+            rewound = {k: w[i] for k, w in result.rewound.items()} if result.rewound is not None else None
+            traits = result.learned[i] if result.learned is not None else None
+            out.append(EvalResult(fitness, fields, weights, bad, traits, rewound))
         return BatchEvaluation(out, result.train_seconds, result.eval_seconds)

@@ -25,6 +25,7 @@ from deap import base, tools
 from evoticket.config import CampaignConfig, FinetuneConfig
 from evoticket.core.faults import kill_point
 from evoticket.evolution.backends import Backend
+from evoticket.evolution.cache import FitnessCache, content_key, settings_text
 from evoticket.evolution.evaluator import EvalResult
 from evoticket.genome import Ticket, UidCounter, same_uid
 from evoticket.training import SPENT_KEYS
@@ -38,13 +39,14 @@ def apply_results(
     *,
     lamarckian: bool = False,
 ) -> None:
-    """The loop's side of an evaluation: uids, records and Lamarckian write-back.
+    """The loop's side of an evaluation: uids, records, learned traits and Lamarckian write-back.
 
     Each individual without a uid gets one (in order); each gets ``eval_record``: uid,
     generation, parents, operators, densities, whether it was evaluated before
-    (``reevaluated``), and the evaluator's fields. In Lamarckian mode the fine-tuned
-    kept weights and unmasked parameters become theta0 (not for a diverged individual).
-    Fitness is left to the caller (DEAP's ``toolbox.map`` contract).
+    (``reevaluated``), and the evaluator's fields; and the learned traits its evaluation returned
+    (``ticket.learned``), when it returned some. In Lamarckian mode the fine-tuned kept weights
+    (those of ``finetune.inherit_step`` when set) and unmasked parameters become theta0 (not for a
+    diverged individual). Fitness is left to the caller (DEAP's ``toolbox.map`` contract).
 
     Args:
         individuals: the evaluated individuals.
@@ -66,8 +68,10 @@ def apply_results(
             **res.fields,
             "reevaluated": again,
         }
-        if lamarckian and not res.nonfinite and res.weights is not None:
-            _inherit(ind, res.weights)
+        if res.learned is not None:
+            ind.learned = res.learned
+        if lamarckian and not res.nonfinite and res.inherited is not None:
+            _inherit(ind, res.inherited)
 
 
 def _inherit(ind: Ticket, weights: dict[str, torch.Tensor]) -> None:
@@ -79,31 +83,70 @@ def _inherit(ind: Ticket, weights: dict[str, torch.Tensor]) -> None:
             ind.theta0[name] = w.clone()
 
 
+def _continued(res: EvalResult, more: EvalResult, rung: int) -> EvalResult:
+    """One individual's result after a further successive-halving rung: the new fitness, compute summed."""
+    fields = dict(more.fields)
+    for key in ("val_acc_before", "val_loss_before"):
+        fields[key] = res.fields[key]
+    for key in SPENT_KEYS:
+        fields[key] = int(res.fields.get(key) or 0) + int(more.fields.get(key) or 0)
+    fields["rung"] = rung
+    return EvalResult(more.fitness, fields, more.weights, more.nonfinite, more.learned or res.learned, res.rewound)
+
+
 class PopulationEvaluator:
     """The toolbox's ``evaluate``: a generation's evaluation through a backend, then its effects on the individuals.
 
     Call :meth:`evaluate_batch` with every individual of a generation (the toolbox's ``map``
     does): the backend runs the pure evaluator on them (one batched fine-tuning on the
     generation's minibatch sequence), and :func:`apply_results` gives them uids, their
-    ``eval_record`` (the line written to ``individuals.jsonl``) and, in ``lamarckian`` mode,
-    their fine-tuned weights as theta0.
+    ``eval_record`` (the line written to ``individuals.jsonl``), their learned traits and, in
+    ``lamarckian`` mode, their fine-tuned weights as theta0.
+
+    Multi-fidelity fitness (``ga.halving_rungs`` > 1): successive halving within the batch, as
+    ASHA does (Li et al., arXiv:1810.05934). Every individual gets ``finetune.steps`` steps; at
+    rung r the best half of rung r - 1 (by fitness, diverged ones out) continues for ``2**r *
+    finetune.steps`` steps from the weights it reached (the optimizer's moments start afresh,
+    on rung r's own minibatch sequence). An individual's fitness and ``val_acc`` are those of
+    the last rung it reached (``rung`` in its record), its compute the sum over its rungs.
+
+    Fitness cache (``ga.fitness_cache``, Baldwinian only): results are looked up by
+    :func:`~evoticket.evolution.cache.content_key` before anything is fine-tuned; a hit costs
+    no compute, keeps its cached learned traits and is flagged ``cached``.
 
     Args:
         backend: runs the pure evaluator (:class:`~evoticket.evolution.backends.LocalBackend`).
         cfg: fine-tuning settings (``mode`` and ``steps`` decide Lamarckian write-back).
         counter: hands out uids.
+        learned: what evaluations return for the operators (``"none"``, ``"magnitudes"``,
+            ``"gradients"``; :data:`evoticket.genome.LEARNED_KINDS`).
+        halving_rungs: successive-halving rungs per batch (1: none); >= 1.
+        cache: use the fitness cache.
 
     Attributes:
         generation: generation of the next batch; advanced after each batch.
         seconds: wall time spent fine-tuning and evaluating so far (s).
         train_seconds, eval_seconds: of which optimizer steps and validation passes (s).
         evaluated: individuals evaluated so far.
+        cache: the :class:`~evoticket.evolution.cache.FitnessCache`, or ``None``.
     """
 
-    def __init__(self, backend: Backend, cfg: FinetuneConfig, counter: UidCounter) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        cfg: FinetuneConfig,
+        counter: UidCounter,
+        *,
+        learned: str = "none",
+        halving_rungs: int = 1,
+        cache: bool = False,
+    ) -> None:
         self.backend = backend
         self.cfg = cfg
         self.counter = counter
+        self.learned = learned
+        self.halving_rungs = int(halving_rungs)
+        self.cache = FitnessCache() if cache else None
         self.generation = 0
         self.seconds = 0.0
         self.train_seconds = 0.0
@@ -122,6 +165,38 @@ class PopulationEvaluator:
         self.generation = generation
         return fitness
 
+    def _run(self, tickets: list[Ticket], *, return_weights: bool, steps: int | None = None, rung: int = 0) -> list:
+        batch = self.backend.evaluate(
+            tickets, self.generation, return_weights=return_weights, learned=self.learned, steps=steps, rung=rung
+        )
+        self.train_seconds += batch.train_seconds
+        self.eval_seconds += batch.eval_seconds
+        return batch.results
+
+    def _evaluate(self, individuals: list[Ticket]) -> list[EvalResult]:
+        """Fine-tune the individuals, with successive halving when configured."""
+        halving = self.halving_rungs > 1 and self.cfg.steps > 0
+        results = self._run(individuals, return_weights=self.lamarckian or halving)
+        for res in results:
+            res.fields["rung"] = 0
+        if not halving:
+            return results
+        alive = [i for i, r in enumerate(results) if not r.nonfinite]
+        for rung in range(1, self.halving_rungs):
+            alive.sort(key=lambda i: results[i].fitness[0] - 1e-9 * results[i].fitness[1], reverse=True)
+            alive = sorted(alive[: len(alive) // 2])
+            if not alive:
+                break
+            tickets = []
+            for i in alive:
+                ind, weights = individuals[i], results[i].weights
+                tickets.append(Ticket(weights, ind.masks, ind.init_scheme, ind.init_std))
+            more = self._run(tickets, return_weights=True, steps=self.cfg.steps * 2**rung, rung=rung)
+            for i, res in zip(alive, more, strict=True):
+                results[i] = _continued(results[i], res, rung)
+            alive = [i for i in alive if not results[i].nonfinite]
+        return results
+
     def evaluate_batch(self, individuals: Sequence[Ticket]) -> list[tuple[float, ...]]:
         """Evaluate individuals together and apply the results to them.
 
@@ -133,15 +208,29 @@ class PopulationEvaluator:
         if not individuals:
             return []
         start = time.perf_counter()
-        batch = self.backend.evaluate(individuals, self.generation, return_weights=self.lamarckian)
+        results: list[EvalResult | None] = [None] * len(individuals)
+        keys: list[str | None] = [None] * len(individuals)
+        cache = self.cache if not self.lamarckian else None
+        if cache is not None:
+            seed = 0 if self.cfg.minibatches == "fixed" else self.generation  # which minibatch sequence
+            settings = settings_text(self.cfg, {"halving_rungs": self.halving_rungs, "learned": self.learned})
+            for i, ind in enumerate(individuals):
+                keys[i] = content_key(ind, settings, seed)
+                results[i] = cache.get(keys[i], self.generation)
+        todo = [i for i, r in enumerate(results) if r is None]
+        fresh = self._evaluate([individuals[i] for i in todo]) if todo else []
+        for i, res in zip(todo, fresh, strict=True):
+            results[i] = res
+            if cache is not None:
+                cache.put(keys[i], self.generation, res)
+        if cache is not None:
+            cache.prune(self.generation)
         kill_point("finetune")
-        self.train_seconds += batch.train_seconds
-        self.eval_seconds += batch.eval_seconds
-        apply_results(individuals, batch.results, self.counter, self.generation, lamarckian=self.lamarckian)
+        apply_results(individuals, results, self.counter, self.generation, lamarckian=self.lamarckian)
         self.generation += 1
         self.seconds += time.perf_counter() - start
         self.evaluated += len(individuals)
-        return [r.fitness for r in batch.results]
+        return [r.fitness for r in results]
 
 
 def batched_map(func: Callable, *iterables: Iterable) -> list:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -60,10 +61,11 @@ class ShardWorker:
         data: Splits = ray.get(splits[0])  # fetched here: a restarted actor fetches it again
         self.evaluator = Evaluator(arch, data.to(device), cfg, seed)
 
-    def evaluate(self, genomes: list[tuple], generation: int, return_weights: bool) -> BatchEvaluation:
-        """Evaluate one shard: ``genomes`` are ``(theta0, masks, init_scheme, init_std)`` tuples."""
+    def evaluate(self, genomes: list[tuple], generation: int, options: dict[str, Any]) -> BatchEvaluation:
+        """Evaluate one shard: ``genomes`` are ``(theta0, masks, init_scheme, init_std)`` tuples; ``options`` the
+        keyword arguments of :meth:`Evaluator.evaluate`."""
         tickets = [Ticket(theta0, masks, scheme, std) for theta0, masks, scheme, std in genomes]
-        batch = self.evaluator.evaluate(tickets, generation, return_weights=return_weights)
+        batch = self.evaluator.evaluate(tickets, generation, **options)
         kill_point("worker")
         return batch
 
@@ -147,8 +149,11 @@ class RayBackend:
         self.device = device
         self.overhead_seconds = 0.0
 
-    def evaluate(self, tickets: Sequence[Ticket], generation: int, *, return_weights: bool = False) -> BatchEvaluation:
+    def evaluate(self, tickets: Sequence[Ticket], generation: int, **options: Any) -> BatchEvaluation:
         """Evaluate the tickets in shards, one per actor, and gather the results in population order.
+
+        ``options`` are the keyword arguments of :meth:`Evaluator.evaluate` (weights, learned traits,
+        steps, rung).
 
         Times: ``train_seconds`` and ``eval_seconds`` are those of the slowest shard (the shards run
         at once); the rest of the wall time is added to :attr:`overhead_seconds`.
@@ -161,7 +166,7 @@ class RayBackend:
         refs = []
         for actor, (lo, hi) in zip(self.actors, shard_bounds(len(tickets), len(self.actors)), strict=False):
             genomes = ray.put([(t.theta0, t.masks, t.init_scheme, t.init_std) for t in tickets[lo:hi]])
-            refs.append(actor.evaluate.remote(genomes, generation, return_weights))
+            refs.append(actor.evaluate.remote(genomes, generation, options))
         parts = ray.get(refs)
         out = BatchEvaluation([r for part in parts for r in part.results])
         slowest = max(parts, key=lambda p: p.train_seconds + p.eval_seconds)

@@ -25,8 +25,16 @@ from evoticket.core.seeds import derive_seed
 from evoticket.data import Splits
 from evoticket.evolution.backends import make_backend
 from evoticket.evolution.loop import PopulationEvaluator, batched_map
-from evoticket.genome import FITNESS_WEIGHTS, Ticket, UidCounter, ensure_creator, ticket_densities
-from evoticket.operators import CROSSOVER_DEFAULTS, CROSSOVERS, MUTATION_DEFAULTS, MUTATIONS, SURVIVORS, initTicket
+from evoticket.genome import FITNESS_WEIGHTS, LEARNED_KINDS, Ticket, UidCounter, ensure_creator, ticket_densities
+from evoticket.operators import (
+    CROSSOVER_DEFAULTS,
+    CROSSOVERS,
+    LEARNED_NEEDED,
+    MUTATION_DEFAULTS,
+    MUTATIONS,
+    SURVIVORS,
+    initTicket,
+)
 from evoticket.resolve import Resolved, resolve
 
 
@@ -40,6 +48,15 @@ def operator_kwargs(config: CampaignConfig, name: str) -> dict[str, Any]:
     """An operator's keyword arguments: its defaults updated by ``ga.operator_args``."""
     defaults = {**MUTATION_DEFAULTS, **CROSSOVER_DEFAULTS}[name]
     return {**defaults, **config.ga.operator_args.get(name, {})}
+
+
+def learned_needed(config: CampaignConfig) -> str:
+    """What the run's evaluations must return for its operators: ``"none"``, ``"magnitudes"`` or ``"gradients"``."""
+    kinds = {"none"}
+    for name in (*config.ga.mutations, config.ga.crossover):
+        if name in LEARNED_NEEDED:
+            kinds.add(LEARNED_NEEDED[name](operator_kwargs(config, name)))
+    return max(kinds, key=LEARNED_KINDS.index)
 
 
 def make_toolbox(
@@ -58,7 +75,8 @@ def make_toolbox(
     (every operator of ``ga.mutations`` in turn), ``select`` (``selTournament``
     with ``ga.tournament_size``, for parents), ``survive`` (``ga.survival``,
     choosing mu of parents + offspring), ``evaluate`` (a
-    :class:`~evoticket.evolution.loop.PopulationEvaluator`) and ``map``
+    :class:`~evoticket.evolution.loop.PopulationEvaluator`, returning the learned traits the
+    operators need, with ``ga.halving_rungs`` and ``ga.fitness_cache``) and ``map``
     (:func:`~evoticket.evolution.loop.batched_map`). Also set as attributes:
     ``arch``, ``splits`` (on the device), ``evaluator``, ``backend``,
     ``counter``, ``rng`` (the operators' torch generator) and
@@ -114,7 +132,14 @@ def make_toolbox(
         tournsize=config.ga.tournament_size,
     )
     backend = make_backend(config, arch, splits)
-    evaluator = PopulationEvaluator(backend, config.finetune, counter)
+    evaluator = PopulationEvaluator(
+        backend,
+        config.finetune,
+        counter,
+        learned=learned_needed(config),
+        halving_rungs=config.ga.halving_rungs,
+        cache=config.ga.fitness_cache,
+    )
     toolbox.register("evaluate", evaluator)
     toolbox.register("map", batched_map)
     toolbox.arch, toolbox.splits, toolbox.evaluator, toolbox.backend = arch, splits, evaluator, backend

@@ -163,15 +163,27 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
-def paired(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The hybrid against each baseline on the same seeds: mean difference, its 95% interval, paired p-value."""
+def hybrid_names(raw: dict[str, Any] | None) -> tuple[str, ...]:
+    """The grid names of the hybrid: :data:`HYBRIDS` and every variant of the experiment file whose method is ``ga``."""
+    variants = (raw or {}).get("variants") or {}
+    found = [name for name, v in variants.items() if isinstance(v, dict) and v.get("method", name) == "ga"]
+    return tuple(dict.fromkeys([*HYBRIDS, *found]))
+
+
+def paired(rows: Sequence[dict[str, Any]], hybrids: Sequence[str] = HYBRIDS) -> list[dict[str, Any]]:
+    """The hybrid against each baseline on the same seeds: mean difference, its 95% interval, paired p-value.
+
+    Args:
+        rows: ``results.csv``'s rows.
+        hybrids: the grid names compared with :data:`BASELINES` (:func:`hybrid_names`).
+    """
     from scipy import stats
 
     by = {(r["dataset"], r["density"], r["allocation"], r["budget"], r["method"], r["seed"]): r for r in _done(rows)}
     settings = sorted({k[:4] for k in by}, key=lambda k: (k[0], -k[1], k[2], k[3]))
     out = []
     for setting in settings:
-        for hybrid in HYBRIDS:
+        for hybrid in hybrids:
             for base in BASELINES:
                 seeds = sorted(k[5] for k in by if k[:5] == (*setting, hybrid) and (*setting, base, k[5]) in by)
                 if not seeds:
@@ -211,15 +223,16 @@ def _points(x: float) -> str:
 
 
 def main_table(agg: Sequence[dict[str, Any]]) -> list[str]:
-    """Markdown lines of the main table: per data set, methods x densities at the 1x budget and uniform allocation.
+    """Markdown lines of the main tables: per data set and budget, methods x densities at the uniform allocation.
 
-    Each entry is the mean test accuracy (%) with its 95% interval, or the infeasible cells' status.
-    Empty when the grid has no such cells.
+    Each entry is the mean test accuracy (%) with its 95% interval, or the infeasible cells' status; the
+    1x budget first. Empty when the grid has no such cells.
     """
-    main = [a for a in agg if a["budget"] == 1 and a["allocation"] == "uniform"]
+    main = [a for a in agg if a["allocation"] == "uniform"]
     lines: list[str] = []
-    for dataset in sorted({a["dataset"] for a in main}):
-        rows = [a for a in main if a["dataset"] == dataset]
+    tables = sorted({(a["dataset"], a["budget"]) for a in main}, key=lambda k: (k[1] != 1, k[0], k[1]))
+    for dataset, budget in tables:
+        rows = [a for a in main if a["dataset"] == dataset and a["budget"] == budget]
         densities = sorted({a["density"] for a in rows}, reverse=True)
         by = {(a["method"], a["density"]): a for a in rows}
         means = defaultdict(list)  # the rows go best first (mean accuracy over the densities that ran)
@@ -229,7 +242,7 @@ def main_table(agg: Sequence[dict[str, Any]]) -> list[str]:
         methods = sorted({a["method"] for a in rows}, key=lambda m: -sum(means[m]) / len(means[m]) if means[m] else 1)
         lines += [
             "",
-            f"## {dataset}: test accuracy (%) at the 1x budget, uniform allocation",
+            f"## {dataset}: test accuracy (%) at the {budget:g}x budget, uniform allocation",
             "",
             "| method | " + " | ".join(f"density {d:g}" for d in densities) + " |",
             "|---|" + "---|" * len(densities),
@@ -300,7 +313,7 @@ def write_results(run_dir: Path, plot_dir: Path, rows: Sequence[dict[str, Any]],
     writer.writeheader()
     writer.writerows(rows)
     atomic_write_text(run_dir / "results.csv", buf.getvalue())
-    agg, pairs = aggregate(rows), paired(rows)
+    agg, pairs = aggregate(rows), paired(rows, hybrid_names(raw))
     atomic_write_text(run_dir / "results.md", format_markdown(agg, pairs))
 
     def finite(value: Any) -> Any:  # JSON has no NaN: an undefined interval or p-value is null
@@ -321,6 +334,7 @@ __all__ = [
     "cell_accuracy",
     "cell_row",
     "format_markdown",
+    "hybrid_names",
     "infeasible_row",
     "main_table",
     "paired",

@@ -2,7 +2,7 @@
 
 :mod:`.ticket` holds :class:`Ticket` (copy-on-write clones, lineage, pickling) and stacking;
 :mod:`.masks` the random masks; :mod:`.allocation` the per-layer densities (uniform, ERK, LTH); :mod:`.creator` the DEAP classes per fitness weights;
-:mod:`.files` the ticket files and :func:`load_ticket`.
+:mod:`.files` the ticket files and :func:`load_ticket`; :mod:`.learned` what fine-tuning learned (magnitudes, gradients).
 """
 
 from __future__ import annotations
@@ -23,6 +23,15 @@ from evoticket.genome.files import (
     save_ticket,
     save_trained,
 )
+from evoticket.genome.learned import (
+    LEARNED_KINDS,
+    Learned,
+    compact_learned,
+    growth_candidates,
+    known_magnitudes,
+    learned_nbytes,
+    merge_learned,
+)
 from evoticket.genome.masks import kept_count, random_mask, random_masks_like
 from evoticket.genome.ticket import (
     Ticket,
@@ -37,17 +46,24 @@ from evoticket.genome.ticket import (
 __all__ = [
     "ALLOCATIONS",
     "FITNESS_WEIGHTS",
+    "LEARNED_KINDS",
     "TICKET_FORMAT",
     "TRAINED_FORMAT",
+    "Learned",
     "Ticket",
     "UidCounter",
+    "compact_learned",
     "ensure_creator",
     "erk_densities",
+    "growth_candidates",
     "kept_count",
+    "known_magnitudes",
     "layer_densities",
+    "learned_nbytes",
     "load_ticket",
     "load_ticket_state",
     "lth_densities",
+    "merge_learned",
     "note_crossover",
     "note_variation",
     "random_mask",

@@ -10,7 +10,10 @@ stands for has effective weights ``theta0 * mask``. :class:`Ticket` holds
 * ``init_scheme`` and ``init_std``: the initialiser the weights came from and
   each layer's scale, so operators can redraw or perturb weights relative to it;
 * lineage: a unique ``uid``, the ``parents``' uids and the ``operators`` that
-  made it from them.
+  made it from them;
+* ``learned``: what its last fine-tuning (or an ancestor's) learned, the fine-tuned
+  magnitudes and dense-gradient candidates of :mod:`evoticket.genome.learned`, when an
+  operator asks for them; ``None`` otherwise. They pass to clones and children.
 
 Tensors are treated as immutable: :meth:`Ticket.clone` shares them (copy on
 write) and every operator *replaces* a tensor instead of editing it in place.
@@ -36,6 +39,7 @@ from typing import Any
 import torch
 
 from evoticket.genome.creator import FITNESS_WEIGHTS, ensure_creator
+from evoticket.genome.learned import Learned, merge_learned
 
 
 class Ticket:
@@ -77,6 +81,7 @@ class Ticket:
         self.operators = tuple(operators)
         self.pending_clone = False
         self.eval_record: dict[str, Any] | None = None
+        self.learned: Learned | None = None
 
     # ------------------------------------------------------------- structure
     @property
@@ -142,6 +147,7 @@ class Ticket:
             "operators": list(self.operators),
             "pending_clone": self.pending_clone,
             "eval_record": self.eval_record,
+            "learned": self.learned,
             "fitness": None,
         }
         fitness = getattr(self, "fitness", None)
@@ -188,6 +194,7 @@ def ticket_from_state(state: dict[str, Any], cls: type | None = None) -> Ticket:
     )
     ticket.pending_clone = state.get("pending_clone", False)
     ticket.eval_record = state.get("eval_record")
+    ticket.learned = state.get("learned")
     if state.get("fitness") is not None and hasattr(ticket, "fitness"):
         ticket.fitness.values = tuple(state["fitness"])
     return ticket
@@ -218,11 +225,18 @@ def note_variation(ind: Ticket, operator: str) -> None:
 
 
 def note_crossover(ind1: Ticket, ind2: Ticket, operator: str) -> None:
-    """Record a crossover: both children get both parents' uids."""
+    """Record a crossover: both children get both parents' uids, and each the learned traits of both
+    (its own parent's first, :func:`~evoticket.genome.learned.merge_learned`)."""
     note_variation(ind1, operator)
     note_variation(ind2, operator)
     parents = tuple(dict.fromkeys(ind1.parents + ind2.parents))
     ind1.parents = ind2.parents = parents
+    if ind1.learned is not None or ind2.learned is not None:
+        sizes = {name: m.numel() for name, m in ind1.masks.items()}
+        ind1.learned, ind2.learned = (
+            merge_learned(ind1.learned, ind2.learned, sizes),
+            merge_learned(ind2.learned, ind1.learned, sizes),
+        )
 
 
 def same_uid(a: Ticket, b: Ticket) -> bool:

@@ -15,11 +15,12 @@ from typing import Any
 
 from evoticket.core.errors import BudgetError, ConfigError
 from evoticket.core.seeds import capture_rng, restore_rng
-from evoticket.evolution import SPENT_KEYS, EvolutionState, evolve, make_toolbox
+from evoticket.evolution import SPENT_KEYS, EvolutionState, evolve, learned_needed, make_toolbox
 from evoticket.genome import ticket_densities
 from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun, kept_weights, training_flops
 from evoticket.resolve import Resolved
 from evoticket.training import evaluate_ticket
+from evoticket.training.meter import backward_flops, forward_flops
 
 
 class GARun(MethodRun):
@@ -96,6 +97,7 @@ class GARun(MethodRun):
             "rng": capture_rng(self.toolbox.rng),
             "spent": dict(self.spent),
             "last_generation": dict(self.last_generation),
+            "fitness_cache": self.toolbox.evaluator.cache.state() if self.toolbox.evaluator.cache is not None else None,
         }
 
     def restore(self, snapshot: dict[str, Any]) -> None:
@@ -107,6 +109,8 @@ class GARun(MethodRun):
             snapshot["generation"], snapshot["population"], snapshot["logbook"], snapshot["hall_of_fame"]
         )
         self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **(snapshot.get("spent") or {})}
+        if self.toolbox.evaluator.cache is not None:
+            self.toolbox.evaluator.cache.load(snapshot.get("fitness_cache"))
 
     def run(self, hooks: Sequence[Hook], should_stop: Callable[[], bool] | None, budget: Budget) -> MethodResult:
         """Evolve to ``ga.generations``; the best of the final population is the reported ticket.
@@ -121,7 +125,8 @@ class GARun(MethodRun):
         def count(generation: int, population: list, record: Any) -> None:
             for key in SPENT_KEYS:
                 self.spent[key] += record.spent.get(key, 0)
-            self.last_generation = {"nevals": len(record.evaluated), "train_flops": record.spent.get("train_flops", 0)}
+            trained = [ind for ind in record.evaluated if "cached" not in (ind.eval_record or {}).get("flags", ())]
+            self.last_generation = {"nevals": len(trained), "train_flops": record.spent.get("train_flops", 0)}
 
         proceed = None
         reserve = 0
@@ -129,7 +134,8 @@ class GARun(MethodRun):
             _, _, reserve = ga_costs(self.resolved, self.final_training)
 
             def proceed(generation: int) -> bool:
-                """The next generation fits: its evaluations at the last generation's cost per evaluation."""
+                """The next generation fits: its evaluations at the last generation's cost per fine-tuned evaluation
+                (as if none were served by the fitness cache)."""
                 last = self.last_generation
                 per_eval = last["train_flops"] / max(1, last["nevals"])
                 evaluations = c.ga.num_offspring + (c.ga.population if c.ga.reevaluate else 0)
@@ -161,16 +167,38 @@ def ga_costs(resolved: Resolved, final_training: bool = True) -> tuple[int, int,
 
     At the configured per-layer densities (operators that change densities make the later
     generations' cost an estimate; the budget check itself uses the measured cost of the last
-    generation).
+    generation), with successive halving's rungs and the dense-gradient pass of gradient growth counted.
     """
     c, arch = resolved.config, resolved.arch
     t = c.ticket
     kept = kept_weights(arch, ticket_densities(arch, t.density, t.allocation, dict(t.layer_densities)))
     batch = c.finetune.batch_size
-    per_eval = training_flops(arch, kept, c.finetune.steps, batch)
+    dense_pass = 0
+    if learned_needed(c) == "gradients":  # one forward and one backward pass with dense weight gradients
+        weights = frozenset(arch.weight_names)
+        per_example = forward_flops(arch, kept) + backward_flops(arch, kept, weights, dense_weight_grads=weights)
+        dense_pass = batch * int(per_example)
+
+    def batch_flops(n: int) -> int:
+        steps = halving_steps(n, c.ga.halving_rungs, c.finetune.steps)
+        return training_flops(arch, kept, steps, batch) + (n * dense_pass if c.finetune.steps else 0)
+
     later = c.ga.num_offspring + (c.ga.population if c.ga.reevaluate else 0)
     final = training_flops(arch, kept, c.campaign.final_steps, batch) if final_training else 0
-    return c.ga.population * per_eval, later * per_eval, final
+    return batch_flops(c.ga.population), batch_flops(later), final
+
+
+def halving_steps(n: int, rungs: int, steps: int) -> int:
+    """Fine-tuning steps of a batch of ``n`` individuals with successive halving (``ga.halving_rungs``): rung 0 trains
+    all ``n`` for ``steps``, rung r the best ``floor(n_{r-1} / 2)`` for ``2**r * steps`` more (no divergence assumed)."""
+    total, alive = 0, n
+    for rung in range(rungs):
+        if rung:
+            alive //= 2
+        if not alive:
+            break
+        total += alive * steps * 2**rung
+    return total
 
 
 class GA(Method):

@@ -19,6 +19,8 @@ over by the tests:
   default keyword hyper-parameters;
 * :data:`DENSITY_PRESERVING`: operators that keep every layer's kept count;
 * :data:`ARG_CHECKS`: the hyper-parameters' valid ranges;
+* :data:`LEARNED_NEEDED`: what the informed operators need an evaluation to return
+  (fine-tuned magnitudes, dense-gradient candidates; :mod:`.informed`);
 * :data:`SURVIVORS`: survivor schemes (:mod:`.selection`).
 
 Sources: Frankle & Carbin 2019 (arXiv:1803.03635) for tickets; Such et al.
@@ -33,10 +35,12 @@ from collections.abc import Callable
 from typing import Any
 
 from evoticket.operators.crossover import cxInitBlend, cxLayerSwap, cxMaskUniform
+from evoticket.operators.informed import GROWTH, LEARNED_NEEDED, mutMagnitudeSwap
 from evoticket.operators.init import initTicket, kept_count
 from evoticket.operators.mutation import (
     mutInitGaussian,
     mutInitReseed,
+    mutLayerDensity,
     mutMaskFlip,
     mutMaskSwap,
     mutSignFlip,
@@ -49,6 +53,8 @@ INITS: dict[str, Callable[..., Any]] = {"initTicket": initTicket}
 MUTATIONS: dict[str, Callable[..., Any]] = {
     "mutMaskSwap": mutMaskSwap,
     "mutMaskFlip": mutMaskFlip,
+    "mutMagnitudeSwap": mutMagnitudeSwap,
+    "mutLayerDensity": mutLayerDensity,
     "mutInitGaussian": mutInitGaussian,
     "mutInitReseed": mutInitReseed,
     "mutSignFlip": mutSignFlip,
@@ -65,12 +71,15 @@ CROSSOVERS: dict[str, Callable[..., Any]] = {
 MUTATION_DEFAULTS: dict[str, dict[str, Any]] = {
     "mutMaskSwap": {"indpb": 0.05},
     "mutMaskFlip": {"indpb": 0.002},
+    "mutMagnitudeSwap": {"fraction": 0.1, "grow": "random"},
+    "mutLayerDensity": {"fraction": 0.05},
     "mutInitGaussian": {"indpb": 0.05, "sigma": 0.5},
     "mutInitReseed": {"indpb": 0.02},
     "mutSignFlip": {"indpb": 0.02},
 }
 """Mutation name -> its default keyword hyper-parameters (``indpb`` in [0, 1];
-``sigma`` > 0, in units of the layer's initial scale)."""
+``sigma`` > 0, in units of the layer's initial scale; ``fraction`` in (0, 1]; ``grow``
+``"random"`` or ``"gradient"``)."""
 
 CROSSOVER_DEFAULTS: dict[str, dict[str, Any]] = {
     "cxMaskUniform": {},
@@ -83,8 +92,10 @@ CROSSOVER_DEFAULTS: dict[str, dict[str, Any]] = {
 DENSITY_PRESERVING: frozenset[str] = frozenset(
     {
         "mutMaskSwap",
+        "mutMagnitudeSwap",
         "mutInitGaussian",
         "mutInitReseed",
+        "mutLayerDensity",
         "mutSignFlip",
         "cxMaskUniform",
         "cxInitBlend",
@@ -93,12 +104,19 @@ DENSITY_PRESERVING: frozenset[str] = frozenset(
 """Operators after which every individual keeps each layer's exact kept count.
 
 ``cxLayerSwap`` is left out: it keeps the pair's counts, but a child's own only
-when the parents share their densities."""
+when the parents share their densities; ``mutLayerDensity`` keeps only the total."""
 
-ARG_CHECKS: dict[str, tuple[Callable[[float], bool], str]] = {
-    "indpb": (lambda v: 0 <= v <= 1, "must be in [0, 1]"),
-    "sigma": (lambda v: v > 0, "must be > 0"),
-    "alpha": (lambda v: v >= 0, "must be >= 0"),
+
+def _number(check: Callable[[float], bool]) -> Callable[[Any], bool]:
+    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and check(v)
+
+
+ARG_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "indpb": (_number(lambda v: 0 <= v <= 1), "must be a number in [0, 1]"),
+    "sigma": (_number(lambda v: v > 0), "must be a number > 0"),
+    "alpha": (_number(lambda v: v >= 0), "must be a number >= 0"),
+    "fraction": (_number(lambda v: 0 < v <= 1), "must be a number in (0, 1]"),
+    "grow": (lambda v: v in GROWTH, "must be one of " + ", ".join(map(repr, GROWTH))),
 }
 """Hyper-parameter name -> (range check, what would be valid), as the operators check them."""
 
@@ -110,7 +128,9 @@ __all__ = [
     "CROSSOVERS",
     "CROSSOVER_DEFAULTS",
     "DENSITY_PRESERVING",
+    "GROWTH",
     "INITS",
+    "LEARNED_NEEDED",
     "MUTATIONS",
     "MUTATION_DEFAULTS",
     "SURVIVORS",
@@ -121,6 +141,8 @@ __all__ = [
     "kept_count",
     "mutInitGaussian",
     "mutInitReseed",
+    "mutLayerDensity",
+    "mutMagnitudeSwap",
     "mutMaskFlip",
     "mutMaskSwap",
     "mutSignFlip",

@@ -14,6 +14,8 @@ Mask mutations:
   evolutionary training, SET: Mocanu et al. 2018, arXiv:1707.04780).
 * :func:`mutMaskFlip`: independent bit-flips (DEAP's ``mutFlipBit``), letting
   the density drift.
+* :func:`mutLayerDensity`: moves kept weights from one layer to another at a
+  fixed total, so the per-layer allocation (uniform, ERK, LTH) evolves.
 
 Initial-weight mutations (only weights, never biases; masks unchanged):
 
@@ -125,6 +127,54 @@ def mutMaskFlip(individual: Ticket, indpb: float, *, rng: torch.Generator) -> tu
             flat[torch.randint(flat.numel(), (1,), generator=rng)] = True
         individual.masks[name] = new
     note_variation(individual, "mutMaskFlip")
+    return (individual,)
+
+
+def mutLayerDensity(individual: Ticket, fraction: float = 0.05, *, rng: torch.Generator) -> tuple[Ticket]:
+    """Move kept weights from one layer to another, keeping the total kept count.
+
+    A donor layer is chosen uniformly among the layers keeping at least 2 weights and a receiver
+    uniformly among the other layers with a pruned position. ``n = max(1, round(fraction * min(k_d,
+    z_r)))`` weights move (``k_d``: the donor's kept count, ``z_r``: the receiver's pruned count;
+    at most ``k_d - 1``): ``n`` uniformly chosen kept positions of the donor are pruned and ``n``
+    uniformly chosen pruned positions of the receiver kept. The per-layer densities thus evolve from
+    the initial allocation (``ticket.allocation``: uniform, ERK or LTH) at a fixed total density.
+
+    Invariant: the total kept count is exactly unchanged, every layer keeps at least one weight;
+    theta0 is untouched. With a single prunable layer nothing changes but the operator's record.
+
+    Args:
+        individual: the ticket to mutate in place (its mask dict entries are replaced).
+        fraction: share of ``min(k_d, z_r)`` moved, in (0, 1].
+        rng: CPU random generator.
+
+    Returns:
+        ``(individual,)``.
+
+    Raises:
+        ValueError: if ``fraction`` is not in (0, 1].
+    """
+    fraction = float(fraction)
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction: must be in (0, 1], got {fraction}")
+    counts = {name: int(m.sum()) for name, m in individual.masks.items()}
+    donors = [name for name, k in counts.items() if k >= 2]
+    if donors and len(counts) > 1:
+        donor = donors[int(torch.randint(len(donors), (1,), generator=rng))]
+        receivers = [n for n, m in individual.masks.items() if n != donor and counts[n] < m.numel()]
+        if receivers:
+            receiver = receivers[int(torch.randint(len(receivers), (1,), generator=rng))]
+            pruned = individual.masks[receiver].numel() - counts[receiver]
+            n = min(counts[donor] - 1, max(1, round(fraction * min(counts[donor], pruned))))
+            for name, value in ((donor, True), (receiver, False)):
+                mask = individual.masks[name]
+                flat = mask.reshape(-1)
+                where = (flat if value else ~flat).nonzero().squeeze(1)
+                chosen = where[torch.randperm(where.numel(), generator=rng)[:n]]
+                new = flat.clone()
+                new[chosen] = not value
+                individual.masks[name] = new.view(mask.shape)
+    note_variation(individual, "mutLayerDensity")
     return (individual,)
 
 

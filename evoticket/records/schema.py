@@ -20,6 +20,7 @@ INDIVIDUAL_FIELDS = (
     "val_loss",
     "flags",
     "reevaluated",
+    "rung",
     "train_steps",
     "train_flops",
     "eval_flops",
@@ -27,8 +28,9 @@ INDIVIDUAL_FIELDS = (
 """Fields of each ``individuals.jsonl`` line: ``uid`` (int), ``generation``, ``parents`` (uids),
 ``operators`` (names, in order applied), ``density`` (weight name -> fraction kept) and
 ``density_total``, validation accuracy in [0, 1] and loss in nats before (step 0) and after
-fine-tuning (``null`` where non-finite), ``flags`` (e.g. ``"nonfinite"``), ``reevaluated`` (a
-surviving parent fine-tuned again), and the compute of this evaluation: ``train_steps``
+fine-tuning (``null`` where non-finite), ``flags`` (``"nonfinite"``; ``"cached"``: served by the
+fitness cache), ``reevaluated`` (a surviving parent fine-tuned again), ``rung`` (the last
+successive-halving rung it reached; 0 without halving), and the compute of this evaluation: ``train_steps``
 (optimizer steps), ``train_flops`` and ``eval_flops`` (FLOPs, :mod:`evoticket.training.meter`)."""
 
 

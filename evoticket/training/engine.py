@@ -37,10 +37,10 @@ import torch
 
 from evoticket.config import FinetuneConfig
 from evoticket.data import Splits
-from evoticket.genome import Ticket, stack_tickets
+from evoticket.genome import Ticket, compact_learned, stack_tickets
 from evoticket.models import MODELS, Architecture, per_individual_loss
 from evoticket.training.batches import minibatch_indices, minibatches
-from evoticket.training.callbacks import Callback, EarlyStopping, Evaluate
+from evoticket.training.callbacks import Callback, EarlyStopping, Evaluate, SaveWeights
 from evoticket.training.evaluate import evaluate_params, nonfinite, now
 from evoticket.training.memory import population_chunk
 from evoticket.training.meter import Meter, backward_flops, forward_flops, kept_counts
@@ -392,8 +392,11 @@ class BatchResult:
         val_acc: ``(P,)`` validation accuracy after fine-tuning, in [0, 1].
         val_loss: ``(P,)`` validation loss after fine-tuning (nats).
         nonfinite: ``(P,)`` bool, True where a loss or weight became NaN/inf.
-        weights: parameter name -> ``(P, *shape)`` fine-tuned effective weights,
-            when requested (e.g. Lamarckian mode); else ``None``.
+        weights: parameter name -> ``(P, *shape)`` fine-tuned effective weights, when requested
+            (e.g. Lamarckian mode); else ``None``.
+        rewound: the same at step ``inherit_step`` (late rewinding as inheritance), when requested.
+        learned: one :data:`~evoticket.genome.Learned` per network (fine-tuned magnitudes, and
+            dense-gradient growth candidates), when requested; else ``None``.
         train_seconds: wall time of the optimizer steps (forward, backward and
             update), in seconds; CUDA work is synchronised before reading the clock.
         eval_seconds: wall time of the validation passes before and after
@@ -410,13 +413,17 @@ class BatchResult:
     train_seconds: float = 0.0
     eval_seconds: float = 0.0
     meter: Meter | None = None
+    learned: list | None = None
+    rewound: dict[str, torch.Tensor] | None = None
 
     @staticmethod
     def concat(parts: Sequence[BatchResult]) -> BatchResult:
         """Join the results of consecutive chunks along the population axis; times are summed."""
-        weights = None
+        weights = rewound = None
         if parts[0].weights is not None:
             weights = {k: torch.cat([p.weights[k] for p in parts]) for k in parts[0].weights}
+        if parts[0].rewound is not None:
+            rewound = {k: torch.cat([p.rewound[k] for p in parts]) for k in parts[0].rewound}
         meter = Meter.concat([p.meter for p in parts]) if all(p.meter is not None for p in parts) else None
         return BatchResult(
             *(
@@ -427,6 +434,8 @@ class BatchResult:
             train_seconds=sum(p.train_seconds for p in parts),
             eval_seconds=sum(p.eval_seconds for p in parts),
             meter=meter,
+            learned=[x for p in parts for x in p.learned] if parts[0].learned is not None else None,
+            rewound=rewound,
         )
 
 
@@ -459,22 +468,36 @@ def finetune_stacked(
     *,
     return_weights: bool = False,
     scope: str | Scope = "kept",
+    learned: str = "none",
+    inherit_step: int = 0,
 ) -> BatchResult:
     """Fine-tune P stacked networks together, then evaluate them on validation.
 
     Args:
         arch, theta0, masks, splits, cfg, batches, scope: as for :func:`train`.
         return_weights: also return the fine-tuned weights (on the CPU).
+        learned: ``"none"``, ``"magnitudes"`` (return each network's fine-tuned magnitudes) or
+            ``"gradients"`` (also the dense gradient's largest pruned positions, from one dense
+            backward pass on the last step's minibatch, its FLOPs added to the meter, as RigL counts it).
+        inherit_step: with ``return_weights``, also return the weights at this step as ``rewound``
+            (late rewinding as inheritance, Frankle et al. 2019, arXiv:1903.01611); 0 or
+            ``len(batches)``: none (the final weights are the ones to inherit).
 
     Returns:
         The :class:`BatchResult` of the P networks, with the wall time of the
         training steps and of the two validation passes.
     """
     timer = _Timed(splits.device)
-    state = train(arch, theta0, masks, splits, cfg, batches, scope=scope, callbacks=[timer])
+    callbacks: list[Callback] = [timer]
+    rewind = return_weights and 0 < inherit_step < len(batches)
+    if rewind:
+        callbacks.append(SaveWeights([inherit_step]))
+    state = train(arch, theta0, masks, splits, cfg, batches, scope=scope, callbacks=callbacks)
     (before, after) = timer.history[0], timer.history[-1]
     bad = state.bad | nonfinite(state.params, after["val_loss"])
     weights = {k: v.detach().cpu() for k, v in state.params.items()} if return_weights else None
+    rewound = {k: v.cpu() for k, v in callbacks[-1].saved[inherit_step].items()} if rewind else None
+    traits = learned_traits(state, learned) if learned != "none" else None
     return BatchResult(
         before["val_acc"].cpu(),
         before["val_loss"].cpu(),
@@ -485,7 +508,39 @@ def finetune_stacked(
         timer.train_seconds,
         timer.eval_seconds,
         state.meter,
+        traits,
+        rewound,
     )
+
+
+def learned_traits(state: TrainState, kind: str) -> list:
+    """What the networks of ``state`` learned: their magnitudes and, for ``"gradients"``, RigL's growth candidates.
+
+    The dense gradient is taken on the minibatch of the last step (or the first one, before any
+    step); its cost, one forward and one backward pass with dense weight gradients, is added to
+    the meter's training FLOPs.
+
+    Args:
+        state: the state after training.
+        kind: ``"magnitudes"`` or ``"gradients"``.
+
+    Returns:
+        One :data:`~evoticket.genome.Learned` per network (:func:`evoticket.genome.compact_learned`).
+    """
+    grads = None
+    if kind == "gradients" and len(state.batches):
+        weights = set(state.arch.weight_names)
+        batch = state.batches[max(0, state.step - 1)]
+        buffers = {k: v.clone() for k, v in state.buffers.items()} or None  # no side effect on BatchNorm
+        gradient = AutogradGradient(state.arch, state.params, sorted(weights), buffers)
+        gradient(state.splits.x_train[batch], state.splits.y_train[batch])
+        grads = gradient.grads
+        kept = state.kept()
+        per_example = forward_flops(state.arch, kept) + backward_flops(
+            state.arch, kept, frozenset(weights), dense_weight_grads=frozenset(weights)
+        )
+        state.meter.train_flops += batch.numel() * per_example
+    return compact_learned({k: state.params[k] for k in state.masks}, state.masks, grads)
 
 
 @dataclass
@@ -568,6 +623,8 @@ def finetune_tickets(
     *,
     steps: int | None = None,
     return_weights: bool = False,
+    learned: str = "none",
+    inherit_step: int = 0,
 ) -> BatchResult:
     """Fine-tune and evaluate P tickets in chunks that fit the memory budget.
 
@@ -582,6 +639,7 @@ def finetune_tickets(
         seed: seed of the minibatch sequence (shared by all P).
         steps: number of steps; default ``cfg.steps``.
         return_weights: also return the fine-tuned weights.
+        learned, inherit_step: as for :func:`finetune_stacked`.
 
     Returns:
         The concatenated :class:`BatchResult`, in the order of ``tickets``,
@@ -595,7 +653,19 @@ def finetune_tickets(
     parts = []
     for start in range(0, len(tickets), size):
         theta0, masks = stack_tickets(tickets[start : start + size], device)
-        parts.append(finetune_stacked(arch, theta0, masks, splits, cfg, batches, return_weights=return_weights))
+        parts.append(
+            finetune_stacked(
+                arch,
+                theta0,
+                masks,
+                splits,
+                cfg,
+                batches,
+                return_weights=return_weights,
+                learned=learned,
+                inherit_step=inherit_step,
+            )
+        )
     return BatchResult.concat(parts)
 
 
@@ -653,6 +723,7 @@ __all__ = [
     "effective_params",
     "finetune_stacked",
     "finetune_tickets",
+    "learned_traits",
     "topk_masks",
     "train",
     "train_early_stopping",

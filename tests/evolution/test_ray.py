@@ -34,6 +34,13 @@ CAMPAIGN = [
     "campaign.device=cpu",
 ]
 TIMES = {"seconds", "finetune_seconds"}
+LEVERS = [  # the evaluator's options travel to the actors: learned traits, halving rungs, the cache
+    "ga.mutations=['mutMagnitudeSwap']",
+    "ga.operator_args.mutMagnitudeSwap.grow=gradient",
+    "ga.halving_rungs=2",
+    "ga.fitness_cache=true",
+    "finetune.minibatches=fixed",
+]
 
 
 @pytest.fixture(scope="module")
@@ -64,16 +71,16 @@ def test_shards_are_contiguous_in_population_order():
 
 
 def test_ray_gives_the_records_of_the_local_backend_even_with_a_worker_killed(cluster, tmp_path, monkeypatch):
-    local = campaign(tmp_path, "local")
-    on_ray = campaign(tmp_path, "ray", "campaign.backend=ray", "campaign.workers=2")
+    local = campaign(tmp_path, "local", *LEVERS)
+    on_ray = campaign(tmp_path, "ray", "campaign.backend=ray", "campaign.workers=2", *LEVERS)
     assert records(on_ray.run_dir) == records(local.run_dir)
     assert on_ray.summary["best"] == local.summary["best"]
-    # a worker process dies (SIGKILL) after fine-tuning its shard of generation 1, before returning it:
+    # a worker process dies (SIGKILL) after fine-tuning its second shard (rung 1 of generation 0), before returning it:
     # Ray restarts it, the shard runs again, and nothing is recorded twice or lost
     marker = tmp_path / "killed"
     monkeypatch.setenv("EVOTICKET_KILL_AT", "worker:2")
     monkeypatch.setenv("EVOTICKET_KILL_ONCE", str(marker))
-    killed = campaign(tmp_path, "killed", "campaign.backend=ray", "campaign.workers=2")
+    killed = campaign(tmp_path, "killed", "campaign.backend=ray", "campaign.workers=2", *LEVERS)
     assert marker.exists()  # the kill happened
     assert records(killed.run_dir) == records(local.run_dir)
 

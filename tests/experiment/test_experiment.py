@@ -16,7 +16,7 @@ from evoticket.core import faults
 from evoticket.core.errors import ConfigError, EvoticketError, Interrupted
 from evoticket.experiment import aggregate, load_experiment, paired, run_experiment, t_interval
 from evoticket.experiment.grid import cell_config
-from evoticket.experiment.results import format_markdown, main_table
+from evoticket.experiment.results import format_markdown, hybrid_names, main_table
 from evoticket.methods import METHODS, resolve_run
 from evoticket.methods.ga import ga_costs
 from evoticket.methods.imp import imp_flops
@@ -274,7 +274,8 @@ def test_the_main_table_puts_methods_against_densities_best_first_with_infeasibl
         group("a", 0.1, 0.3),
         group("g", 0.5, math.nan, "infeasible: needs 1.10x"),
         group("g", 0.1, 0.6),
-        {**group("a", 0.1, 0.9), "budget": 4},  # not the 1x budget: not in the main table
+        {**group("a", 0.1, 0.9), "budget": 4},  # another budget: a table of its own, after the 1x one
+        {**group("a", 0.1, 0.2), "allocation": "erk"},  # not the uniform allocation: in no main table
     ]
     assert main_table(agg) == [
         "",
@@ -284,4 +285,24 @@ def test_the_main_table_puts_methods_against_densities_best_first_with_infeasibl
         "|---|---|---|",
         "| g | infeasible: needs 1.10x | 60.0 [50.0, 70.0] |",
         "| a | 50.0 [40.0, 60.0] | 30.0 [20.0, 40.0] |",
+        "",
+        "## d: test accuracy (%) at the 4x budget, uniform allocation",
+        "",
+        "| method | density 0.1 |",
+        "|---|---|",
+        "| a | 90.0 [80.0, 100.0] |",
     ]
+
+
+def test_every_variant_of_the_ga_is_paired_with_the_baselines():
+    raw = {
+        "variants": {"ga_lamarckian": {"method": "ga"}, "mag": {"method": "ga"}, "imp": {}, "fast": {"method": "dense"}}
+    }
+    assert hybrid_names(raw) == ("ga", "ga_lamarckian", "mag")
+    rows = [
+        {"dataset": "d", "density": 0.1, "allocation": "uniform", "budget": 1, "method": m, "seed": s, "test_acc": acc + s / 100}
+        for m, acc in (("mag", 0.7), ("imp", 0.6), ("fast", 0.5)) for s in range(3)
+    ]  # fmt: skip
+    pairs = paired(rows, hybrid_names(raw))
+    assert [(p["hybrid"], p["baseline"]) for p in pairs] == [("mag", "imp")]
+    assert pairs[0]["difference"] == pytest.approx(0.1) and pairs[0]["seeds"] == 3
