@@ -466,6 +466,16 @@ def _validate_cross(config: CampaignConfig) -> None:
         )
     if ga.elitism > ga.population:
         raise ConfigError(f"ga.elitism: must be <= ga.population ({ga.population}), got {ga.elitism}")
+    if config.finetune.inherit_step and config.finetune.mode != "lamarckian":
+        raise ConfigError(
+            f"finetune.inherit_step: the step whose weights a Lamarckian genome inherits; needs finetune.mode = "
+            f"'lamarckian' (got {config.finetune.mode!r}), or 0"
+        )
+    if config.ga.halving_rungs > 1 and config.finetune.steps == 0:
+        raise ConfigError(
+            f"ga.halving_rungs: successive halving trains the best further; needs finetune.steps >= 1, or 1 rung "
+            f"(got {config.ga.halving_rungs})"
+        )
     if config.finetune.inherit_step > config.finetune.steps:
         raise ConfigError(
             f"finetune.inherit_step: must be <= finetune.steps ({config.finetune.steps}), got {config.finetune.inherit_step}"

@@ -233,8 +233,10 @@ def test_lamarckian_rewinding_inherits_the_weights_at_step_k():
     for name, w in direct.weights.items():
         expected = torch.where(t.masks[name], w[0], ticket().theta0[name]) if name in t.masks else w[0]
         assert torch.allclose(t.theta0[name], expected, atol=1e-6), name
-    with pytest.raises(ConfigError, match="finetune.inherit_step"):
-        config("finetune.inherit_step=7")
+    with pytest.raises(ConfigError, match="finetune.inherit_step: must be <= finetune.steps"):
+        config("finetune.mode=lamarckian", "finetune.inherit_step=7")
+    with pytest.raises(ConfigError, match="finetune.inherit_step: .* needs finetune.mode = 'lamarckian'"):
+        config("finetune.inherit_step=2")
 
 
 def test_successive_halving_trains_the_best_half_further_and_its_cost_is_predicted():
@@ -335,4 +337,6 @@ def test_bad_lever_settings_name_the_key(tmp_path):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as e:
             resolve(config(override))
         assert "\n" not in str(e.value)
+    with pytest.raises(ConfigError, match=r"ga\.halving_rungs: .* needs finetune\.steps >= 1"):
+        config("ga.halving_rungs=2", "finetune.steps=0")
     assert math.isfinite(ga_costs(resolve(config(*ALL_LEVERS)))[1])
