@@ -34,7 +34,8 @@ also go to ``benchmarks/results/reproduce-ENTRY.json``. Every row gives its comp
     honest numbers.
 
 ``allocation``
-    The GA at the default budget (the default campaign) with ``ticket.allocation`` = uniform, erk and lth:
+    The GA at the default budget before the hybrid levers issue (40 generations of 32 + 32, Baldwinian, 100 steps,
+    mutMaskSwap) with ``ticket.allocation`` = uniform, erk and lth:
     the evolved ticket and its random control in the final comparison.
 
 Run::
@@ -303,6 +304,8 @@ def format_rigl(report: dict) -> str:
     return "\n".join(lines)
 
 
+OLD_GA = ["ga.mutations=['mutMaskSwap']", "ga.halving_rungs=1"]
+"""The GA's operators before the hybrid levers issue (the default campaign of these measurements)."""
 DIGITS = ["data.name=digits", "model.name=mlp", "model.hidden=[300, 100]", "model.init=signed_constant"]
 
 
@@ -325,6 +328,7 @@ def run_supermask(seeds: int) -> dict:
                 "ga.offspring=64",
                 "ga.generations=60",
                 "ga.operator_args.mutMaskSwap.indpb=0.02",
+                *OLD_GA,
                 "campaign.final_seeds=1",
             ],
             seeds,
@@ -382,7 +386,11 @@ def run_allocation(seeds: int) -> dict:
             "random": s["controls"]["random"]["test_acc_mean"],
         }
 
-    rows = [_row(f"ga {a}", [f"ticket.allocation={a}"], seeds, final) for a in ("uniform", "erk", "lth")]
+    rows = [
+        _row(f"ga {a}", [f"ticket.allocation={a}", *OLD_GA, "finetune.mode=baldwinian", "finetune.steps=100",
+                         "ga.population=32", "ga.generations=40"], seeds, final)
+        for a in ("uniform", "erk", "lth")
+    ]  # fmt: skip
     return {"entry": "allocation", "torch": torch.__version__, "rows": rows, "verdict": {}}
 
 

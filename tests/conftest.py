@@ -16,6 +16,11 @@ FAST = [
     "ga.offspring=6",
     "ga.generations=2",
     "finetune.steps=5",
+    # the GA's mechanics under the settings before the hybrid levers issue (the defaults now halve and
+    # inherit: tests of those set them themselves)
+    "finetune.mode=baldwinian",
+    "ga.halving_rungs=1",
+    "ga.mutations=['mutMaskSwap']",
     "finetune.batch_size=50",
     "campaign.final_steps=20",
     "campaign.final_eval_every=10",

@@ -47,11 +47,14 @@ def test_the_experiment_files_run_the_grids_the_readme_describes():
     assert {c.budget for c in full.cells} == {1, 4, 16} and {c.allocation for c in full.cells} == {"uniform", "erk"}
     levers = load_experiment(ROOT / "configs" / "hybrid-levers.toml")
     ones = [c for c in levers.cells if c.budget == 1]
-    assert len(ones) == (10 + 3) * 2 * 2 * 3  # 10 methods at the uniform start, 3 at LTH's; 2 data sets x 2 densities x 3 seeds
+    assert (
+        len(ones) == (10 + 4) * 2 * 2 * 3
+    )  # 10 methods at the uniform start, 4 at LTH's; 2 data sets x 2 densities x 3 seeds
     assert {c.dataset for c in ones} == {"mnist1d", "digits"} and {c.density for c in ones} == {0.1, 0.05}
     assert {(c.method, c.allocation) for c in levers.cells if c.budget == 4} == {
-        ("dense", "uniform"), ("imp", "uniform"), ("ga", "uniform"), ("ga_best", "uniform"), ("ga_all", "lth")
-    }
+        ("dense", "uniform"), ("imp", "uniform"), ("ga", "uniform"), ("ga_best", "uniform"), ("ga_all", "lth"),
+        ("ga_best", "lth"),
+    }  # fmt: skip
 
 
 def test_default_toml_is_the_default_campaign():

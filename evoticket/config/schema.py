@@ -112,7 +112,7 @@ class TicketConfig:
 class FinetuneConfig:
     """The short gradient fine-tuning every individual gets before its fitness is read."""
 
-    steps: int = field(default=100, metadata=_at_least(0))
+    steps: int = field(default=34, metadata=_at_least(0))
     """Gradient steps per individual per evaluation (steps, not epochs); >= 0. 0: no fine-tuning (supermask search)."""
     lr: float = field(default=2e-2, metadata=_positive())
     """Learning rate of the optimizer; > 0."""
@@ -124,8 +124,9 @@ class FinetuneConfig:
     """L2 weight decay; >= 0."""
     batch_size: int = field(default=100, metadata=_at_least(1))
     """Examples per minibatch (shared by the whole population); >= 1."""
-    mode: str = field(default="baldwinian", metadata=_choice("baldwinian", "lamarckian"))
-    """baldwinian: fine-tuned weights are discarded; lamarckian: they become the individual's theta0."""
+    mode: str = field(default="lamarckian", metadata=_choice("baldwinian", "lamarckian"))
+    """baldwinian: fine-tuned weights are discarded; lamarckian (the default since the hybrid levers experiment):
+    they become the individual's theta0."""
     inherit_step: int = field(default=0, metadata=_at_least(0))
     """Lamarckian mode: the step of each fine-tuning whose weights the genome inherits (late rewinding as
     inheritance, Frankle et al. 2019, arXiv:1903.01611); 0 (the default): the final weights; in [0, steps]."""
@@ -141,11 +142,11 @@ class FinetuneConfig:
 class GAConfig:
     """The (mu + lambda) genetic algorithm."""
 
-    population: int = field(default=32, metadata=_at_least(2))
+    population: int = field(default=8, metadata=_at_least(2))
     """Population size mu; >= 2."""
     offspring: int = field(default=0, metadata=_at_least(0))
     """Offspring per generation lambda; >= 1, or 0 (the default) for as many as ``ga.population``."""
-    generations: int = field(default=40, metadata=_at_least(0))
+    generations: int = field(default=120, metadata=_at_least(0))
     """Generations after the initial population; >= 0."""
     cxpb: float = field(default=0.5, metadata=_probability())
     """Probability that a pair of offspring is made by crossover; in [0, 1]."""
@@ -163,11 +164,11 @@ class GAConfig:
     selElitistTournament keeps the ``elitism`` best, then tournament winners."""
     hall_of_fame: int = field(default=5, metadata=_at_least(1))
     """Size of the hall of fame; >= 1."""
-    halving_rungs: int = field(default=1, metadata=_at_least(1))
+    halving_rungs: int = field(default=3, metadata=_at_least(1))
     """Successive halving within each evaluation batch (ASHA, Li et al., arXiv:1810.05934): every individual gets
     ``finetune.steps`` steps (rung 0), then the best half of a rung ``2**r * finetune.steps`` more steps from the
     weights already trained (rung r), for this many rungs; fitness is an individual's validation accuracy at the last
-    rung it reached. 1 (the default): no halving; >= 1."""
+    rung it reached. 1: no halving; the default 3 (with 34 steps: the hybrid levers experiment's best); >= 1."""
     fitness_cache: bool = False
     """Never fine-tune an unchanged individual twice under the same minibatches: results are cached by content hashes
     of theta0, masks, fine-tuning settings and minibatch seed (for this and the previous generation, kept in the
@@ -175,7 +176,7 @@ class GAConfig:
     "fixed"``; no effect in Lamarckian mode, where every evaluation changes the genome it evaluates."""
     crossover: str = "cxMaskUniform"
     """Crossover operator (see ``evoticket.operators.CROSSOVERS``)."""
-    mutations: tuple[str, ...] = ("mutMaskSwap",)
+    mutations: tuple[str, ...] = ("mutMagnitudeSwap",)
     """Mutation operators applied in turn to a mutated offspring (see ``evoticket.operators.MUTATIONS``)."""
     operator_args: dict[str, dict[str, float | str]] = field(default_factory=dict)
     """Operator name -> keyword arguments overriding its defaults, e.g. {mutMaskSwap = {indpb = 0.05}} or

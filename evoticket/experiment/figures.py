@@ -21,8 +21,12 @@ MARKERS = "osD^v<>pPX*h"
 def _style(methods: Sequence[str]) -> dict[str, tuple[Any, str]]:
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab10"]
-    return {m: (cmap(i % 10), MARKERS[i % len(MARKERS)]) for i, m in enumerate(methods)}
+    methods = list(methods)
+    if len(methods) <= 10:
+        cmap, n = matplotlib.colormaps["tab10"], 10
+    else:  # more methods than tab10 has colours: tab20's, so no two methods share one (up to 20)
+        cmap, n = matplotlib.colormaps["tab20"], 20
+    return {m: (cmap(i % n), MARKERS[i % len(MARKERS)]) for i, m in enumerate(methods)}
 
 
 def _errorbar(ax: Any, xs: list[float], rows: list[dict[str, Any]], colour: Any, marker: str, label: str) -> None:

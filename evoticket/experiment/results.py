@@ -261,8 +261,61 @@ def main_table(agg: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def ablation_table(agg: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines of the ablation tables: per budget, one row per method and allocation, one column per data set
+    and density, and the row's compute.
+
+    Each entry is the mean test accuracy (%) with its 95% interval (or an infeasible cell's status); the last
+    columns give the training FLOPs the row spent, in GFLOP summed over its settings, against its budgets', and
+    as a share of them. Rows go best first (mean accuracy over the settings that ran).
+    """
+    lines: list[str] = []
+    for budget in sorted({a["budget"] for a in agg}, key=lambda b: (b != 1, b)):
+        groups = [a for a in agg if a["budget"] == budget]
+        columns = sorted({(a["dataset"], a["density"]) for a in groups}, key=lambda k: (k[0], -k[1]))
+        by = {(a["method"], a["allocation"], a["dataset"], a["density"]): a for a in groups}
+        means = defaultdict(list)  # best first: mean accuracy over the settings that ran
+        for a in groups:
+            if a["seeds"]:
+                means[(a["method"], a["allocation"])].append(a["test_acc_mean"])
+        rows = sorted(
+            dict.fromkeys((a["method"], a["allocation"]) for a in groups),
+            key=lambda r: -sum(means[r]) / len(means[r]) if means[r] else 1,
+        )
+        lines += [
+            "",
+            f"## Ablation at the {budget:g}x budget: test accuracy (%) per method and allocation",
+            "",
+            "| method | allocation | "
+            + " | ".join(f"{d} {x:g}" for d, x in columns)
+            + " | spent / budget GFLOP | spent |",
+            "|---|---|" + "---|" * (len(columns) + 2),
+        ]
+        for method, allocation in rows:
+            cells, spent, budgets = [], 0.0, 0.0
+            for dataset, density in columns:
+                a = by.get((method, allocation, dataset, density))
+                if a is None:
+                    cells.append("")
+                    continue
+                spent += a["spent_train_flops"]
+                budgets += a["budget_train_flops"]
+                if a.get("status", "done") != "done":
+                    cells.append(a["status"])
+                else:
+                    cells.append(f"{_pct(a['test_acc_mean'])} [{_pct(a['ci_low'])}, {_pct(a['ci_high'])}]")
+            share = f"{100 * spent / budgets:.0f}%" if budgets else "n/a"
+            lines.append(
+                f"| {method} | {allocation} | "
+                + " | ".join(cells)
+                + f" | {spent / 1e9:.1f} / {budgets / 1e9:.1f} | {share} |"
+            )
+    return lines
+
+
 def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]]) -> str:
-    """``results.md``: the aggregate table, the main table per data set, then the paired comparisons."""
+    """``results.md``: the aggregate table, the main tables per data set and budget, the ablation tables per budget,
+    then the paired comparisons."""
     lines = [
         "# Results",
         "",
@@ -286,6 +339,7 @@ def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any
             f"| {budget} | {a['wall_seconds']:.0f} |"
         )
     lines += main_table(agg)
+    lines += ablation_table(agg)
     lines += [
         "",
         "## The hybrid against backprop alone, seed by seed",
@@ -330,6 +384,7 @@ __all__ = [
     "BASELINES",
     "COLUMNS",
     "HYBRIDS",
+    "ablation_table",
     "aggregate",
     "cell_accuracy",
     "cell_row",

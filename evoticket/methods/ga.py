@@ -263,7 +263,7 @@ class SupermaskGA(GA):
     run_class = SupermaskRun
 
     def configure(self, config: Any) -> Any:
-        """``finetune.steps`` becomes 0.
+        """``finetune.steps`` becomes 0 (and the default ``ga.halving_rungs`` 1: nothing to halve).
 
         Raises:
             ConfigError: when ``finetune.steps`` is set to another non-default value.
@@ -274,4 +274,7 @@ class SupermaskGA(GA):
                 f"finetune.steps: method 'supermask_ga' trains no gradient (finetune.steps = 0); got {steps}; "
                 "use method = 'ga' for fine-tuning"
             )
-        return config if steps == 0 else config.with_overrides({"finetune.steps": 0})
+        overrides = {} if steps == 0 else {"finetune.steps": 0}
+        if config.ga.halving_rungs == type(config.ga)().halving_rungs and config.ga.halving_rungs > 1:
+            overrides["ga.halving_rungs"] = 1  # the default's successive halving needs fine-tuning steps
+        return config.with_overrides(overrides) if overrides else config

@@ -71,7 +71,7 @@ CROSSOVERS: dict[str, Callable[..., Any]] = {
 MUTATION_DEFAULTS: dict[str, dict[str, Any]] = {
     "mutMaskSwap": {"indpb": 0.05},
     "mutMaskFlip": {"indpb": 0.002},
-    "mutMagnitudeSwap": {"fraction": 0.1, "grow": "random"},
+    "mutMagnitudeSwap": {"fraction": 0.1, "grow": "gradient"},
     "mutLayerDensity": {"fraction": 0.05},
     "mutInitGaussian": {"indpb": 0.05, "sigma": 0.5},
     "mutInitReseed": {"indpb": 0.02},
@@ -95,7 +95,6 @@ DENSITY_PRESERVING: frozenset[str] = frozenset(
         "mutMagnitudeSwap",
         "mutInitGaussian",
         "mutInitReseed",
-        "mutLayerDensity",
         "mutSignFlip",
         "cxMaskUniform",
         "cxInitBlend",
@@ -112,10 +111,10 @@ def _number(check: Callable[[float], bool]) -> Callable[[Any], bool]:
 
 
 ARG_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "indpb": (_number(lambda v: 0 <= v <= 1), "must be a number in [0, 1]"),
-    "sigma": (_number(lambda v: v > 0), "must be a number > 0"),
-    "alpha": (_number(lambda v: v >= 0), "must be a number >= 0"),
-    "fraction": (_number(lambda v: 0 < v <= 1), "must be a number in (0, 1]"),
+    "indpb": (_number(lambda v: 0 <= v <= 1), "must be in [0, 1]"),
+    "sigma": (_number(lambda v: v > 0), "must be > 0"),
+    "alpha": (_number(lambda v: v >= 0), "must be >= 0"),
+    "fraction": (_number(lambda v: 0 < v <= 1), "must be in (0, 1]"),
     "grow": (lambda v: v in GROWTH, "must be one of " + ", ".join(map(repr, GROWTH))),
 }
 """Hyper-parameter name -> (range check, what would be valid), as the operators check them."""

@@ -30,7 +30,7 @@ def _check_fraction(value: float) -> float:
 
 
 def mutMagnitudeSwap(
-    individual: Ticket, fraction: float = 0.1, grow: str = "random", *, rng: torch.Generator
+    individual: Ticket, fraction: float = 0.1, grow: str = "gradient", *, rng: torch.Generator
 ) -> tuple[Ticket]:
     """Prune the kept weights of smallest fine-tuned magnitude, grow as many pruned ones.
 

@@ -67,6 +67,7 @@ def test_campaign_writes_every_promised_file(fast_config, tmp_path):
         "val_loss",
         "flags",
         "reevaluated",
+        "rung",
         "train_steps",
         "train_flops",
         "eval_flops",

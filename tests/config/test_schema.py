@@ -23,26 +23,30 @@ DEFAULTS = {
     "model": {"name": "mlp", "hidden": [], "init": "kaiming_normal"},
     "ticket": {"density": 0.1, "layer_densities": {}},
     "finetune": {
-        "steps": 100,
+        "steps": 34,
         "lr": 0.02,
         "optimizer": "adam",
         "momentum": 0.9,
         "weight_decay": 0.0,
         "batch_size": 100,
-        "mode": "baldwinian",
+        "mode": "lamarckian",
+        "inherit_step": 0,
+        "minibatches": "generation",
         "max_memory_mb": 2048.0,
     },
     "ga": {
-        "population": 32,
+        "population": 8,
         "offspring": 0,
-        "generations": 40,
+        "generations": 120,
         "cxpb": 0.5,
         "mutpb": 1.0,
         "tournament_size": 3,
         "elitism": 2,
         "hall_of_fame": 5,
+        "halving_rungs": 3,
+        "fitness_cache": False,
         "crossover": "cxMaskUniform",
-        "mutations": ["mutMaskSwap"],
+        "mutations": ["mutMagnitudeSwap"],
         "operator_args": {},
     },
     "imp": {
@@ -106,7 +110,7 @@ def test_defaults_are_the_documented_ones():
     resolved = config.to_dict()
     assert list(resolved) == ["method", *DEFAULTS] == ["method", *SECTIONS]
     assert resolved["method"] == "ga"
-    assert config.ga.num_offspring == config.ga.population == 32
+    assert config.ga.num_offspring == config.ga.population == 8
     for section, values in DEFAULTS.items():
         for key, value in values.items():
             assert resolved[section][key] == value, f"{section}.{key}"
@@ -115,9 +119,9 @@ def test_defaults_are_the_documented_ones():
     assert config.model.name == "mlp"
     assert config.model.hidden == ()
     assert config.ticket.density == 0.1
-    assert config.finetune.steps == 100
-    assert config.finetune.mode == "baldwinian"
-    assert config.ga.mutations == ("mutMaskSwap",)
+    assert config.finetune.steps == 34
+    assert config.finetune.mode == "lamarckian"
+    assert config.ga.mutations == ("mutMagnitudeSwap",) and config.ga.halving_rungs == 3
     assert CampaignConfig.from_dict({}) == config
     assert load_config() == config
 
@@ -191,7 +195,7 @@ def test_overrides_give_typed_values(custom):
     assert config.ga.operator_args == {"mutMaskSwap": {"indpb": 0.1}}
     assert config.ticket.layer_densities == {"fc1.weight": 0.2}
     # everything else untouched
-    assert config.ga.num_offspring == 32 and config.finetune.steps == 100
+    assert config.ga.num_offspring == 32 and config.finetune.steps == 34
     assert custom.finetune.lr == 1.0 and type(custom.finetune.lr) is float
     assert custom.campaign.progress is False
 
@@ -276,7 +280,7 @@ def test_layer_density_override_keeps_the_dotted_weight_name():
         ("ga.operator_args.cxInitBlend.alpha=-0.5", "ga.operator_args.cxInitBlend.alpha:", ["must be >= 0"]),
         ("ga.operator_args.mutMaskSwap=0.1", "ga.operator_args.mutMaskSwap:", ["must be a table"]),
         ("ticket.layer_densities.fc1.weight=0", "ticket.layer_densities:", ["must be in (0, 1]"]),
-        ("ga.elitism=40", "ga.elitism:", ["must be <= ga.population (32)", "got 40"]),
+        ("ga.elitism=40", "ga.elitism:", ["must be <= ga.population (8)", "got 40"]),
         ("finetune.lr=nan", "finetune.lr:", ["must be a finite number", "nan"]),
         ("finetune.lr=inf", "finetune.lr:", ["must be a finite number", "inf"]),
         ("finetune.lr=-inf", "finetune.lr:", ["must be a finite number"]),
@@ -284,7 +288,7 @@ def test_layer_density_override_keeps_the_dotted_weight_name():
         ("ga.population.x=1", "ga.population:", ["is not a table"]),
         ("ga.population=" + "9" * 23, "ga.population:", ["must be a 64-bit integer", "9" * 23]),
         ("ga.generations=1e300", "ga.generations:", ["must be a 64-bit integer"]),
-        ("ga.tournament_size=65", "ga.tournament_size:", ["must be <= ga.population + ga.offspring (64)", "65"]),
+        ("ga.tournament_size=65", "ga.tournament_size:", ["must be <= ga.population + ga.offspring (16)", "65"]),
         ("ga.population=3\nga.elitism = 5", "ga.population:", ["must be an integer"]),
     ],
 )

@@ -16,7 +16,7 @@ from evoticket.core import faults
 from evoticket.core.errors import ConfigError, EvoticketError, Interrupted
 from evoticket.experiment import aggregate, load_experiment, paired, run_experiment, t_interval
 from evoticket.experiment.grid import cell_config
-from evoticket.experiment.results import format_markdown, hybrid_names, main_table
+from evoticket.experiment.results import ablation_table, format_markdown, hybrid_names, main_table
 from evoticket.methods import METHODS, resolve_run
 from evoticket.methods.ga import ga_costs
 from evoticket.methods.imp import imp_flops
@@ -71,7 +71,10 @@ methods = ["ga"]
         (('methods = ["dense", "imp", "ga"]', 'methods = ["rigl2"]'), "experiment.methods: unknown method 'rigl2'"),
         (("densities = [0.5]", "densities = [1.5]"), "experiment.densities: must be numbers in (0, 1]"),
         (("seeds = [0, 1]", "seeds = []"), "experiment.seeds: must be a non-empty list"),
-        (("[base]", "[base]\nga.population = 8"), "cell dense-mnist1d-d0.5-uniform-x1-s0: ga.population: a setting of"),
+        (
+            ("[base]", "[base]\nga.population = 12"),
+            "cell dense-mnist1d-d0.5-uniform-x1-s0: ga.population: a setting of",
+        ),
         (("[experiment]", "[experimnt]"), "experimnt: unknown table of an experiment file"),
     ],
 )
@@ -306,3 +309,36 @@ def test_every_variant_of_the_ga_is_paired_with_the_baselines():
     pairs = paired(rows, hybrid_names(raw))
     assert [(p["hybrid"], p["baseline"]) for p in pairs] == [("mag", "imp")]
     assert pairs[0]["difference"] == pytest.approx(0.1) and pairs[0]["seeds"] == 3
+
+
+def test_the_ablation_table_gives_every_method_and_allocation_a_row_with_its_compute():
+    def group(method, allocation, dataset, mean, spent, budget=1, status="done"):
+        return {
+            "dataset": dataset, "density": 0.1, "allocation": allocation, "budget": budget, "method": method,
+            "seeds": 3 if status == "done" else 0, "test_acc_mean": mean, "ci_low": mean - 0.01,
+            "ci_high": mean + 0.01, "status": status, "spent_train_flops": spent, "budget_train_flops": 2e9,
+        }  # fmt: skip
+
+    agg = [
+        group("ga", "uniform", "a", 0.5, 1e9),
+        group("ga", "uniform", "b", 0.7, 1e9),
+        group("ga", "lth", "a", 0.6, 2e9),
+        group("imp", "uniform", "a", 0.9, 2e9),
+        group("ga", "uniform", "a", 0.8, 8e9, budget=4),
+    ]
+    assert ablation_table(agg) == [
+        "",
+        "## Ablation at the 1x budget: test accuracy (%) per method and allocation",
+        "",
+        "| method | allocation | a 0.1 | b 0.1 | spent / budget GFLOP | spent |",
+        "|---|---|---|---|---|---|",
+        "| imp | uniform | 90.0 [89.0, 91.0] |  | 2.0 / 2.0 | 100% |",
+        "| ga | uniform | 50.0 [49.0, 51.0] | 70.0 [69.0, 71.0] | 2.0 / 4.0 | 50% |",
+        "| ga | lth | 60.0 [59.0, 61.0] |  | 2.0 / 2.0 | 100% |",
+        "",
+        "## Ablation at the 4x budget: test accuracy (%) per method and allocation",
+        "",
+        "| method | allocation | a 0.1 | spent / budget GFLOP | spent |",
+        "|---|---|---|---|---|",
+        "| ga | uniform | 80.0 [79.0, 81.0] | 8.0 / 2.0 | 400% |",
+    ]

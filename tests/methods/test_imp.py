@@ -133,7 +133,7 @@ def test_imp_settings_belong_to_imp_and_ga_settings_to_the_ga():
     with pytest.raises(ConfigError, match=r"^imp.rate: a setting of method 'imp', but method = 'ga'"):
         resolve_run(CampaignConfig().with_overrides(["imp.rate=0.3"]))
     with pytest.raises(ConfigError, match=r"^ga.population: a setting of methods ga, supermask_ga, but method = 'imp'"):
-        resolve_run(CampaignConfig().with_overrides(["method=imp", "ga.population=8"]))
+        resolve_run(CampaignConfig().with_overrides(["method=imp", "ga.population=12"]))
     with pytest.raises(
         ConfigError,
         match=r"^method: unknown method 'ipm' \(did you mean 'imp'\?\); valid: bn_only, dense, edge_popup, ga, gmp, imp, output_only, random, rigl, supermask_ga$",
