@@ -79,6 +79,12 @@ def _finite(x: torch.Tensor) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def minibatch_key(cfg: FinetuneConfig, generation: int) -> int:
+    """Which minibatch sequence a generation's fine-tuning uses: the generation, or 0 with
+    ``finetune.minibatches = "fixed"`` (one sequence for the whole run)."""
+    return 0 if cfg.minibatches == "fixed" else generation
+
+
 class Evaluator:
     """Fitness of tickets: validation accuracy after a short batched fine-tuning (pure).
 
@@ -101,7 +107,7 @@ class Evaluator:
 
     def minibatch_seed(self, generation: int, rung: int = 0) -> int:
         """Seed of the minibatch sequence of ``generation``'s fine-tuning at successive-halving ``rung``."""
-        key = 0 if self.cfg.minibatches == "fixed" else generation
+        key = minibatch_key(self.cfg, generation)
         if rung == 0:
             return derive_seed(self.seed, "finetune", key)
         return derive_seed(self.seed, "finetune", key, "rung", rung)

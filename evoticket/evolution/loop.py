@@ -26,7 +26,7 @@ from evoticket.config import CampaignConfig, FinetuneConfig
 from evoticket.core.faults import kill_point
 from evoticket.evolution.backends import Backend
 from evoticket.evolution.cache import FitnessCache, content_key, settings_text
-from evoticket.evolution.evaluator import EvalResult
+from evoticket.evolution.evaluator import EvalResult, minibatch_key
 from evoticket.genome import Ticket, UidCounter, same_uid
 from evoticket.training import SPENT_KEYS
 
@@ -183,7 +183,7 @@ class PopulationEvaluator:
             return results
         alive = [i for i, r in enumerate(results) if not r.nonfinite]
         for rung in range(1, self.halving_rungs):
-            alive.sort(key=lambda i: results[i].fitness[0] - 1e-9 * results[i].fitness[1], reverse=True)
+            alive.sort(key=lambda i: (results[i].fitness[0], -results[i].fitness[1]), reverse=True)  # (acc, -loss)
             alive = sorted(alive[: len(alive) // 2])
             if not alive:
                 break
@@ -212,7 +212,7 @@ class PopulationEvaluator:
         keys: list[str | None] = [None] * len(individuals)
         cache = self.cache if not self.lamarckian else None
         if cache is not None:
-            seed = 0 if self.cfg.minibatches == "fixed" else self.generation  # which minibatch sequence
+            seed = minibatch_key(self.cfg, self.generation)
             settings = settings_text(self.cfg, {"halving_rungs": self.halving_rungs, "learned": self.learned})
             for i, ind in enumerate(individuals):
                 keys[i] = content_key(ind, settings, seed)

@@ -59,12 +59,12 @@ from evoticket.models import Architecture
 from evoticket.operators import initTicket
 from evoticket.resolve import Resolved
 from evoticket.training import (
-    AutogradGradient,
     Callback,
     EarlyStopping,
     MaskUpdate,
     TrainState,
     backward_flops,
+    dense_gradient,
     evaluate_ticket,
     forward_flops,
     minibatch_indices,
@@ -199,24 +199,14 @@ class DropAndGrow:
         fraction = rigl_fraction(state.step, self.cfg.alpha, self.end)
         if fraction <= 0:
             return None
-        weights = set(self.arch.weight_names)
         if self.cfg.grow == "gradient":
-            batch = state.batches[state.step - 1]
-            x, y = state.splits.x_train[batch], state.splits.y_train[batch]
-            buffers = {k: v.clone() for k, v in state.buffers.items()} or None  # no side effect on BatchNorm
-            gradient = AutogradGradient(self.arch, state.params, sorted(weights), buffers)
-            gradient(x, y)
-            kept = state.kept()
-            per_example = forward_flops(self.arch, kept) + backward_flops(
-                self.arch, kept, frozenset(weights), dense_weight_grads=frozenset(weights)
-            )
-            state.meter.train_flops[: self.updated] += batch.numel() * per_example[: self.updated]
+            grads = dense_gradient(state, state.batches[state.step - 1], metered=self.updated)
         out = {}
         for name, mask in state.masks.items():
             new = mask.clone()
             for p in range(self.updated):
                 if self.cfg.grow == "gradient":
-                    score = gradient.grads[name][p].abs()
+                    score = grads[name][p].abs()
                 else:
                     score = torch.rand(mask[p].shape, generator=self.gen).to(mask.device)
                 new[p] = drop_and_grow(state.params[name][p].detach(), mask[p], score, fraction)

@@ -17,16 +17,10 @@ from __future__ import annotations
 import torch
 
 from evoticket.genome import Ticket, growth_candidates, known_magnitudes, note_variation
+from evoticket.operators.mutation import _check_fraction
 
 GROWTH = ("random", "gradient")
 """Where :func:`mutMagnitudeSwap` grows: at random (SET) or by the dense gradient's magnitude (RigL)."""
-
-
-def _check_fraction(value: float) -> float:
-    value = float(value)
-    if not 0.0 < value <= 1.0:
-        raise ValueError(f"fraction: must be in (0, 1], got {value}")
-    return value
 
 
 def mutMagnitudeSwap(

@@ -44,6 +44,14 @@ def _check_probability(name: str, value: float) -> float:
     return value
 
 
+def _check_fraction(value: float) -> float:
+    """Return ``value`` as a float if it lies in (0, 1], else raise ValueError naming ``fraction``."""
+    value = float(value)
+    if not 0.0 < value <= 1.0:
+        raise ValueError(f"fraction: must be in (0, 1], got {value}")
+    return value
+
+
 def _bernoulli(shape: torch.Size, p: float, rng: torch.Generator) -> torch.Tensor:
     """Bool tensor of ``shape``, each entry True with probability ``p``."""
     return torch.rand(shape, generator=rng) < p
@@ -154,9 +162,7 @@ def mutLayerDensity(individual: Ticket, fraction: float = 0.05, *, rng: torch.Ge
     Raises:
         ValueError: if ``fraction`` is not in (0, 1].
     """
-    fraction = float(fraction)
-    if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"fraction: must be in (0, 1], got {fraction}")
+    fraction = _check_fraction(fraction)
     counts = {name: int(m.sum()) for name, m in individual.masks.items()}
     donors = [name for name, k in counts.items() if k >= 2]
     if donors and len(counts) > 1:

@@ -513,6 +513,34 @@ def finetune_stacked(
     )
 
 
+def dense_gradient(state: TrainState, batch: torch.Tensor, metered: int | None = None) -> dict[str, torch.Tensor]:
+    """The dense gradient of every weight (pruned ones included) on one minibatch, its cost metered (RigL's growth).
+
+    One forward and one backward pass with dense weight gradients over ``batch``; BatchNorm's running
+    statistics are left as they are.
+
+    Args:
+        state: the training state (its current weights).
+        batch: ``(B,)`` training indices.
+        metered: charge the cost to the first ``metered`` networks only (those whose masks it changes);
+            default all.
+
+    Returns:
+        Weight name -> ``(P, *shape)`` gradient of the summed loss.
+    """
+    weights = frozenset(state.arch.weight_names)
+    buffers = {k: v.clone() for k, v in state.buffers.items()} or None  # no side effect on BatchNorm
+    gradient = AutogradGradient(state.arch, state.params, sorted(weights), buffers)
+    gradient(state.splits.x_train[batch], state.splits.y_train[batch])
+    kept = state.kept()
+    per_example = forward_flops(state.arch, kept) + backward_flops(
+        state.arch, kept, weights, dense_weight_grads=weights
+    )
+    n = state.population if metered is None else metered
+    state.meter.train_flops[:n] += batch.numel() * per_example[:n]
+    return gradient.grads
+
+
 def learned_traits(state: TrainState, kind: str) -> list:
     """What the networks of ``state`` learned: their magnitudes and, for ``"gradients"``, RigL's growth candidates.
 
@@ -529,17 +557,7 @@ def learned_traits(state: TrainState, kind: str) -> list:
     """
     grads = None
     if kind == "gradients" and len(state.batches):
-        weights = set(state.arch.weight_names)
-        batch = state.batches[max(0, state.step - 1)]
-        buffers = {k: v.clone() for k, v in state.buffers.items()} or None  # no side effect on BatchNorm
-        gradient = AutogradGradient(state.arch, state.params, sorted(weights), buffers)
-        gradient(state.splits.x_train[batch], state.splits.y_train[batch])
-        grads = gradient.grads
-        kept = state.kept()
-        per_example = forward_flops(state.arch, kept) + backward_flops(
-            state.arch, kept, frozenset(weights), dense_weight_grads=frozenset(weights)
-        )
-        state.meter.train_flops += batch.numel() * per_example
+        grads = dense_gradient(state, state.batches[max(0, state.step - 1)])
     return compact_learned({k: state.params[k] for k in state.masks}, state.masks, grads)
 
 
@@ -720,6 +738,7 @@ __all__ = [
     "ScoreGradient",
     "TrainResult",
     "TrainState",
+    "dense_gradient",
     "effective_params",
     "finetune_stacked",
     "finetune_tickets",
