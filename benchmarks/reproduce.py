@@ -304,7 +304,7 @@ def format_rigl(report: dict) -> str:
     return "\n".join(lines)
 
 
-OLD_GA = ["ga.mutations=['mutMaskSwap']", "ga.halving_rungs=1"]
+OLD_GA = ["ga.mutations=['mutMaskSwap']", "ga.halving_rungs=1", "ga.seeded=false"]
 """The GA's operators before the hybrid levers issue (the default campaign of these measurements)."""
 DIGITS = ["data.name=digits", "model.name=mlp", "model.hidden=[300, 100]", "model.init=signed_constant"]
 

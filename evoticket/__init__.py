@@ -7,12 +7,12 @@ batched at once, and its validation accuracy after fine-tuning is its fitness.
 The GA is one method of :data:`evoticket.methods.METHODS`; every method runs
 in the same harness (training engine, records, compute meter, final comparison).
 
-Main entry points::
+Main entry points, from Python:
 
     import evoticket
     config = evoticket.CampaignConfig().with_overrides(["ga.generations=5"])
     result = evoticket.run_campaign(config, name="demo")
-    model = evoticket.load_ticket(result.run_dir / "best_ticket.pt")
+    model = evoticket.load_ticket(result.run_dir / "best_ticket.pt")   # or a recipe (evoticket export --compact)
     rows = evoticket.records.read_individuals(result.run_dir)
     evoticket.resume_campaign(result.run_dir, ["ga.generations=10"])
 
@@ -26,11 +26,12 @@ from __future__ import annotations
 __version__ = "0.2.0"
 
 from evoticket import operators, records
-from evoticket.campaign import CampaignResult, resume_campaign, run_campaign
+from evoticket.campaign import CampaignResult, RunRecorder, resume_campaign, run_campaign
 from evoticket.config import CampaignConfig, load_config
 from evoticket.core.errors import BudgetError, ConfigError, DataError, EvoticketError
 from evoticket.evolution import evolve, make_toolbox
-from evoticket.genome import Ticket, load_ticket, load_ticket_state
+from evoticket.genome import Ticket, load_ticket_state
+from evoticket.operators.recipe import load_ticket
 
 __all__ = [
     "BudgetError",
@@ -39,6 +40,7 @@ __all__ = [
     "ConfigError",
     "DataError",
     "EvoticketError",
+    "RunRecorder",
     "Ticket",
     "__version__",
     "evolve",

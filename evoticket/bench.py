@@ -6,8 +6,8 @@ minibatch sequence) and are timed side by side:
 ``batched``
     evoticket's own path, exactly as the campaign runs it:
     :func:`evoticket.training.finetune_tickets` (chunks of
-    :func:`~evoticket.training.population_chunk` individuals through
-    :func:`~evoticket.training.finetune_stacked`), timed by its
+    :func:`evoticket.training.population_chunk` individuals through
+    :func:`evoticket.training.finetune_stacked`), timed by its
     ``BatchResult.train_seconds`` (the optimizer steps; validation excluded).
 ``loop``
     what a DEAP user would write: one ``nn.Module`` per individual, masks via
@@ -379,7 +379,7 @@ def run_batched(
     """evoticket's batched fine-tuning, the campaign's own code path (:func:`finetune_tickets`).
 
     The tickets are stacked per chunk (:func:`population_chunk`) and
-    fine-tuned by :func:`~evoticket.training.finetune_stacked`; the time is the
+    fine-tuned by :func:`evoticket.training.finetune_stacked`; the time is the
     chunks' summed ``train_seconds`` (stacking and validation excluded).
     """
     p = problem

@@ -6,7 +6,8 @@ runs a campaign (the default one without CONFIG; ``--resume`` continues NAME if 
 continues one from its last checkpoint; ``evoticket plot RUN_DIR [--out DIR]`` draws its figures;
 ``evoticket compare RUN_DIR ... [--out DIR] [--name NAME]`` overlays several runs and tabulates them;
 ``evoticket experiment CONFIG [--name NAME] [--resume]`` runs a grid of methods at equal compute;
-``evoticket bench`` measures batched
+``evoticket export RUN_DIR --compact | --format sparse`` writes its ticket as a recipe or with sparse
+weights; ``evoticket bench`` measures batched
 fine-tuning. A user mistake is reported as one line on stderr with exit status
 2 and no traceback; Ctrl-C stops after the current generation's checkpoint
 with status 130 and prints the resume command; SIGTERM (as a batch scheduler sends
@@ -109,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plot.add_argument("run_dir", metavar="RUN_DIR", help="the run directory, e.g. runs/NAME")
     plot.add_argument("--out", metavar="DIR", help="folder for the figures (default: plots/NAME)")
+    plot.add_argument(
+        "--imp",
+        metavar="IMP_RUN",
+        help="an IMP run of the same network: its rounds overlaid on a multi-objective run's pareto figure, "
+        "compared in pareto-vs-imp.csv",
+    )
     _add_x_axis(plot, "x axis of the fitness figure")
     compare = sub.add_parser(
         "compare",
@@ -145,6 +152,36 @@ def build_parser() -> argparse.ArgumentParser:
     experiment.add_argument(
         "--plots-dir", default="plots", help="parent directory of plot directories (default: plots)"
     )
+    export = sub.add_parser(
+        "export",
+        help="write a run's ticket compactly (a replayable recipe) or with sparse weights for inference",
+        description="Export runs/NAME's ticket: --compact writes the best ticket as a recipe (tickets as DNA; "
+        "read back by evoticket.load_ticket), --format sparse the trained ticket of the final comparison with "
+        "torch sparse CSR weights.",
+    )
+    export.add_argument("run_dir", metavar="RUN_DIR", help="the run directory, e.g. runs/NAME")
+    export.add_argument(
+        "--compact",
+        action="store_true",
+        help="the best ticket as a recipe (default output: RUN_DIR/best_ticket.recipe)",
+    )
+    export.add_argument(
+        "--format",
+        dest="fmt",
+        choices=("recipe", "sparse"),
+        default=None,
+        help="recipe (the same as --compact) or sparse (the trained ticket with torch sparse CSR weights; default "
+        "output: RUN_DIR/trained_ticket.sparse.pt)",
+    )
+    export.add_argument(
+        "--weights",
+        choices=("float32", "float16"),
+        default="float32",
+        help="recipe: how weights that cannot be replayed are stored (float32: exact; default float32)",
+    )
+    export.add_argument("--seed", type=int, default=0, help="sparse: which final-comparison seed (default: 0)")
+    export.add_argument("--control", default="ticket", help="sparse: which control (default: ticket)")
+    export.add_argument("--out", metavar="PATH", help="output file (never overwrites an existing one)")
     bench = sub.add_parser(
         "bench",
         help="measure batched fine-tuning against a per-individual loop and torch.func.vmap",
@@ -162,11 +199,44 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench(quick=args.quick, json_path=args.json_path, device=args.device)
 
 
+def _export(args: argparse.Namespace) -> int:
+    from evoticket.campaign.export import export_run
+
+    fmt = args.fmt or ("recipe" if args.compact else None)
+    if fmt is None:
+        raise EvoticketError("export needs --compact or --format recipe|sparse")
+    if args.compact and fmt != "recipe":
+        raise EvoticketError(f"--compact writes a recipe; it cannot be combined with --format {fmt}")
+    result = export_run(
+        Path(args.run_dir),
+        fmt=fmt,
+        out=Path(args.out) if args.out else None,
+        weights=args.weights,
+        seed=args.seed,
+        control=args.control,
+    )
+    r = result.report
+    if fmt == "recipe":
+        print(
+            f"recipe {r['recipe_bytes']:,} bytes ({r['nodes']} individuals replayed; "
+            f"replays {', '.join(r['replayed']) or 'nothing'}; stores {', '.join(r['stored']) or 'nothing'}"
+            f"{' as ' + r['weights'] if 'theta0' in r['stored'] else ''}); float32 state dict "
+            f"{r['state_dict_float32_bytes']:,} bytes ({r['ratio_float32']:.1f}x), gzip-compressed "
+            f"{r['state_dict_gzip_bytes']:,} bytes ({r['ratio_gzip']:.1f}x); round trip "
+            + ("exact" if r["exact"] else f"max abs weight error {r['max_abs_error']:.3g}")
+        )
+    else:
+        print(f"sparse ticket {r['bytes']:,} bytes")
+    print(result.path)
+    return 0
+
+
 def _plot(args: argparse.Namespace) -> int:
     from evoticket.plots import plot_run
 
     out = Path(args.out) if args.out else Path("plots") / Path(args.run_dir).resolve().name
-    for path in plot_run(Path(args.run_dir), out, x_axis=args.x_axis):
+    imp = Path(args.imp) if args.imp else None
+    for path in plot_run(Path(args.run_dir), out, x_axis=args.x_axis, imp_run=imp):
         print(path)
     return 0
 
@@ -272,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "compare": _compare,
         "experiment": _experiment,
         "bench": _bench,
+        "export": _export,
     }
     try:
         return commands[args.command](args)

@@ -1,6 +1,6 @@
 """The resolve step: every check that needs a data set, a model or a registry, run once, before anything is written.
 
-:func:`resolve` turns a :class:`~evoticket.config.CampaignConfig` (whose dataclasses checked each
+:func:`resolve` turns a :class:`evoticket.config.CampaignConfig` (whose dataclasses checked each
 key's type and range) into a :class:`Resolved`: the device, the loaded data on it and the sized
 architecture, after checking
 
@@ -28,7 +28,7 @@ from evoticket.config import CampaignConfig
 from evoticket.core.cluster import check_backend
 from evoticket.core.device import format_bytes, host_memory_bytes, resolve_device
 from evoticket.core.errors import ConfigError, unknown_name
-from evoticket.data import DATASETS, Splits, load_dataset
+from evoticket.data import DATASETS, Splits, load_dataset, load_mnist1d
 from evoticket.genome import ALLOCATIONS
 from evoticket.models import INITIALISERS, MODELS, Architecture, build_architecture
 from evoticket.operators import ARG_CHECKS, CROSSOVER_DEFAULTS, CROSSOVERS, MUTATION_DEFAULTS, MUTATIONS, SURVIVORS
@@ -63,6 +63,11 @@ def check_names(config: CampaignConfig) -> None:
     """
     if config.data.name not in DATASETS:
         raise _unknown("data.name", "data set", config.data.name, DATASETS)
+    if config.data.mnist1d and config.data.name != "mnist1d":
+        raise ConfigError(
+            f"data.mnist1d: MNIST-1D's generator arguments need data.name = 'mnist1d', got {config.data.name!r} "
+            "(or data.mnist1d = {})"
+        )
     if config.model.name not in MODELS:
         raise _unknown("model.name", "model", config.model.name, MODELS)
     if config.model.init not in INITIALISERS:
@@ -115,7 +120,7 @@ def check_memory(config: CampaignConfig, arch: Architecture, n_train: int, avail
         config: the campaign configuration.
         arch: the architecture of the tickets.
         n_train: training examples (caps the minibatch size).
-        available: memory to check against (bytes); default :func:`~evoticket.core.device.host_memory_bytes`.
+        available: memory to check against (bytes); default :func:`evoticket.core.device.host_memory_bytes`.
 
     Raises:
         ConfigError: naming the key that asks for the most memory, and how much fits.
@@ -172,7 +177,9 @@ def resolve(config: CampaignConfig, *, splits: Splits | None = None) -> Resolved
     check_names(config)
     check_backend(config.campaign.backend, config.campaign.ray_address)
     device = resolve_device(config.campaign.device)
-    if splits is None:
+    if splits is None and config.data.mnist1d:  # a variant of MNIST-1D (check_names: data.name is mnist1d)
+        splits = load_mnist1d(val_fraction=config.data.val_fraction, seed=config.data.seed, args=config.data.mnist1d)
+    elif splits is None:
         splits = load_dataset(
             config.data.name,
             root=config.data.root or None,

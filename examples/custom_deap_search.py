@@ -1,47 +1,86 @@
-"""Use evoticket's toolbox and operators in your own DEAP search.
+"""Use evoticket's toolbox, operators, survivor schemes and records writer in your own DEAP search.
 
-``make_toolbox`` registers individual, population, mate, mutate, select and
-evaluate, and a ``map`` that fine-tunes every generation's individuals in one
-batch, so DEAP's stock ``eaSimple`` runs unchanged. Here the mutation is
-replaced by a combination of two evoticket operators.
+``make_toolbox`` registers individual, population, mate, mutate, select and evaluate, and a ``map`` that
+fine-tunes every generation's individuals in one batch, so DEAP's stock algorithms run unchanged. Here the
+mutation is replaced by two evoticket operators of your choice (the magnitude swap, which needs the fine-tuned
+magnitudes and dense gradients an evaluation can return, then a Gaussian perturbation of the initial weights),
+and DEAP's ``eaMuPlusLambda`` runs the search. A :class:`evoticket.RunRecorder` writes the records into
+``runs/NAME`` so that ``evoticket plot``, ``evoticket compare`` and ``evoticket export --compact`` work on it.
 
-Run: python examples/custom_deap_search.py
+Run: python examples/custom_deap_search.py [--generations 8] [--name custom-deap]
 """
 
 from __future__ import annotations
 
+import argparse
 import random
 
 from deap import algorithms, tools
 
 import evoticket
-from evoticket.operators import mutInitGaussian, mutMaskSwap
+from evoticket.operators import mutInitGaussian, mutMagnitudeSwap
 
 
-def main() -> None:
-    """A 5-generation eaSimple on MNIST-1D with a 40-100-10 MLP at 20% density."""
+def main(argv: list[str] | None = None) -> dict:
+    """An (8 + 8) eaMuPlusLambda on MNIST-1D with a 40-100-10 MLP at 20% density, Lamarckian fine-tuning."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--generations", type=int, default=8)
+    parser.add_argument("--population", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=50, help="fine-tuning steps per evaluation")
+    parser.add_argument("--name", default="custom-deap")
+    parser.add_argument("--runs-dir", default="runs")
+    args = parser.parse_args(argv)
+
     random.seed(0)
     config = evoticket.CampaignConfig().with_overrides(
-        ["model.hidden=[100]", "ticket.density=0.2", "finetune.steps=50", "campaign.device=cpu"]
+        [
+            "model.hidden=[100]",
+            "ticket.density=0.2",
+            f"finetune.steps={args.steps}",
+            "finetune.mode=lamarckian",
+            "ga.halving_rungs=1",
+            "campaign.device=cpu",
+        ]
     )
     toolbox = evoticket.make_toolbox(config)
+    toolbox.evaluator.learned = "gradients"  # evaluations return what mutMagnitudeSwap reads
 
     def mutate(individual):
-        mutMaskSwap(individual, indpb=0.05, rng=toolbox.rng)
-        mutInitGaussian(individual, indpb=0.05, sigma=0.5, rng=toolbox.rng)
+        mutMagnitudeSwap(individual, fraction=0.1, grow="gradient", rng=toolbox.rng)
+        mutInitGaussian(individual, indpb=0.02, sigma=0.2, rng=toolbox.rng)
         return (individual,)
 
     toolbox.register("mutate", mutate)
-    population = toolbox.population(n=16)
+    recorder = evoticket.RunRecorder(toolbox, config, name=args.name, runs_dir=args.runs_dir, force=True)
+    population = toolbox.population(n=args.population)
     hof = tools.HallOfFame(1)
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("max", max)
-    population, _logbook = algorithms.eaSimple(
-        population, toolbox, cxpb=0.5, mutpb=0.8, ngen=5, stats=stats, halloffame=hof, verbose=True
+    population, logbook = algorithms.eaMuPlusLambda(
+        population,
+        toolbox,
+        mu=args.population,
+        lambda_=args.population,
+        cxpb=0.3,
+        mutpb=0.7,
+        ngen=args.generations,
+        stats=stats,
+        halloffame=hof,
+        verbose=True,
     )
     best = hof[0]
-    print(f"best: uid {best.uid}, validation accuracy {best.fitness.values[0]:.4f}, density {best.total_density():.3f}")
+    recorder.finish(best)
+    first, last = logbook[0]["max"], max(row["max"] for row in logbook)
+    print(f"max validation accuracy: generation 0 {first:.4f}, best {last:.4f} ({100 * (last - first):+.1f} points)")
+    print(f"best: uid {best.uid} (generation {best.eval_record['generation']}), density {best.total_density():.3f}")
     print(f"lineage: parents {list(best.parents)}, operators {list(best.operators)}")
+    print(f"records: {recorder.run_dir} (try: evoticket plot {recorder.run_dir})")
+    return {
+        "first_max": first,
+        "best": last,
+        "best_generation": best.eval_record["generation"],
+        "run_dir": recorder.run_dir,
+    }
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import runpy
 from pathlib import Path
 
 import pytest
@@ -61,9 +60,3 @@ def test_default_toml_is_the_default_campaign():
     from evoticket.config import CampaignConfig
 
     assert load_config(ROOT / "configs" / "default.toml").with_overrides(["model.hidden=[]"]) == CampaignConfig()
-
-
-def test_custom_deap_search_example_runs(capsys):
-    runpy.run_path(str(ROOT / "examples" / "custom_deap_search.py"), run_name="__main__")
-    out = capsys.readouterr().out
-    assert "best: uid" in out and "lineage: parents" in out

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 from evoticket.campaign.controls import CONTROLS, FinalComparison, compare_controls, control_tickets
+from evoticket.campaign.recorder import RunRecorder
 from evoticket.campaign.run import SAFE_ON_RESUME, CampaignResult, changed_keys, resume_campaign, run_campaign
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "SAFE_ON_RESUME",
     "CampaignResult",
     "FinalComparison",
+    "RunRecorder",
     "changed_keys",
     "compare_controls",
     "control_tickets",

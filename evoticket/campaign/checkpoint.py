@@ -74,7 +74,7 @@ class Checkpoint:
 
 def record_sizes(run_dir: Path) -> dict[str, int]:
     """Byte size of each record file (0 where it does not exist yet)."""
-    files = (paths.individuals_jsonl(run_dir), paths.generations_csv(run_dir))
+    files = (paths.individuals_jsonl(run_dir), paths.generations_csv(run_dir), paths.pareto_csv(run_dir))
     return {p.name: p.stat().st_size if p.exists() else 0 for p in files}
 
 

@@ -139,3 +139,55 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
         }
     totals = {f: sum(spent[k][f] for k in CONTROLS) for f in SPENT}
     return FinalComparison(result, trained, totals)
+
+
+FRONT_COLUMNS = ("uid", "density_total", "flops", "val_acc_search", "val_acc", "test_acc", "best_step", "nonfinite")
+"""Columns of ``pareto_final.csv``: each front member's uid, total density, forward FLOPs per example, its
+fitness accuracy in the search, and after the full training its validation and test accuracy at the
+early-stopping step (in [0, 1]) and that step."""
+
+
+def train_front(
+    front: list[Ticket], arch: Architecture, splits: Splits, config: CampaignConfig
+) -> tuple[list[dict[str, Any]], dict[str, int]]:
+    """Train every ticket of a Pareto front as the final comparison trains the ticket: ``campaign.final_steps``
+    steps, early stopping every ``campaign.final_eval_every``, batched, on the data order of the final
+    comparison's first seed, so the front can be compared with IMP's rounds at equal training.
+
+    Returns:
+        ``(rows, spent)``: one row per ticket (:data:`FRONT_COLUMNS`, by increasing density), and the compute
+        (``train_steps``, ``train_flops``, ``eval_flops``) summed over the front.
+    """
+    from evoticket.training.meter import forward_flops
+
+    c = config.campaign
+    if not front:
+        return [], dict.fromkeys(SPENT, 0)
+    plain = [Ticket(t.theta0, t.masks, t.init_scheme, t.init_std) for t in front]
+    theta0, masks = stack_tickets(plain, splits.device)
+    batches = minibatch_indices(
+        splits.x_train.shape[0],
+        c.final_steps,
+        config.finetune.batch_size,
+        derive_seed(c.seed, "final", 0),
+        splits.device,
+    )
+    res = train_early_stopping(
+        arch, theta0, masks, splits, config.finetune, batches, c.final_eval_every, c.early_stopping
+    )
+    rows = []
+    for i, t in enumerate(front):
+        rows.append(
+            {
+                "uid": t.uid,
+                "density_total": t.total_density(),
+                "flops": int(forward_flops(arch, {k: int(m.sum()) for k, m in t.masks.items()})),
+                "val_acc_search": float(t.fitness.values[0]),
+                "val_acc": float(res.val_acc[i]),
+                "test_acc": float(res.test_acc[i]),
+                "best_step": int(res.best_step[i]),
+                "nonfinite": bool(res.nonfinite[i]),
+            }
+        )
+    spent = {f: int(getattr(res.meter, f).sum()) for f in SPENT}
+    return rows, spent

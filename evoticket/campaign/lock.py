@@ -34,7 +34,7 @@ class RunLock:
         self.fd: int | None = None
 
     def acquire(self) -> RunLock:
-        """Take the lock or raise :class:`~evoticket.core.errors.RunLockedError` at once (never waits)."""
+        """Take the lock or raise :class:`evoticket.core.errors.RunLockedError` at once (never waits)."""
         while True:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)

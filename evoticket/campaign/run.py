@@ -26,7 +26,7 @@ from evoticket.campaign.checkpoint import (
     rollback_records,
     save_checkpoint,
 )
-from evoticket.campaign.controls import compare_controls
+from evoticket.campaign.controls import FRONT_COLUMNS, compare_controls, train_front
 from evoticket.campaign.lock import RunLock
 from evoticket.campaign.rundir import check_name, create_run_dir, default_name, prepare_run_dir
 from evoticket.campaign.signals import StopOnSignal
@@ -123,7 +123,7 @@ def run_campaign(
 
     Args:
         config: the configuration; default ``CampaignConfig()``.
-        name: run name (``runs_dir/name``); default :func:`~evoticket.campaign.rundir.default_name`.
+        name: run name (``runs_dir/name``); default :func:`evoticket.campaign.rundir.default_name`.
         runs_dir: parent of run directories.
         plots_dir: parent of plot directories.
         force: replace an existing run of the same name.
@@ -383,6 +383,12 @@ def _finish(
     final_start = time.perf_counter()
     final = compare_controls(best, arch, splits, config)
     save_trained(paths.trained_ticket(run_dir), final.trained, arch, config)
+    if result.front is not None:  # a multi-objective search: its front trained as the ticket is, for IMP's rounds
+        front_rows, front_spent = train_front(result.front, arch, splits, config)
+        _write_csv(paths.pareto_final_csv(run_dir), FRONT_COLUMNS, front_rows)
+        result.info.setdefault("pareto", {})["trained"] = front_rows
+        final.spent = {k: final.spent[k] + front_spent[k] for k in SPENT_KEYS}
+        result.info["pareto"]["train_flops"] = front_spent["train_flops"]
     counters["final_comparison_seconds"] += time.perf_counter() - final_start
     plot_start = time.perf_counter()
     plots = config.campaign.plots
@@ -409,7 +415,7 @@ def _finish(
             "uid": best.uid,
             "generation": best.eval_record["generation"],
             "val_acc": best.fitness.values[0],
-            "val_loss": best.fitness.values[1],
+            "val_loss": (best.eval_record or {}).get("val_loss"),
             "density_total": best.total_density(),
             "density": best.density(),
         },
@@ -443,6 +449,18 @@ def _finish(
     write_json(paths.summary(run_dir), summary)
     print(format_summary(summary, run_dir, plot_dir, config), file=out)
     return CampaignResult(run_dir, plot_dir, summary, best)
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    """Write a small CSV file whole, atomically."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def _last_checkpoint_generation(run_dir: Path) -> int:

@@ -10,7 +10,7 @@ configuration is built; an error names the key and what would be valid, e.g.
 checks that need a data set, a model or a registry run in
 :func:`evoticket.methods.resolve`.
 
-Example::
+For example, a configuration file:
 
     method = "ga"
 
@@ -64,6 +64,51 @@ def _probability() -> dict[str, Check]:
     return _check(lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]")
 
 
+MNIST1D_ARGS: dict[str, tuple[float, float, bool, bool]] = {
+    "num_samples": (500, 100_000, True, True),
+    "train_split": (0.1, 0.9, True, False),
+    "scale_coeff": (0.0, 2.0, False, False),
+    "max_translation": (1, 72, True, True),
+    "corr_noise_scale": (0.0, 10.0, True, False),
+    "iid_noise_scale": (0.0, 10.0, True, False),
+    "shear_scale": (0.0, 10.0, True, False),
+    "seed": (0, 2**32 - 1, True, True),
+}
+"""The ``mnist1d.data.get_dataset_args()`` arguments ``data.mnist1d`` may override: name -> (low, high, high
+included, integer). The others (``padding``, ``template_len``, ``final_seq_length``, ``shuffle_seq``, ``url``)
+would change the input length or are not numbers."""
+
+
+def check_mnist1d_args(args: Mapping[str, float]) -> None:
+    """Check overrides of MNIST-1D's generator arguments (``data.mnist1d``) against :data:`MNIST1D_ARGS`.
+
+    Args:
+        args: argument name -> value (numbers; integers where :data:`MNIST1D_ARGS` says so).
+
+    Raises:
+        ConfigError: naming ``data.mnist1d.NAME`` for an unknown argument (listing the valid ones) or a value
+            out of its range.
+    """
+    for name, value in args.items():
+        if name not in MNIST1D_ARGS:
+            raise ConfigError(
+                unknown_key(f"data.mnist1d.{name}", [f"data.mnist1d.{k}" for k in MNIST1D_ARGS], "mnist1d argument")
+            )
+        low, high, closed, integer = MNIST1D_ARGS[name]
+        inside = low <= value <= high if closed else low <= value < high
+        whole = not integer or float(value).is_integer()
+        multiple = name != "num_samples" or value % 10 == 0
+        if not (inside and whole and multiple):
+            kind = "an integer" if integer else "a number"
+            extra = " and a multiple of 10" if name == "num_samples" else ""
+            bracket = "]" if closed else ")"
+            shown = int(value) if float(value).is_integer() else value
+            raise ConfigError(
+                f"data.mnist1d.{name}: must be {kind} in [{low:g}, {high:g}{bracket}{extra}, got {shown!r}"
+            )
+    return None
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Which data set, and how its validation split is carved out."""
@@ -76,6 +121,18 @@ class DataConfig:
     """Fraction of the training split held out for validation (fitness); in (0, 1)."""
     seed: int = field(default=0, metadata=_at_least(0))
     """Seed of the stratified train/validation split; >= 0."""
+    mnist1d: dict[str, float] = field(default_factory=dict, metadata={"check": check_mnist1d_args})
+    """``data.name = "mnist1d"`` only: overrides of ``mnist1d.data.get_dataset_args()``, argument name -> value,
+    for a variant of the task with the same input length 40 (e.g. ``{corr_noise_scale = 0.5, shear_scale = 1.5,
+    iid_noise_scale = 0.1, max_translation = 60}``: more correlated and i.i.d. noise, shear and shift). Valid
+    arguments (the generator's defaults in brackets): ``num_samples`` (sequences generated, train + test; an integer
+    multiple of 10 in [500, 100000]; [5000]), ``train_split`` (fraction that is training data; in [0.1, 0.9]; [0.8]),
+    ``scale_coeff`` (amplitude scaled by 1 + c * U(-0.5, 0.5); in [0, 2); [0.4]), ``max_translation`` (circular
+    shift by U{0 .. n-1} of the 72 padded positions; an integer in [1, 72]; [48]), ``corr_noise_scale`` (sd of the
+    smoothed background noise; in [0, 10]; [0.25]), ``iid_noise_scale`` (sd of the white noise; in [0, 10]; [0.02]),
+    ``shear_scale`` (slope of the added linear ramp drawn from c * U(-0.5, 0.5); in [0, 10]; [0.75]) and ``seed``
+    (the generator's seed; an integer in [0, 2**32); [42]). {}: the default data set, bit for bit (Greydanus 2020,
+    arXiv:2011.14439)."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +159,16 @@ class TicketConfig:
         metadata=_check(lambda v: all(0 < d <= 1 for d in v.values()), "densities must be in (0, 1]"),
     )
     """Per-layer override of ``density``: weight name (e.g. "fc1.weight") -> density in (0, 1]."""
+    density_range: tuple[float, ...] = field(
+        default=(),
+        metadata=_check(
+            lambda v: len(v) in (0, 2) and all(0 < d <= 1 for d in v) and (not v or v[0] < v[1]),
+            "must be [] or [low, high] with 0 < low < high <= 1",
+        ),
+    )
+    """[low, high]: the initial population's total densities spaced geometrically from low to high (a
+    multi-objective search's start), each spread over the layers by ``allocation``; []: every individual at
+    ``density``."""
     allocation: str = "uniform"
     """How ``density`` (the total) is spread over the layers: uniform (every layer the same), erk
     (Erdős–Rényi-Kernel, RigL's) or lth (the output layer pruned at half the rate of the others, as
@@ -161,7 +228,30 @@ class GAConfig:
     everyone under the same minibatch sequence (no stale lucky fitness); costs mu extra evaluations per generation."""
     survival: str = "selElitistTournament"
     """Survivor scheme choosing mu of parents + offspring (see ``evoticket.operators.SURVIVORS``):
-    selElitistTournament keeps the ``elitism`` best, then tournament winners."""
+    selElitistTournament keeps the ``elitism`` best, then tournament winners; selNSGA2 (multi-objective, needs two
+    or more ``ga.objectives``) keeps the best non-dominated fronts, ties broken by crowding distance (Deb et al. 2002),
+    and parents are then drawn by crowded tournament."""
+    objectives: tuple[str, ...] = field(
+        default=("accuracy",),
+        metadata=_check(
+            lambda v: (
+                len(v) >= 1
+                and v[0] == "accuracy"
+                and len(set(v)) == len(v)
+                and set(v) <= {"accuracy", "density", "flops"}
+            ),
+            "must be 'accuracy' followed by any of 'density', 'flops', each once, e.g. ['accuracy', 'density']",
+        ),
+    )
+    """What fitness is made of. ["accuracy"]: validation accuracy up, validation loss down as the tie-break (one
+    objective). With "density" (fraction of prunable weights kept, down) and "flops" (forward FLOPs per example of the
+    masked network, down), fitness is multi-objective: use ``ga.survival = "selNSGA2"``; the records then hold each
+    generation's Pareto front (``pareto.csv``) and its hypervolume (``generations.csv``)."""
+    seeded: bool = True
+    """Every initialisation and variation runs on a generator of its own, seeded by a draw from the operators'
+    generator, and the seed is recorded (``recipe`` in ``individuals.jsonl``), so a ticket can be written as a recipe
+    and replayed bit for bit (``evoticket export --compact``). false: the operators share one generator (the random
+    stream of evoticket 0.2's published experiments, whose files set it)."""
     hall_of_fame: int = field(default=5, metadata=_at_least(1))
     """Size of the hall of fame; >= 1."""
     halving_rungs: int = field(default=3, metadata=_at_least(1))
@@ -348,7 +438,7 @@ class CampaignConfig:
     """A whole campaign's configuration (every section has full defaults).
 
     Build it with ``CampaignConfig()`` for the default campaign,
-    :func:`~evoticket.config.load_config` from a TOML file or :meth:`from_dict`;
+    :func:`evoticket.config.load_config` from a TOML file or :meth:`from_dict`;
     change it with :meth:`with_overrides`. Construction checks every key's
     type and range and the checks between keys of this configuration; the
     checks that need a data set, a model or a registry (names, layer names,
@@ -467,6 +557,18 @@ def _validate_cross(config: CampaignConfig) -> None:
         )
     if ga.elitism > ga.population:
         raise ConfigError(f"ga.elitism: must be <= ga.population ({ga.population}), got {ga.elitism}")
+    multi = len(ga.objectives) > 1
+    if multi and ga.survival != "selNSGA2":
+        raise ConfigError(
+            f"ga.survival: multi-objective fitness {list(ga.objectives)} needs 'selNSGA2', got {ga.survival!r} "
+            "(or ga.objectives = ['accuracy'])"
+        )
+    if not multi and ga.survival == "selNSGA2":
+        raise ConfigError(
+            "ga.objectives: selNSGA2 needs two or more objectives, e.g. ['accuracy', 'density'], got ['accuracy']"
+        )
+    if config.ticket.density_range and config.ticket.layer_densities:
+        raise ConfigError("ticket.density_range: cannot be combined with ticket.layer_densities; set one of them")
     if config.finetune.inherit_step and config.finetune.mode != "lamarckian":
         raise ConfigError(
             f"finetune.inherit_step: the step whose weights a Lamarckian genome inherits; needs finetune.mode = "

@@ -1,6 +1,6 @@
 """Every file a campaign writes, in one place (as OpenLTH's ``foundations/paths.py``).
 
-A run named NAME writes ``runs/NAME/`` and ``plots/NAME/``::
+A run named NAME writes ``runs/NAME/`` and ``plots/NAME/``:
 
     runs/NAME/config.toml        the fully resolved configuration
     runs/NAME/generations.csv    one row of statistics per generation
@@ -37,6 +37,16 @@ def generations_csv(run_dir: Path) -> Path:
 def individuals_jsonl(run_dir: Path) -> Path:
     """Per-individual records (JSON lines, one per evaluated individual)."""
     return Path(run_dir) / "individuals.jsonl"
+
+
+def pareto_csv(run_dir: Path) -> Path:
+    """Each generation's Pareto front of a multi-objective run (CSV, one row per front member)."""
+    return Path(run_dir) / "pareto.csv"
+
+
+def pareto_final_csv(run_dir: Path) -> Path:
+    """A multi-objective run's final Pareto front trained fully (CSV, one row per front member)."""
+    return Path(run_dir) / "pareto_final.csv"
 
 
 def best_ticket(run_dir: Path) -> Path:

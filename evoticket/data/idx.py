@@ -38,7 +38,7 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
             uint8, or an integer dtype whose values fit in uint8.
 
     Returns:
-        ``path`` as a :class:`~pathlib.Path`.
+        ``path`` as a :class:`pathlib.Path`.
 
     Raises:
         ValueError: if ``array`` has no dimensions, more than 255, or values

@@ -2,7 +2,7 @@
 
 As EvoTorch keeps distribution out of its searchers, a backend takes the tickets of a generation
 and returns the pure evaluator's results in population order. :class:`LocalBackend` runs them in
-this process; :class:`~evoticket.evolution.ray_backend.RayBackend` runs shards of it over Ray actors
+this process; :class:`evoticket.evolution.ray_backend.RayBackend` runs shards of it over Ray actors
 (``campaign.backend = "ray"``). :func:`make_backend` picks one from the configuration.
 """
 

@@ -27,6 +27,7 @@ from evoticket.core.faults import kill_point
 from evoticket.evolution.backends import Backend
 from evoticket.evolution.cache import FitnessCache, content_key, settings_text
 from evoticket.evolution.evaluator import EvalResult, minibatch_key
+from evoticket.evolution.objectives import Objectives
 from evoticket.genome import Ticket, UidCounter, same_uid
 from evoticket.training import SPENT_KEYS
 
@@ -43,14 +44,16 @@ def apply_results(
 
     Each individual without a uid gets one (in order); each gets ``eval_record``: uid,
     generation, parents, operators, densities, whether it was evaluated before
-    (``reevaluated``), and the evaluator's fields; and the learned traits its evaluation returned
+    (``reevaluated``), its ``recipe`` (how seeded operators made it, :mod:`evoticket.operators.recipe`;
+    ``None`` for a re-evaluated one or one that cannot be replayed), and the evaluator's fields; its
+    ``recipe`` then becomes ``{"uid": uid}``; and the learned traits its evaluation returned
     (``ticket.learned``), when it returned some. In Lamarckian mode the fine-tuned kept weights
     (those of ``finetune.inherit_step`` when set) and unmasked parameters become theta0 (not for a
     diverged individual). Fitness is left to the caller (DEAP's ``toolbox.map`` contract).
 
     Args:
         individuals: the evaluated individuals.
-        results: their :class:`~evoticket.evolution.evaluator.EvalResult`, in order.
+        results: their :class:`evoticket.evolution.evaluator.EvalResult`, in order.
         counter: hands out uids.
         generation: the generation they were evaluated in.
         lamarckian: write the fine-tuned weights back.
@@ -67,7 +70,9 @@ def apply_results(
             "density_total": ind.total_density(),
             **res.fields,
             "reevaluated": again,
+            "recipe": None if again else getattr(ind, "recipe", None),
         }
+        ind.recipe = {"uid": ind.uid}
         if res.learned is not None:
             ind.learned = res.learned
         if lamarckian and not res.nonfinite and res.inherited is not None:
@@ -111,24 +116,29 @@ class PopulationEvaluator:
     the last rung it reached (``rung`` in its record), its compute the sum over its rungs.
 
     Fitness cache (``ga.fitness_cache``, Baldwinian only): results are looked up by
-    :func:`~evoticket.evolution.cache.content_key` before anything is fine-tuned; a hit costs
+    :func:`evoticket.evolution.cache.content_key` before anything is fine-tuned; a hit costs
     no compute, keeps its cached learned traits and is flagged ``cached``.
 
     Args:
-        backend: runs the pure evaluator (:class:`~evoticket.evolution.backends.LocalBackend`).
+        backend: runs the pure evaluator (:class:`evoticket.evolution.backends.LocalBackend`).
         cfg: fine-tuning settings (``mode`` and ``steps`` decide Lamarckian write-back).
         counter: hands out uids.
         learned: what evaluations return for the operators (``"none"``, ``"magnitudes"``,
             ``"gradients"``; :data:`evoticket.genome.LEARNED_KINDS`).
         halving_rungs: successive-halving rungs per batch (1: none); >= 1.
         cache: use the fitness cache.
+        objectives: turns ``(val_acc, val_loss)`` into the run's fitness
+            (:class:`evoticket.evolution.objectives.Objectives`); ``None``: ``(val_acc, val_loss)``.
 
     Attributes:
         generation: generation of the next batch; advanced after each batch.
         seconds: wall time spent fine-tuning and evaluating so far (s).
         train_seconds, eval_seconds: of which optimizer steps and validation passes (s).
         evaluated: individuals evaluated so far.
-        cache: the :class:`~evoticket.evolution.cache.FitnessCache`, or ``None``.
+        cache: the :class:`evoticket.evolution.cache.FitnessCache`, or ``None``.
+        listeners: called as ``listener(generation, individuals, fitnesses)`` after each batch (its individuals
+            carry their ``eval_record``; fitness is not yet assigned), e.g. a
+            :class:`evoticket.campaign.RunRecorder` writing a user's own DEAP loop's records.
     """
 
     def __init__(
@@ -140,8 +150,11 @@ class PopulationEvaluator:
         learned: str = "none",
         halving_rungs: int = 1,
         cache: bool = False,
+        objectives: Objectives | None = None,
     ) -> None:
         self.backend = backend
+        self.objectives = objectives
+        self.listeners: list[Callable[[int, list[Ticket], list[tuple[float, ...]]], None]] = []
         self.cfg = cfg
         self.counter = counter
         self.learned = learned
@@ -201,8 +214,8 @@ class PopulationEvaluator:
         """Evaluate individuals together and apply the results to them.
 
         Returns:
-            One fitness ``(val_acc, val_loss)`` per individual, in order;
-            :data:`WORST_FITNESS` for one whose loss or weights became non-finite.
+            One fitness per individual, in order: ``(val_acc, val_loss)`` (:data:`WORST_FITNESS` for one whose
+            loss or weights became non-finite), or the multi-objective values of ``objectives``.
         """
         individuals = list(individuals)
         if not individuals:
@@ -230,7 +243,16 @@ class PopulationEvaluator:
         self.generation += 1
         self.seconds += time.perf_counter() - start
         self.evaluated += len(individuals)
-        return [r.fitness for r in results]
+        if self.objectives is None:
+            fitnesses = [r.fitness for r in results]
+        else:
+            fitnesses = [
+                self.objectives.fitness(ind, r.fitness, r.nonfinite)
+                for ind, r in zip(individuals, results, strict=True)
+            ]
+        for listener in self.listeners:
+            listener(self.generation - 1, individuals, fitnesses)
+        return fitnesses
 
 
 def batched_map(func: Callable, *iterables: Iterable) -> list:
@@ -287,6 +309,9 @@ class GenerationRecord:
         state: the loop's state after this generation (for checkpoints).
         spent: the generation's compute, summed over the evaluated individuals: ``train_steps``,
             ``train_flops`` and ``eval_flops`` (see :mod:`evoticket.training.meter`).
+        front: multi-objective runs: the population's Pareto front, one ``pareto.csv`` row per member
+            (:meth:`evoticket.evolution.objectives.Objectives.rows`); ``None`` otherwise.
+        hypervolume: multi-objective runs: the front's hypervolume, in [0, 1]; ``None`` otherwise.
     """
 
     generation: int
@@ -297,6 +322,8 @@ class GenerationRecord:
     variation_seconds: float
     state: EvolutionState
     spent: dict[str, int] = field(default_factory=dict)
+    front: list[dict[str, Any]] | None = None
+    hypervolume: float | None = None
 
 
 Hook = Callable[[int, list, GenerationRecord], None]
@@ -436,6 +463,10 @@ def evolve(
         record = GenerationRecord(
             gen, evaluated, row, time.perf_counter() - start, evaluator.seconds - ft_start, variation, state, spent
         )
+        objectives = getattr(toolbox, "objectives", None)
+        if objectives is not None and objectives.multi:
+            front = objectives.front(pop)
+            record.front, record.hypervolume = objectives.rows(gen, front), objectives.hypervolume(front)
         for hook in hooks:
             hook(gen, pop, record)
         if should_stop is not None and should_stop() and gen < ga.generations and (proceed is None or proceed(gen + 1)):

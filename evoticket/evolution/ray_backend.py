@@ -2,7 +2,7 @@
 
 As EvoTorch distributes its populations with Ray actors, :class:`RayBackend` keeps a pool of
 actors for the whole campaign. Each actor holds the data set (sent once, through Ray's object
-store) and a pure :class:`~evoticket.evolution.evaluator.Evaluator`; each generation, the
+store) and a pure :class:`evoticket.evolution.evaluator.Evaluator`; each generation, the
 population is cut into contiguous shards in population order, one per actor, the genomes travel
 through the object store, and the results are gathered back in population order. Selection,
 variation, records and checkpoints stay on the driver.

@@ -1,6 +1,6 @@
 """The experiment's grid: methods x seeds x densities x data sets x allocations x budgets, as cells.
 
-An experiment file is TOML::
+An experiment file is TOML, for example:
 
     [experiment]
     seeds = [0, 1, 2]

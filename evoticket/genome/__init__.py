@@ -2,7 +2,8 @@
 
 :mod:`.ticket` holds :class:`Ticket` (copy-on-write clones, lineage, pickling) and stacking;
 :mod:`.masks` the random masks; :mod:`.allocation` the per-layer densities (uniform, ERK, LTH); :mod:`.creator` the DEAP classes per fitness weights;
-:mod:`.files` the ticket files and :func:`load_ticket`; :mod:`.learned` what fine-tuning learned (magnitudes, gradients).
+:mod:`.files` the ticket files and :func:`load_ticket`; :mod:`.sparse` sparse CSR ticket files for inference
+(:func:`write_sparse`, :func:`load_sparse`); :mod:`.learned` what fine-tuning learned (magnitudes, gradients).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from evoticket.genome.learned import (
     merge_learned,
 )
 from evoticket.genome.masks import kept_count, random_mask, random_masks_like
+from evoticket.genome.sparse import SPARSE_FORMAT, SparseLinear, load_sparse, sparse_summary, write_sparse
 from evoticket.genome.ticket import (
     Ticket,
     UidCounter,
@@ -47,9 +49,11 @@ __all__ = [
     "ALLOCATIONS",
     "FITNESS_WEIGHTS",
     "LEARNED_KINDS",
+    "SPARSE_FORMAT",
     "TICKET_FORMAT",
     "TRAINED_FORMAT",
     "Learned",
+    "SparseLinear",
     "Ticket",
     "UidCounter",
     "compact_learned",
@@ -60,6 +64,7 @@ __all__ = [
     "known_magnitudes",
     "layer_densities",
     "learned_nbytes",
+    "load_sparse",
     "load_ticket",
     "load_ticket_state",
     "lth_densities",
@@ -71,7 +76,9 @@ __all__ = [
     "same_uid",
     "save_ticket",
     "save_trained",
+    "sparse_summary",
     "stack_tickets",
     "ticket_densities",
     "ticket_from_state",
+    "write_sparse",
 ]

@@ -27,7 +27,7 @@ def ensure_creator(weights: Sequence[float] = FITNESS_WEIGHTS) -> type:
     """Create DEAP's fitness and individual classes for ``weights`` once, and return the individual class.
 
     With the default weights (validation accuracy up, validation loss down) these are
-    ``creator.EvoTicketFitness`` and ``creator.EvoTicket``, a :class:`~evoticket.genome.Ticket`
+    ``creator.EvoTicketFitness`` and ``creator.EvoTicket``, a :class:`evoticket.genome.Ticket`
     with such a fitness. Safe to call many times and from any process.
 
     Args:

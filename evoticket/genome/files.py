@@ -101,6 +101,30 @@ def save_trained(
         torch.save(_canonical(payload), f)
 
 
+def select_trained(path: Path, data: dict[str, Any], *, seed: int, control: str) -> dict[str, Any]:
+    """One seed's and control's network from a loaded ``trained_ticket.pt`` payload.
+
+    Args:
+        path: the file ``data`` was read from (named in errors).
+        data: the payload of a ``TRAINED_FORMAT`` file (see :func:`save_trained`).
+        seed: which final-comparison seed, in [0, campaign.final_seeds).
+        control: ``ticket``, ``dense``, ``random`` or ``reinit``.
+
+    Returns:
+        The entry: ``weights`` (name -> tensor), ``masks`` (weight name -> bool tensor),
+        ``best_step`` (optimizer steps) and ``test_acc`` (in [0, 1]).
+
+    Raises:
+        EvoticketError: (one line naming ``path`` and the valid values) if the seed or control does not exist.
+    """
+    seeds = data["seeds"]
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < len(seeds):
+        raise EvoticketError(f"{path}: seed {seed!r} does not exist; valid: 0 to {len(seeds) - 1}")
+    if control not in seeds[seed]:
+        raise EvoticketError(f"{path}: control {control!r} does not exist; valid: {', '.join(seeds[seed])}")
+    return seeds[seed][control]
+
+
 def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> nn.Module:
     """Load a saved ticket as a plain ``torch.nn.Module``.
 
@@ -122,8 +146,6 @@ def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> 
         EvoticketError: if the file is missing or is not an evoticket ticket, or the seed or
             control does not exist in it.
     """
-    from torch.nn.utils import prune
-
     path = Path(path)
     if not path.is_file():
         raise EvoticketError(f"{path}: no such ticket file (a campaign writes runs/NAME/best_ticket.pt)")
@@ -133,12 +155,24 @@ def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> 
         ticket = ticket_from_state(data["ticket"])
         state, masks = ticket.theta0, ticket.masks
     else:
-        seeds = data["seeds"]
-        if not isinstance(seed, int) or not 0 <= seed < len(seeds):
-            raise EvoticketError(f"{path}: seed {seed!r} does not exist; valid: 0 to {len(seeds) - 1}")
-        if control not in seeds[seed]:
-            raise EvoticketError(f"{path}: control {control!r} does not exist; valid: {', '.join(seeds[seed])}")
-        state, masks = seeds[seed][control]["weights"], seeds[seed][control]["masks"]
+        entry = select_trained(path, data, seed=seed, control=control)
+        state, masks = entry["weights"], entry["masks"]
+    return masked_module(arch, state, masks)
+
+
+def masked_module(arch: Architecture, state: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> nn.Module:
+    """``arch``'s module with ``state`` loaded and ``masks`` applied as ``torch.nn.utils.prune`` does.
+
+    Args:
+        arch: the architecture.
+        state: parameter (and BatchNorm buffer) name -> tensor.
+        masks: weight name -> bool tensor of the weight's shape.
+
+    Returns:
+        The module, on the CPU, in training mode (``weight = weight_orig * weight_mask`` per masked layer).
+    """
+    from torch.nn.utils import prune
+
     module = arch.build_module()
     module.load_state_dict(state, strict=not arch.norms)
     for name, mask in masks.items():

@@ -11,6 +11,8 @@ stands for has effective weights ``theta0 * mask``. :class:`Ticket` holds
   each layer's scale, so operators can redraw or perturb weights relative to it;
 * lineage: a unique ``uid``, the ``parents``' uids and the ``operators`` that
   made it from them;
+* ``recipe``: how its genome was made from evaluated ancestors by seeded operators, a tree of plain
+  dicts (:mod:`evoticket.operators.recipe`), or ``None`` when it cannot be replayed;
 * ``learned``: what its last fine-tuning (or an ancestor's) learned, the fine-tuned
   magnitudes and dense-gradient candidates of :mod:`evoticket.genome.learned`, when an
   operator asks for them; ``None`` otherwise. They pass to clones and children.
@@ -82,6 +84,7 @@ class Ticket:
         self.pending_clone = False
         self.eval_record: dict[str, Any] | None = None
         self.learned: Learned | None = None
+        self.recipe: dict[str, Any] | None = None
 
     # ------------------------------------------------------------- structure
     @property
@@ -148,6 +151,7 @@ class Ticket:
             "pending_clone": self.pending_clone,
             "eval_record": self.eval_record,
             "learned": self.learned,
+            "recipe": self.recipe,
             "fitness": None,
         }
         fitness = getattr(self, "fitness", None)
@@ -195,6 +199,7 @@ def ticket_from_state(state: dict[str, Any], cls: type | None = None) -> Ticket:
     ticket.pending_clone = state.get("pending_clone", False)
     ticket.eval_record = state.get("eval_record")
     ticket.learned = state.get("learned")
+    ticket.recipe = state.get("recipe")
     if state.get("fitness") is not None and hasattr(ticket, "fitness"):
         ticket.fitness.values = tuple(state["fitness"])
     return ticket
@@ -212,8 +217,9 @@ def note_variation(ind: Ticket, operator: str) -> None:
     A ticket that has a uid (an evaluated individual, or a pending clone of
     one) becomes a new individual: ``uid = None``, ``parents = (old uid,)``,
     operators reset. A ticket not yet evaluated keeps its lineage and history.
-    The operator's name is then appended to ``ind.operators``. Fitness is left
-    alone, as DEAP's operator contract asks.
+    The operator's name is then appended to ``ind.operators``, and ``ind.recipe`` becomes ``None`` (the
+    variation is not replayable unless a seeded wrapper, :class:`evoticket.operators.recipe.Seeded`, records it).
+    Fitness is left alone, as DEAP's operator contract asks.
     """
     if ind.uid is not None:
         ind.parents = (ind.uid,)
@@ -222,11 +228,12 @@ def note_variation(ind: Ticket, operator: str) -> None:
         ind.eval_record = None
     ind.pending_clone = False
     ind.operators = (*ind.operators, operator)
+    ind.recipe = None
 
 
 def note_crossover(ind1: Ticket, ind2: Ticket, operator: str) -> None:
     """Record a crossover: both children get both parents' uids, and each the learned traits of both
-    (its own parent's first, :func:`~evoticket.genome.learned.merge_learned`)."""
+    (its own parent's first, :func:`evoticket.genome.learned.merge_learned`)."""
     note_variation(ind1, operator)
     note_variation(ind2, operator)
     parents = tuple(dict.fromkeys(ind1.parents + ind2.parents))

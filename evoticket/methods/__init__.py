@@ -1,7 +1,7 @@
 """Ways of finding tickets, one registry: every method runs in the same campaign harness.
 
 :data:`METHODS` maps the top-level configuration key ``method`` to a
-:class:`~evoticket.methods.base.Method`; the GA (``ga``) is the first entry. Each method's own
+:class:`evoticket.methods.base.Method`; the GA (``ga``) is the first entry. Each method's own
 settings live in the configuration section of its name. :func:`resolve_run` is the one resolve
 step of a run: the method's name, settings that belong to another method, then every check of
 :func:`evoticket.resolve.resolve` and the method's own.
@@ -24,7 +24,7 @@ METHODS: dict[str, Method] = {
     **{m.name: m for m in ONE_RUN_METHODS},
     "supermask_ga": SupermaskGA(),
 }
-"""Method name -> :class:`~evoticket.methods.base.Method`: ``ga``, ``imp``, ``dense``, ``random``, ``gmp``,
+"""Method name -> :class:`evoticket.methods.base.Method`: ``ga``, ``imp``, ``dense``, ``random``, ``gmp``,
 ``rigl``, ``edge_popup``, ``bn_only``, ``output_only``, ``supermask_ga``."""
 
 METHOD_SECTIONS: frozenset[str] = frozenset(s for m in METHODS.values() for s in m.sections)

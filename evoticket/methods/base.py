@@ -51,12 +51,15 @@ class MethodResult:
         tickets: every ticket it keeps (e.g. the hall of fame), best first.
         spent: ``train_steps``, ``train_flops`` and ``eval_flops`` summed over the search.
         info: method-specific entries for ``summary.json``.
+        front: a multi-objective search's final Pareto front (by increasing density), trained after the search
+            (``pareto_final.csv``); ``None`` otherwise.
     """
 
     best: Ticket
     tickets: list[Ticket]
     spent: dict[str, int] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
+    front: list[Ticket] | None = None
 
 
 Hook = Callable[[int, list, Any], None]

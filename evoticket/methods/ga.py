@@ -28,7 +28,7 @@ class GARun(MethodRun):
 
     Attributes:
         toolbox: the DEAP toolbox (:func:`evoticket.make_toolbox`).
-        state: the loop's :class:`~evoticket.evolution.EvolutionState`.
+        state: the loop's :class:`evoticket.evolution.EvolutionState`.
         spent: compute summed over the generations run so far (all sessions).
     """
 
@@ -158,7 +158,13 @@ class GARun(MethodRun):
                 "generations": self.state.generation,
                 "stopped_by_budget": bool(self.budget_stopped),
             }
-        return MethodResult(best, list(hof), dict(self.spent), info)
+        front = None
+        objectives = self.toolbox.objectives
+        if objectives.multi:
+            front = objectives.front(population)
+            info["pareto"] = {"objectives": list(objectives.names), "front_size": len(front)}
+            info["pareto"]["hypervolume"] = objectives.hypervolume(front)
+        return MethodResult(best, list(hof), dict(self.spent), info, front)
 
 
 def ga_costs(resolved: Resolved, final_training: bool = True) -> tuple[int, int, int]:

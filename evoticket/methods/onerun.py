@@ -447,7 +447,7 @@ class OneRunMethod(Method):
         return (dict.fromkeys(target, 1.0) if self.dense_start else target), target
 
     def start_kept(self, resolved: Resolved) -> dict[str, int]:
-        """Kept counts of the start mask (as :func:`~evoticket.operators.initTicket` draws it)."""
+        """Kept counts of the start mask (as :func:`evoticket.operators.initTicket` draws it)."""
         return kept_weights(resolved.arch, self.densities(resolved)[0])
 
     def check(self, resolved: Resolved) -> None:

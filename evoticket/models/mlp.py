@@ -110,7 +110,7 @@ def mlp_forward(
         params: parameter name -> ``(P, *shape)``.
         x: inputs ``(B, *input_shape)``.
         buffers, train: BatchNorm running statistics and mode (see
-            :meth:`~evoticket.models.Architecture.forward_batched`); unused without BatchNorm.
+            :meth:`evoticket.models.Architecture.forward_batched`); unused without BatchNorm.
     """
     x = x.reshape(x.shape[0], -1)
     first, *rest = arch.layers
@@ -216,8 +216,8 @@ class MLPFastGradient:
     A hand-written backward pass, feature-major ``(P, features, B)``, into
     buffers allocated once: no autograd graph, no population-sized allocation
     per step. The gradients equal autograd's on
-    :meth:`~evoticket.models.Architecture.forward_batched` with
-    :func:`~evoticket.models.loss.per_individual_loss` (up to float rounding).
+    :meth:`evoticket.models.Architecture.forward_batched` with
+    :func:`evoticket.models.loss.per_individual_loss` (up to float rounding).
 
     With ``packing``, the gradient of each masked weight is computed a block
     of rows (layer 1) or individuals (later layers) at a time into a small

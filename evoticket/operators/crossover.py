@@ -3,7 +3,7 @@
 Every operator follows DEAP's contract: it varies both individuals in place
 by *replacing* tensors in their ``theta0``/``masks`` dicts (never editing a
 tensor, which clones may share; see :mod:`evoticket.genome`), records itself
-with :func:`~evoticket.genome.note_crossover` (both children get both parents'
+with :func:`evoticket.genome.note_crossover` (both children get both parents'
 uids), leaves fitness alone and returns ``(ind1, ind2)``. Randomness comes
 only from the keyword ``rng``, a CPU :class:`torch.Generator`.
 

@@ -20,7 +20,11 @@ from evoticket.genome import Ticket, growth_candidates, known_magnitudes, note_v
 from evoticket.operators.mutation import _check_fraction
 
 GROWTH = ("random", "gradient")
-"""Where :func:`mutMagnitudeSwap` grows: at random (SET) or by the dense gradient's magnitude (RigL)."""
+"""Where :func:`mutMagnitudeSwap` and :func:`mutMaskGrow` grow: at random (SET) or by the dense gradient's magnitude
+(RigL)."""
+
+PRUNING = ("magnitude", "random")
+"""What :func:`mutMaskPrune` prunes: the smallest fine-tuned magnitudes (IMP) or kept weights at random."""
 
 
 def mutMagnitudeSwap(
@@ -53,8 +57,7 @@ def mutMagnitudeSwap(
         ValueError: if ``fraction`` is not in (0, 1] or ``grow`` is not one of :data:`GROWTH`.
     """
     fraction = _check_fraction(fraction)
-    if grow not in GROWTH:
-        raise ValueError(f"grow: must be one of {', '.join(map(repr, GROWTH))}, got {grow!r}")
+    _check_choice("grow", grow, GROWTH)
     learned = individual.learned
     for name, mask in individual.masks.items():
         flat = mask.reshape(-1)
@@ -63,13 +66,7 @@ def mutMagnitudeSwap(
         n = min(int(fraction * kept.numel()), pruned.numel())
         if n == 0:
             continue
-        if learned is None:
-            off = kept[torch.randperm(kept.numel(), generator=rng)[:n]]
-        else:
-            magnitude = known_magnitudes(learned, name, flat.numel())[kept]  # NaN: unknown
-            known = (~magnitude.isnan()).nonzero().squeeze(1)
-            order = magnitude[known].argsort(stable=True)
-            off = kept[known[order[:n]]]
+        off = _prune_positions(name, learned, flat, n, "magnitude", rng)
         if off.numel() == 0:
             continue
         on = _grow(name, learned, flat, pruned, off.numel(), grow, rng)
@@ -78,6 +75,172 @@ def mutMagnitudeSwap(
         new[on] = True
         individual.masks[name] = new.view(mask.shape)
     note_variation(individual, "mutMagnitudeSwap")
+    return (individual,)
+
+
+def _check_choice(name: str, value: str, valid: tuple[str, ...]) -> str:
+    if value not in valid:
+        raise ValueError(f"{name}: must be one of {', '.join(map(repr, valid))}, got {value!r}")
+    return value
+
+
+def _prune_positions(name: str, learned, flat: torch.Tensor, n: int, by: str, rng: torch.Generator) -> torch.Tensor:
+    """Up to ``n`` kept positions of layer ``name`` to prune: smallest known fine-tuned magnitude first (``by =
+    "magnitude"``; positions of unknown magnitude are never pruned; at random without learned traits) or at random."""
+    kept = flat.nonzero().squeeze(1)  # (k,)
+    if by == "random" or learned is None:
+        return kept[torch.randperm(kept.numel(), generator=rng)[:n]]
+    magnitude = known_magnitudes(learned, name, flat.numel())[kept]  # NaN: unknown
+    known = (~magnitude.isnan()).nonzero().squeeze(1)
+    order = magnitude[known].argsort(stable=True)
+    return kept[known[order[:n]]]
+
+
+def _bounded(individual: Ticket, fraction: float, direction: str, low: float, high: float) -> float:
+    """``fraction`` cut so that the total density stays in [low, high] (<= 0: no room in that direction)."""
+    kept = sum(int(m.sum()) for m in individual.masks.values())
+    total = sum(m.numel() for m in individual.masks.values())
+    if direction == "grow":
+        return min(fraction, high * total / max(kept, 1) - 1.0)
+    return min(fraction, 1.0 - low * total / max(kept, 1))
+
+
+def _check_bounds(low: float, high: float) -> tuple[float, float]:
+    low, high = float(low), float(high)
+    if not 0.0 <= low < high <= 1.0:
+        raise ValueError(f"low, high: must satisfy 0 <= low < high <= 1, got low={low}, high={high}")
+    return low, high
+
+
+def _resize(individual: Ticket, fraction: float, direction: str, grow: str, by: str, rng: torch.Generator) -> None:
+    """Grow (``direction = "grow"``) or prune every layer's mask by ``fraction`` of its kept count."""
+    if fraction <= 0:
+        return
+    learned = individual.learned
+    for name, mask in individual.masks.items():
+        flat = mask.reshape(-1)
+        k = int(flat.sum())
+        if direction == "grow":
+            pruned = (~flat).nonzero().squeeze(1)
+            n = min(int(fraction * k), pruned.numel())
+            if n == 0:
+                continue
+            changed, value = _grow(name, learned, flat, pruned, n, grow, rng), True
+        else:
+            n = min(int(fraction * k), k - 1)  # a layer always keeps one weight
+            if n <= 0:
+                continue
+            changed, value = _prune_positions(name, learned, flat, n, by, rng), False
+        if changed.numel():
+            new = flat.clone()
+            new[changed] = value
+            individual.masks[name] = new.view(mask.shape)
+
+
+def mutMaskGrow(
+    individual: Ticket, fraction: float = 0.2, grow: str = "gradient", high: float = 1.0, *, rng: torch.Generator
+) -> tuple[Ticket]:
+    """Grow each layer's mask by ``fraction`` of its kept weights: density goes up.
+
+    Per layer with ``k`` kept and ``z`` pruned weights, ``min(floor(fraction * k), z)`` pruned positions are
+    kept from now on, chosen by the dense gradient's magnitude at the end of fine-tuning (``grow = "gradient"``,
+    RigL, Evci et al. 2020, arXiv:1911.11134; random for the rest, and for an individual without learned traits) or
+    uniformly at random (``grow = "random"``, SET, arXiv:1707.04780). A grown weight starts from its theta0 value.
+    The fraction is cut so that the total density does not pass ``high``.
+
+    Args:
+        individual: the ticket to mutate in place (its mask dict entries are replaced).
+        fraction: growth relative to each layer's kept count, in (0, 1].
+        grow: ``"random"`` or ``"gradient"``.
+        high: the total density it never grows past, in (0, 1].
+        rng: CPU random generator.
+
+    Returns:
+        ``(individual,)``.
+
+    Raises:
+        ValueError: if ``fraction`` or ``high`` is not in (0, 1] or ``grow`` is not one of :data:`GROWTH`.
+    """
+    fraction = _check_fraction(fraction)
+    _, high = _check_bounds(0.0, high)
+    fraction = _bounded(individual, fraction, "grow", 0.0, high)
+    _resize(individual, fraction, "grow", _check_choice("grow", grow, GROWTH), "magnitude", rng)
+    note_variation(individual, "mutMaskGrow")
+    return (individual,)
+
+
+def mutMaskPrune(
+    individual: Ticket, fraction: float = 0.2, by: str = "magnitude", low: float = 0.0, *, rng: torch.Generator
+) -> tuple[Ticket]:
+    """Prune ``fraction`` of each layer's kept weights: density goes down.
+
+    Per layer with ``k`` kept weights, ``min(floor(fraction * k), k - 1)`` of them are pruned (a layer keeps at
+    least one): those of smallest fine-tuned magnitude (``by = "magnitude"``, one IMP step, Frankle & Carbin 2019,
+    arXiv:1803.03635; a weight whose magnitude is unknown is never pruned; at random for an individual without
+    learned traits) or uniformly at random (``by = "random"``). The fraction is cut so that the total density does
+    not fall below ``low``.
+
+    Args:
+        individual: the ticket to mutate in place (its mask dict entries are replaced).
+        fraction: share of each layer's kept weights pruned, in (0, 1].
+        by: ``"magnitude"`` or ``"random"``.
+        low: the total density it never prunes below, in [0, 1).
+        rng: CPU random generator.
+
+    Returns:
+        ``(individual,)``.
+
+    Raises:
+        ValueError: if ``fraction`` is not in (0, 1], ``low`` not in [0, 1) or ``by`` not one of :data:`PRUNING`.
+    """
+    fraction = _check_fraction(fraction)
+    low, _ = _check_bounds(low, 1.0)
+    fraction = _bounded(individual, fraction, "prune", low, 1.0)
+    _resize(individual, fraction, "prune", "random", _check_choice("by", by, PRUNING), rng)
+    note_variation(individual, "mutMaskPrune")
+    return (individual,)
+
+
+def mutMaskResize(
+    individual: Ticket,
+    fraction: float = 0.2,
+    grow: str = "gradient",
+    by: str = "magnitude",
+    low: float = 0.0,
+    high: float = 1.0,
+    *,
+    rng: torch.Generator,
+) -> tuple[Ticket]:
+    """Grow or prune, with equal probability: :func:`mutMaskGrow` or :func:`mutMaskPrune` by ``fraction``.
+
+    The density-changing step of a multi-objective search (``ga.objectives = ["accuracy", "density"]``):
+    a lineage's density performs a multiplicative random walk, ``x (1 + fraction)`` or ``x (1 - fraction)`` per
+    mutation, which selection steers along the Pareto front, kept within total densities [low, high] (at a bound
+    it goes the other way).
+
+    Args:
+        individual: the ticket to mutate in place (its mask dict entries are replaced).
+        fraction: growth or pruning relative to each layer's kept count, in (0, 1].
+        grow: where to grow, one of :data:`GROWTH`.
+        by: what to prune, one of :data:`PRUNING`.
+        low: the total density it never prunes below, in [0, high).
+        high: the total density it never grows past, in (low, 1].
+        rng: CPU random generator (one draw for the coin, then the chosen operator's draws).
+
+    Returns:
+        ``(individual,)``.
+
+    Raises:
+        ValueError: for a ``fraction``, ``grow`` or ``by`` out of range.
+    """
+    fraction = _check_fraction(fraction)
+    grow, by = _check_choice("grow", grow, GROWTH), _check_choice("by", by, PRUNING)
+    low, high = _check_bounds(low, high)
+    direction = "grow" if bool(torch.rand((), generator=rng) < 0.5) else "prune"
+    if _bounded(individual, fraction, direction, low, high) <= 0:
+        direction = "prune" if direction == "grow" else "grow"
+    _resize(individual, _bounded(individual, fraction, direction, low, high), direction, grow, by, rng)
+    note_variation(individual, "mutMaskResize")
     return (individual,)
 
 
@@ -98,6 +261,19 @@ def _grow(
     return chosen
 
 
-LEARNED_NEEDED = {"mutMagnitudeSwap": lambda kwargs: "gradients" if kwargs.get("grow") == "gradient" else "magnitudes"}
+def _needs(kwargs: dict, *, grows: bool, prunes: bool) -> str:
+    if grows and kwargs.get("grow", "gradient") == "gradient":
+        return "gradients"
+    if prunes and kwargs.get("by", "magnitude") == "magnitude":
+        return "magnitudes"
+    return "none"
+
+
+LEARNED_NEEDED = {
+    "mutMagnitudeSwap": lambda kwargs: "gradients" if kwargs.get("grow") == "gradient" else "magnitudes",
+    "mutMaskGrow": lambda kwargs: _needs(kwargs, grows=True, prunes=False),
+    "mutMaskPrune": lambda kwargs: _needs(kwargs, grows=False, prunes=True),
+    "mutMaskResize": lambda kwargs: _needs(kwargs, grows=True, prunes=True),
+}
 """Operator name -> ``kwargs -> what it needs an evaluation to return`` (a kind of
 :data:`evoticket.genome.LEARNED_KINDS`)."""

@@ -44,14 +44,14 @@ def initTicket(
     zero). Each prunable layer of ``n`` weights gets a mask with exactly
     ``max(1, round(d * n))`` kept positions, chosen uniformly at random, where
     ``d = layer_densities.get(weight name, density)``. Use it as DEAP's
-    individual initialiser::
+    individual initialiser:
 
         toolbox.register("individual", initTicket, ensure_creator(), arch, 0.2, rng=g)
 
     Args:
-        container: the class to build, :class:`~evoticket.genome.Ticket` or a
+        container: the class to build, :class:`evoticket.genome.Ticket` or a
             subclass such as ``creator.EvoTicket`` (from
-            :func:`~evoticket.genome.ensure_creator`).
+            :func:`evoticket.genome.ensure_creator`).
         arch: the architecture whose layers to draw.
         density: fraction of each layer's weights kept, in (0, 1].
         rng: CPU random generator; the only source of randomness.

@@ -3,7 +3,7 @@
 Every operator follows DEAP's contract: it varies ``individual`` in place by
 *replacing* tensors in its ``theta0``/``masks`` dicts (never editing a tensor,
 which a clone may share; see :mod:`evoticket.genome`), records itself with
-:func:`~evoticket.genome.note_variation`, leaves fitness alone and returns
+:func:`evoticket.genome.note_variation`, leaves fitness alone and returns
 ``(individual,)``. Randomness comes only from the keyword ``rng``, a CPU
 :class:`torch.Generator`; all sampling is vectorised per layer.
 

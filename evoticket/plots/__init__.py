@@ -3,7 +3,7 @@
 :func:`plot_run` writes every figure that applies to a run as PNG and PDF into its plot folder:
 ``fitness``, ``lineage``, ``lineage_fitness``, ``operators``, ``density``, ``diversity`` (from the
 records) and ``masks`` (from ``best_ticket.pt``); for an IMP run ``imp_rounds`` instead of the population figures
-(:data:`GA_ONLY`). A figure whose inputs are absent (a campaign still
+(:data:`GA_ONLY`); for a multi-objective run ``pareto`` (with an IMP run's rounds overlaid when one is given). A figure whose inputs are absent (a campaign still
 running: no summary, no best ticket yet) is skipped or drawn without them.
 """
 
@@ -20,6 +20,7 @@ from evoticket.plots.lineage import ancestors, draw_lineage, genealogy
 from evoticket.plots.lineage_fitness import draw_lineage_fitness
 from evoticket.plots.masks import draw_best_masks, draw_masks
 from evoticket.plots.operators import draw_operators
+from evoticket.plots.pareto import draw_pareto, pareto_vs_imp
 
 FIGURES = {
     "lineage": draw_lineage,
@@ -29,6 +30,7 @@ FIGURES = {
     "masks": draw_best_masks,
     "diversity": draw_diversity,
     "imp_rounds": draw_imp_rounds,
+    "pareto": draw_pareto,
 }
 """Figure name -> drawing function ``(run_dir) -> Figure | None``, after ``fitness``."""
 
@@ -40,7 +42,12 @@ POPULATION_METHODS = frozenset({"ga", "supermask_ga"})
 
 
 def plot_run(
-    run_dir: Path, out_dir: Path, *, x_axis: str = "generation", formats: tuple[str, ...] = common.FORMATS
+    run_dir: Path,
+    out_dir: Path,
+    *,
+    x_axis: str = "generation",
+    formats: tuple[str, ...] = common.FORMATS,
+    imp_run: Path | None = None,
 ) -> list[Path]:
     """Write every figure that applies to a run, as PNG and PDF.
 
@@ -49,12 +56,15 @@ def plot_run(
         out_dir: the plot folder, e.g. ``plots/NAME``; created if needed.
         x_axis: the fitness figure's x axis, ``"generation"`` or ``"train_flops"``.
         formats: file formats to write, ``("png", "pdf")`` by default.
+        imp_run: an IMP run of the same network, overlaid on the ``pareto`` figure; the comparison at each of its
+            rounds' densities is also written as ``pareto-vs-imp.csv`` (:func:`pareto_vs_imp`).
 
     Returns:
         The written paths (``fitness.png`` first), PNG before PDF for each figure.
 
     Raises:
-        EvoticketError: if ``run_dir`` is not a run directory, holds no generation, or ``x_axis`` is unknown.
+        EvoticketError: if ``run_dir`` is not a run directory, holds no generation, or ``x_axis`` is unknown; if
+            ``imp_run`` is not an IMP run, or is given for a run without a Pareto front.
     """
     run_dir = common.require_run(run_dir)
     written = common.save_all(draw_fitness(run_dir, x_axis=x_axis), out_dir, "fitness", formats)
@@ -62,9 +72,11 @@ def plot_run(
     for name, draw in FIGURES.items():
         if name in GA_ONLY and not ga:
             continue
-        fig = draw(run_dir)
+        fig = draw_pareto(run_dir, imp_run) if name == "pareto" else draw(run_dir)
         if fig is not None:
             written += common.save_all(fig, out_dir, name, formats)
+    if imp_run is not None:
+        written.append(common.write_rows(Path(out_dir) / "pareto-vs-imp.csv", pareto_vs_imp(run_dir, imp_run)))
     return written
 
 
@@ -82,8 +94,10 @@ __all__ = [
     "draw_lineage_fitness",
     "draw_masks",
     "draw_operators",
+    "draw_pareto",
     "genealogy",
     "imp_rounds",
+    "pareto_vs_imp",
     "plot_fitness",
     "plot_run",
 ]

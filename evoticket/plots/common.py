@@ -108,7 +108,9 @@ def run_title(run_dir: Path, what: str) -> str:
     c = read_config(run_dir)
     if c is not None:
         try:
-            title += f"\n{c['data']['name']}, {c['model']['name']}, density {c['ticket']['density']}, "
+            span = c["ticket"].get("density_range") or []
+            density = f"densities {span[0]:g}-{span[1]:g}" if span else f"density {c['ticket']['density']}"
+            title += f"\n{c['data']['name']}, {c['model']['name']}, {density}, "
             method = c.get("method", "ga")
             if method == "imp":
                 title += f"IMP: prune {c['imp']['rate']:g} per round, {c['imp']['steps']} steps per round"
@@ -166,3 +168,24 @@ def run_method(run_dir: Path) -> str:
     if config is not None and config.get("method"):
         return str(config["method"])
     return "imp" if any("test_acc" in r for r in read_individuals(run_dir)) else "ga"
+
+
+def write_rows(out: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write rows (dicts with the same keys) as a CSV file, atomically; ``None`` becomes an empty cell.
+
+    Returns:
+        ``out``.
+    """
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out, "w") as f:
+        f.write(buffer.getvalue())
+    return out

@@ -16,6 +16,7 @@ from evoticket.records.readers import read_generations, read_individuals, read_s
 from evoticket.records.schema import (
     GENERATION_COLUMNS,
     INDIVIDUAL_FIELDS,
+    PARETO_COLUMNS,
     TIMING_COLUMNS,
     generation_row,
     population_diversity,
@@ -25,6 +26,7 @@ from evoticket.records.writer import RecordWriter
 __all__ = [
     "GENERATION_COLUMNS",
     "INDIVIDUAL_FIELDS",
+    "PARETO_COLUMNS",
     "TIMING_COLUMNS",
     "RecordWriter",
     "ancestors",

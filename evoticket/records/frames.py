@@ -2,7 +2,7 @@
 
 pandas is not a dependency of evoticket; these functions import it when called and say how to install
 it when it is missing. The same records as lists of dicts need nothing:
-:func:`~evoticket.records.read_individuals` and :func:`~evoticket.records.read_generations`.
+:func:`evoticket.records.read_individuals` and :func:`evoticket.records.read_generations`.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def individuals_frame(run_dir: Path | str) -> Any:
         run_dir: a run directory (finished, running or resumed).
 
     Returns:
-        A DataFrame with a column per field of :data:`~evoticket.records.INDIVIDUAL_FIELDS` (and any a
+        A DataFrame with a column per field of :data:`evoticket.records.INDIVIDUAL_FIELDS` (and any a
         method adds, e.g. IMP's ``test_acc`` and ``best_step``); empty when nothing was evaluated yet.
 
     Raises:
@@ -61,7 +61,7 @@ def generations_frame(run_dir: Path | str) -> Any:
         run_dir: a run directory.
 
     Returns:
-        A DataFrame with the columns of :data:`~evoticket.records.GENERATION_COLUMNS` (accuracies in
+        A DataFrame with the columns of :data:`evoticket.records.GENERATION_COLUMNS` (accuracies in
         [0, 1], times in seconds, compute in optimizer steps and FLOPs per generation).
 
     Raises:

@@ -24,14 +24,17 @@ INDIVIDUAL_FIELDS = (
     "train_steps",
     "train_flops",
     "eval_flops",
+    "recipe",
 )
 """Fields of each ``individuals.jsonl`` line: ``uid`` (int), ``generation``, ``parents`` (uids),
 ``operators`` (names, in order applied), ``density`` (weight name -> fraction kept) and
 ``density_total``, validation accuracy in [0, 1] and loss in nats before (step 0) and after
 fine-tuning (``null`` where non-finite), ``flags`` (``"nonfinite"``; ``"cached"``: served by the
 fitness cache), ``reevaluated`` (a surviving parent fine-tuned again), ``rung`` (the last
-successive-halving rung it reached; 0 without halving), and the compute of this evaluation: ``train_steps``
-(optimizer steps), ``train_flops`` and ``eval_flops`` (FLOPs, :mod:`evoticket.training.meter`)."""
+successive-halving rung it reached; 0 without halving), the compute of this evaluation: ``train_steps``
+(optimizer steps), ``train_flops`` and ``eval_flops`` (FLOPs, :mod:`evoticket.training.meter`), and ``recipe``:
+how seeded operators made it from evaluated ancestors (a tree, :mod:`evoticket.operators.recipe`), ``null`` for
+a re-evaluated parent or an individual that cannot be replayed."""
 
 
 GENERATION_COLUMNS = (
@@ -54,10 +57,17 @@ GENERATION_COLUMNS = (
     "eval_flops",
     "mask_jaccard",
     "theta0_spread",
+    "hypervolume",
 )
 """Columns of ``generations.csv``; accuracies in [0, 1], times in seconds, compute summed over the
-generation's evaluations (optimizer steps and FLOPs, see :mod:`evoticket.training.meter`), and the
-population's diversity after the generation (:func:`population_diversity`)."""
+generation's evaluations (optimizer steps and FLOPs, see :mod:`evoticket.training.meter`), the
+population's diversity after the generation (:func:`population_diversity`), and, for a multi-objective run,
+the hypervolume of its Pareto front in [0, 1] (:mod:`evoticket.evolution.objectives`; empty otherwise)."""
+
+PARETO_COLUMNS = ("generation", "uid", "val_acc", "density_total", "flops")
+"""Columns of ``pareto.csv`` (multi-objective runs): one row per member of each generation's Pareto front,
+by increasing density: validation accuracy after fine-tuning in [0, 1], total density in (0, 1], forward FLOPs
+per example."""
 
 
 TIMING_COLUMNS = ("seconds", "finetune_seconds")
@@ -107,6 +117,7 @@ def generation_row(
     seconds: float,
     finetune_seconds: float,
     spent: dict[str, int] | None = None,
+    hypervolume: float | None = None,
 ) -> dict:
     """One ``generations.csv`` row from a DEAP logbook row, the population and the generation's compute.
 
@@ -116,6 +127,7 @@ def generation_row(
         stats: the logbook row (``nevals`` and the ``fitness``, ``before``, ``density`` statistics).
         seconds: wall time of the generation (s); finetune_seconds: of which fine-tuning (s).
         spent: ``train_steps``, ``train_flops``, ``eval_flops`` summed over the generation.
+        hypervolume: the Pareto front's hypervolume (multi-objective runs), else ``None`` (an empty cell).
     """
     spent = spent or {}
     best = max(population, key=lambda ind: ind.fitness.wvalues)
@@ -136,4 +148,5 @@ def generation_row(
         "finetune_seconds": round(finetune_seconds, 4),
         **{k: int(spent.get(k, 0)) for k in ("train_steps", "train_flops", "eval_flops")},
         **{k: round(v, 6) for k, v in population_diversity(population).items()},
+        "hypervolume": "" if hypervolume is None else round(float(hypervolume), 8),
     }

@@ -1,7 +1,7 @@
 """Step callbacks of the training engine: what happens between optimizer steps.
 
 The engine's loop is closed (as OpenLTH's): behaviour is added by callbacks, each due at some
-steps. A callback is called with the :class:`~evoticket.training.engine.TrainState` after the
+steps. A callback is called with the :class:`evoticket.training.engine.TrainState` after the
 steps before it have run (step 0: before any training). Due steps:
 
 * ``every = k``: steps 0, k, 2k, ... and the last step;

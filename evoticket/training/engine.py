@@ -8,7 +8,7 @@ individual follows exactly the trajectory it would follow alone.
 
 Masks are enforced on the gradients: the effective weights start at ``theta0 * mask`` and only
 the kept entries are ever updated, so pruned weights stay exactly zero.
-:class:`~evoticket.training.optimizer.MaskedOptimizer` keeps the optimizer state of the kept
+:class:`evoticket.training.optimizer.MaskedOptimizer` keeps the optimizer state of the kept
 entries only.
 
 :func:`train` is the loop. It takes
@@ -331,7 +331,7 @@ def train(
         cfg: optimizer, learning rate and the like (``cfg.steps`` is ignored: the number of steps
             is ``len(batches)``).
         batches: ``(steps, B)`` int64 indices into the training split.
-        scope: the trainable scope (a name of :data:`~evoticket.training.scopes.SCOPES`).
+        scope: the trainable scope (a name of :data:`evoticket.training.scopes.SCOPES`).
         callbacks: step callbacks, run in order at each due step.
         scores: edge-popup's initial scores, weight name -> ``(P, *shape)`` (scope ``scores``).
 
@@ -395,7 +395,7 @@ class BatchResult:
         weights: parameter name -> ``(P, *shape)`` fine-tuned effective weights, when requested
             (e.g. Lamarckian mode); else ``None``.
         rewound: the same at step ``inherit_step`` (late rewinding as inheritance), when requested.
-        learned: one :data:`~evoticket.genome.Learned` per network (fine-tuned magnitudes, and
+        learned: one :data:`evoticket.genome.Learned` per network (fine-tuned magnitudes, and
             dense-gradient growth candidates), when requested; else ``None``.
         train_seconds: wall time of the optimizer steps (forward, backward and
             update), in seconds; CUDA work is synchronised before reading the clock.
@@ -553,7 +553,7 @@ def learned_traits(state: TrainState, kind: str) -> list:
         kind: ``"magnitudes"`` or ``"gradients"``.
 
     Returns:
-        One :data:`~evoticket.genome.Learned` per network (:func:`evoticket.genome.compact_learned`).
+        One :data:`evoticket.genome.Learned` per network (:func:`evoticket.genome.compact_learned`).
     """
     grads = None
     if kind == "gradients" and len(state.batches):
@@ -603,13 +603,13 @@ def train_early_stopping(
 ) -> TrainResult:
     """Train P stacked networks fully and report test accuracy at the early-stopping step.
 
-    See :class:`~evoticket.training.callbacks.EarlyStopping` for how the step is chosen (on the
+    See :class:`evoticket.training.callbacks.EarlyStopping` for how the step is chosen (on the
     validation split only).
 
     Args:
         arch, theta0, masks, splits, cfg, batches, scope: as for :func:`train`.
         eval_every: steps between validation checks, >= 1.
-        criterion: one of :data:`~evoticket.training.callbacks.EARLY_STOPPING`.
+        criterion: one of :data:`evoticket.training.callbacks.EARLY_STOPPING`.
         callbacks: more step callbacks, run after the early-stopping check.
         keep_weights: return the weights at the early-stopping step.
 
@@ -646,7 +646,7 @@ def finetune_tickets(
 ) -> BatchResult:
     """Fine-tune and evaluate P tickets in chunks that fit the memory budget.
 
-    The chunk size comes from :func:`~evoticket.training.memory.population_chunk` (memory
+    The chunk size comes from :func:`evoticket.training.memory.population_chunk` (memory
     budget and device block) at the highest density among the tickets.
 
     Args:

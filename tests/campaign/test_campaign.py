@@ -71,6 +71,7 @@ def test_campaign_writes_every_promised_file(fast_config, tmp_path):
         "train_steps",
         "train_flops",
         "eval_flops",
+        "recipe",
     }
     assert expected_keys == set(records.INDIVIDUAL_FIELDS)
     assert all(set(r) == expected_keys for r in inds)

@@ -512,3 +512,111 @@ def test_idx_label_out_of_range(tmp_path: Path, idx_arrays: dict[str, np.ndarray
 def test_idx_val_fraction_checked_before_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match=r"data\.val_fraction"):
         load_dataset("mnist", root=tmp_path, val_fraction=1.0)
+
+
+# ---------------------------------------------------------------------------
+# MNIST-1D variants (data.mnist1d)
+
+
+def _variant(args: dict[str, float] | None) -> Splits:
+    mnist1d_module._mnist1d_arrays.cache_clear()
+    try:
+        return mnist1d_module.load_mnist1d(args=args)
+    finally:
+        mnist1d_module._mnist1d_arrays.cache_clear()
+
+
+def test_mnist1d_overrides_change_the_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from evoticket.config import CampaignConfig
+    from evoticket.resolve import resolve
+
+    monkeypatch.setenv(mnist1d_module.CACHE_ENV, str(tmp_path))
+    small = _variant({"num_samples": 1000})  # 800 training sequences: 720 train, 80 val, 200 test
+    assert small.sizes() == {"train": 720, "val": 80, "test": 200} and small.input_shape == (40,)
+    sheared = _variant({"num_samples": 1000, "shear_scale": 1.5, "iid_noise_scale": 0.1})
+    assert sheared.sizes() == small.sizes() and sheared.input_shape == (40,)
+    assert not torch.equal(sheared.x_test, small.x_test)
+    assert len(list(tmp_path.glob("mnist1d-*.npz"))) == 2  # one cache file per variant
+    monkeypatch.setattr(mnist1d_module, "_generate", lambda *a: pytest.fail("read the cache instead"))
+    again = _variant({"iid_noise_scale": 0.1, "shear_scale": 1.5, "num_samples": 1000.0})  # order, int/float
+    for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+        assert torch.equal(getattr(again, name), getattr(sheared, name))
+    config = CampaignConfig().with_overrides(
+        ["data.mnist1d={num_samples = 1000, shear_scale = 1.5, iid_noise_scale = 0.1}", "campaign.device=cpu"]
+    )
+    mnist1d_module._mnist1d_arrays.cache_clear()
+    assert torch.equal(resolve(config).splits.x_test, sheared.x_test)  # the resolve step loads the variant
+    mnist1d_module._mnist1d_arrays.cache_clear()
+
+
+def test_mnist1d_default_is_bit_identical_to_before(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hashlib
+    import importlib.metadata
+
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    monkeypatch.setenv(mnist1d_module.CACHE_ENV, str(tmp_path))
+    version = importlib.metadata.version("mnist1d")  # the default's cache key is the one it always had
+    key = hashlib.sha256(f"mnist1d {version} get_dataset_args()".encode()).hexdigest()[:16]
+    assert mnist1d_module._cache_file() == tmp_path / f"mnist1d-{key}.npz"
+    assert mnist1d_module._cache_file(mnist1d_module._canonical({"seed": 1})) != mnist1d_module._cache_file()
+    np_state, py_state = np.random.get_state(), random.getstate()
+    raw = make_dataset(get_dataset_args())  # the generator, called as the package documents it
+    np.random.set_state(np_state)
+    random.setstate(py_state)
+    expected = [
+        raw["x"],
+        np.asarray(raw["y"]).astype(np.int64),
+        raw["x_test"],
+        np.asarray(raw["y_test"]).astype(np.int64),
+    ]
+    default = load_dataset("mnist1d")
+    for args in (None, {}):
+        s = _variant(args)
+        for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
+            assert torch.equal(getattr(s, name), getattr(default, name))
+    mnist1d_module._mnist1d_arrays.cache_clear()
+    for got, want in zip(mnist1d_module._mnist1d_arrays(), expected, strict=True):
+        assert got.dtype == want.dtype and np.array_equal(got, want)
+    mnist1d_module._mnist1d_arrays.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (
+            "{shear = 1.5}",
+            r"^data\.mnist1d\.shear: unknown mnist1d argument \(did you mean 'data\.mnist1d\.shear_scale'\?\); valid: .*data\.mnist1d\.max_translation",
+        ),
+        ("{final_seq_length = 80}", r"^data\.mnist1d\.final_seq_length: unknown .*valid: "),
+        ("{max_translation = 100}", r"^data\.mnist1d\.max_translation: must be an integer in \[1, 72\], got 100$"),
+        ("{max_translation = 2.5}", r"^data\.mnist1d\.max_translation: must be an integer"),
+        ("{corr_noise_scale = -0.1}", r"^data\.mnist1d\.corr_noise_scale: must be a number in \[0, 10\]"),
+        ("{scale_coeff = 2}", r"^data\.mnist1d\.scale_coeff: must be a number in \[0, 2\)"),
+        ("{num_samples = 1005}", r"^data\.mnist1d\.num_samples: .*multiple of 10"),
+        ("{seed = 'a'}", r"^data\.mnist1d\.seed: must be a number"),
+        ("{shuffle_seq = true}", r"^data\.mnist1d\.shuffle_seq: must be a number"),
+        ("0.5", r"^data\.mnist1d: must be a table"),
+    ],
+)
+def test_mnist1d_bad_override_names_the_key(value: str, match: str) -> None:
+    from evoticket.config import CampaignConfig
+    from evoticket.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match) as info:
+        CampaignConfig().with_overrides([f"data.mnist1d={value}"])
+    assert "\n" not in str(info.value)
+
+
+def test_mnist1d_override_checked_by_the_loader_and_the_resolve_step() -> None:
+    from evoticket.config import CampaignConfig
+    from evoticket.core.errors import ConfigError
+    from evoticket.resolve import resolve
+
+    with pytest.raises(ConfigError, match=r"^data\.mnist1d\.padding: unknown mnist1d argument"):
+        mnist1d_module.load_mnist1d(args={"padding": 10})
+    with pytest.raises(ConfigError, match=r"^data\.mnist1d\.iid_noise_scale: must be a number in \[0, 10\]"):
+        mnist1d_module.load_mnist1d(args={"iid_noise_scale": 11.0})
+    digits = CampaignConfig().with_overrides(["data.name=digits", "data.mnist1d={shear_scale = 1.5}"])
+    with pytest.raises(ConfigError, match=r"^data\.mnist1d: .*need data\.name = 'mnist1d', got 'digits'"):
+        resolve(digits)

@@ -1,0 +1,48 @@
+"""The examples run, on a tiny budget, and show what they claim."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(f"example_{name}", EXAMPLES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_custom_deap_search_improves_on_its_initial_population(tmp_path, capsys):
+    out = load("custom_deap_search").main(["--generations", "3", "--steps", "30", "--runs-dir", str(tmp_path)])
+    assert out["best"] > out["first_max"] and out["best_generation"] > 0  # the search, not generation 0, found it
+    assert (out["run_dir"] / "best_ticket.pt").is_file() and (out["run_dir"] / "generations.csv").is_file()
+    assert "max validation accuracy: generation 0" in capsys.readouterr().out
+
+
+def test_campaign_from_script_reads_records_as_dataframes(tmp_path, monkeypatch):
+    pytest.importorskip("pandas")
+    monkeypatch.chdir(tmp_path)
+    out = load("campaign_from_script").main(["--generations", "2", "--final-steps", "20", "--hidden", "[16]"])
+    assert out["generations"] == 3 and out["individuals"] > 0
+
+
+def test_multi_objective_compares_the_front_with_imp(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = load("multi_objective").main(
+        ["--generations", "2", "--population", "6", "--final-steps", "20", "--hidden", "[16]", "--imp"]
+    )
+    assert len(out["front"]) >= 1 and len(out["vs_imp"]) >= 3
+    assert (tmp_path / "plots" / "mo" / "pareto.png").is_file()
+    assert "IMP round" in capsys.readouterr().out
+
+
+def test_compact_ticket_round_trips_exactly(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = load("compact_ticket").main(["--generations", "2", "--hidden", "[16]"])
+    assert out["exact"] and out["same_outputs"] and out["stored"] == [] and out["nodes"] >= 1
+    assert out["recipe_bytes"] < out["state_dict_gzip_bytes"]
