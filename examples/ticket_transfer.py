@@ -70,12 +70,13 @@ from scipy import stats
 
 import evoticket
 from evoticket import CampaignConfig, EvoticketError, Ticket
+from evoticket.campaign.controls import train_as_final
 from evoticket.core.seeds import derive_seed, seed_everything
 from evoticket.data import Splits
-from evoticket.genome import random_masks_like, stack_tickets
+from evoticket.genome import random_masks_like
 from evoticket.models import Architecture
 from evoticket.resolve import resolve
-from evoticket.training import SPENT_KEYS, minibatch_indices, train_early_stopping
+from evoticket.training import SPENT_KEYS
 
 ARMS = ("transferred", "transferred_mask", "random", "target_searched", "dense")
 """Rows of the table, in the order printed (see the module docstring)."""
@@ -224,18 +225,7 @@ def train_on_target(
         Arm -> ``test_acc``, ``val_acc`` (in [0, 1]), ``final_test_acc`` (at the last step), ``best_step``
         (optimizer steps), ``density`` (fraction of prunable weights kept), ``nonfinite``, ``train_flops``.
     """
-    c = config.campaign
-    theta0, masks = stack_tickets(list(tickets.values()), splits.device)  # name -> (P, *shape)
-    batches = minibatch_indices(
-        splits.x_train.shape[0],
-        c.final_steps,
-        config.finetune.batch_size,
-        derive_seed(c.seed, "final", 0),
-        splits.device,
-    )
-    res = train_early_stopping(
-        arch, theta0, masks, splits, config.finetune, batches, c.final_eval_every, c.early_stopping
-    )
+    res = train_as_final(list(tickets.values()), arch, splits, config)
     return {
         arm: {
             "test_acc": float(res.test_acc[i]),

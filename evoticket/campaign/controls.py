@@ -65,6 +65,46 @@ class FinalComparison:
     spent: dict[str, int] = field(default_factory=dict)
 
 
+def train_as_final(
+    tickets: list[Ticket],
+    arch: Architecture,
+    splits: Splits,
+    config: CampaignConfig,
+    *,
+    order: int = 0,
+    keep_weights: bool = False,
+) -> Any:
+    """Train tickets in one batch as the final comparison trains: ``campaign.final_steps`` steps on the final
+    comparison's data order ``order`` (``derive_seed(campaign.seed, "final", order)``), a validation check every
+    ``campaign.final_eval_every`` steps, the ``campaign.early_stopping`` step reported.
+
+    Returns:
+        The engine's :func:`evoticket.training.train_early_stopping` result (per ticket: ``test_acc``, ``val_acc``,
+        ``final_test_acc``, ``best_step``, ``nonfinite``, the meter; ``weights`` with ``keep_weights``).
+    """
+    c = config.campaign
+    plain = [Ticket(t.theta0, t.masks, t.init_scheme, t.init_std) for t in tickets]
+    theta0, masks = stack_tickets(plain, splits.device)
+    batches = minibatch_indices(
+        splits.x_train.shape[0],
+        c.final_steps,
+        config.finetune.batch_size,
+        derive_seed(c.seed, "final", order),
+        splits.device,
+    )
+    return train_early_stopping(
+        arch,
+        theta0,
+        masks,
+        splits,
+        config.finetune,
+        batches,
+        c.final_eval_every,
+        c.early_stopping,
+        keep_weights=keep_weights,
+    )
+
+
 def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config: CampaignConfig) -> FinalComparison:
     """Train the ticket and its controls fully, batched, over ``campaign.final_seeds`` seeds.
 
@@ -83,25 +123,7 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
     trained = []
     for s in range(c.final_seeds):
         tickets = control_tickets(ticket, arch, derive_seed(c.seed, "controls", s))
-        theta0, masks = stack_tickets(list(tickets.values()), splits.device)
-        batches = minibatch_indices(
-            splits.x_train.shape[0],
-            c.final_steps,
-            config.finetune.batch_size,
-            derive_seed(c.seed, "final", s),
-            splits.device,
-        )
-        res = train_early_stopping(
-            arch,
-            theta0,
-            masks,
-            splits,
-            config.finetune,
-            batches,
-            c.final_eval_every,
-            c.early_stopping,
-            keep_weights=True,
-        )
+        res = train_as_final(list(tickets.values()), arch, splits, config, order=s, keep_weights=True)
         kill_point("final")
         seed_trained = {}
         for i, key in enumerate(tickets):
@@ -160,21 +182,9 @@ def train_front(
     """
     from evoticket.training.meter import forward_flops
 
-    c = config.campaign
     if not front:
         return [], dict.fromkeys(SPENT, 0)
-    plain = [Ticket(t.theta0, t.masks, t.init_scheme, t.init_std) for t in front]
-    theta0, masks = stack_tickets(plain, splits.device)
-    batches = minibatch_indices(
-        splits.x_train.shape[0],
-        c.final_steps,
-        config.finetune.batch_size,
-        derive_seed(c.seed, "final", 0),
-        splits.device,
-    )
-    res = train_early_stopping(
-        arch, theta0, masks, splits, config.finetune, batches, c.final_eval_every, c.early_stopping
-    )
+    res = train_as_final(front, arch, splits, config)
     rows = []
     for i, t in enumerate(front):
         rows.append(

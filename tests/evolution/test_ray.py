@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from evoticket import cli
 from evoticket.campaign import run_campaign
@@ -74,7 +75,14 @@ def test_shards_are_contiguous_in_population_order():
 
 
 def test_ray_gives_the_records_of_the_local_backend_even_with_a_worker_killed(cluster, tmp_path, monkeypatch):
-    local = campaign(tmp_path, "local", *LEVERS)
+    # the same arithmetic: each actor runs torch on campaign.worker_cpus = 1 thread, so the local run does too (the
+    # float reductions of a multi-threaded matmul may round differently, and a loss tie-break then reorders)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = campaign(tmp_path, "local", *LEVERS)
+    finally:
+        torch.set_num_threads(threads)
     on_ray = campaign(tmp_path, "ray", "campaign.backend=ray", "campaign.workers=2", *LEVERS)
     assert records(on_ray.run_dir) == records(local.run_dir)
     assert on_ray.summary["best"] == local.summary["best"]
