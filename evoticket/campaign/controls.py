@@ -26,6 +26,7 @@ from evoticket.config import CampaignConfig
 from evoticket.core.faults import kill_point
 from evoticket.core.seeds import derive_seed
 from evoticket.data import Splits
+from evoticket.evolution.objectives import ticket_flops
 from evoticket.genome import Ticket, random_masks_like, stack_tickets
 from evoticket.models import Architecture
 from evoticket.training import SPENT_KEYS as SPENT
@@ -180,8 +181,6 @@ def train_front(
         ``(rows, spent)``: one row per ticket (:data:`FRONT_COLUMNS`, by increasing density), and the compute
         (``train_steps``, ``train_flops``, ``eval_flops``) summed over the front.
     """
-    from evoticket.training.meter import forward_flops
-
     if not front:
         return [], dict.fromkeys(SPENT, 0)
     res = train_as_final(front, arch, splits, config)
@@ -191,7 +190,7 @@ def train_front(
             {
                 "uid": t.uid,
                 "density_total": t.total_density(),
-                "flops": int(forward_flops(arch, {k: int(m.sum()) for k, m in t.masks.items()})),
+                "flops": ticket_flops(t, arch),
                 "val_acc_search": float(t.fitness.values[0]),
                 "val_acc": float(res.val_acc[i]),
                 "test_acc": float(res.test_acc[i]),

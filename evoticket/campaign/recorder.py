@@ -22,7 +22,6 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from deap import base
 
@@ -30,7 +29,7 @@ from evoticket.config import CampaignConfig
 from evoticket.core import paths
 from evoticket.core.io import atomic_write_text
 from evoticket.evolution import SPENT_KEYS
-from evoticket.evolution.loop import make_statistics
+from evoticket.evolution.loop import GenerationRecord, make_statistics
 from evoticket.genome import Ticket, save_ticket
 from evoticket.records import RecordWriter
 
@@ -100,20 +99,12 @@ class RunRecorder:
         population = list(population)
         row = {"gen": generation, "nevals": len(evaluated), **self.stats.compile(population)}
         spent = {k: sum(int((ind.eval_record or {}).get(k) or 0) for ind in evaluated) for k in SPENT_KEYS}
-        front = hypervolume = None
+        record = GenerationRecord(
+            generation, list(evaluated), row, now - self._last, evaluator.seconds - self._seconds, 0.0, None, spent
+        )
         objectives = getattr(self.toolbox, "objectives", None)
         if objectives is not None and objectives.multi:
-            members = objectives.front(population)
-            front, hypervolume = objectives.rows(generation, members), objectives.hypervolume(members)
-        record = _Record(
-            evaluated=list(evaluated),
-            stats=row,
-            seconds=now - self._last,
-            finetune_seconds=evaluator.seconds - self._seconds,
-            spent=spent,
-            front=front,
-            hypervolume=hypervolume,
-        )
+            _, record.front, record.hypervolume = objectives.describe(generation, population)
         self._last, self._seconds = now, evaluator.seconds
         self.writer(generation, population, record)
 
@@ -129,10 +120,3 @@ class RunRecorder:
         path = paths.best_ticket(self.run_dir)
         save_ticket(path, best, self.toolbox.arch, self.config)
         return path
-
-
-class _Record:
-    """The part of a :class:`evoticket.evolution.GenerationRecord` the record writer reads."""
-
-    def __init__(self, **fields: Any) -> None:
-        self.__dict__.update(fields)

@@ -34,7 +34,7 @@ from evoticket.campaign.summary import TIMING_KEYS, format_summary, timing, verd
 from evoticket.config import CampaignConfig, load_config
 from evoticket.core import paths
 from evoticket.core.errors import ConfigError, EvoticketError, Interrupted, StorageError
-from evoticket.core.io import atomic_write_text, write_json
+from evoticket.core.io import atomic_write_text, write_csv, write_json
 from evoticket.core.seeds import seed_everything
 from evoticket.data import Splits
 from evoticket.genome import Ticket, save_ticket, save_trained
@@ -385,7 +385,7 @@ def _finish(
     save_trained(paths.trained_ticket(run_dir), final.trained, arch, config)
     if result.front is not None:  # a multi-objective search: its front trained as the ticket is, for IMP's rounds
         front_rows, front_spent = train_front(result.front, arch, splits, config)
-        _write_csv(paths.pareto_final_csv(run_dir), FRONT_COLUMNS, front_rows)
+        write_csv(paths.pareto_final_csv(run_dir), FRONT_COLUMNS, front_rows)
         result.info.setdefault("pareto", {})["trained"] = front_rows
         final.spent = {k: final.spent[k] + front_spent[k] for k in SPENT_KEYS}
         result.info["pareto"]["train_flops"] = front_spent["train_flops"]
@@ -449,18 +449,6 @@ def _finish(
     write_json(paths.summary(run_dir), summary)
     print(format_summary(summary, run_dir, plot_dir, config), file=out)
     return CampaignResult(run_dir, plot_dir, summary, best)
-
-
-def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
-    """Write a small CSV file whole, atomically."""
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(path, buffer.getvalue())
 
 
 def _last_checkpoint_generation(run_dir: Path) -> int:

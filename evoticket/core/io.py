@@ -12,7 +12,7 @@ import contextlib
 import json
 import os
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -69,6 +69,19 @@ def atomic_write_text(path: Path, text: str) -> None:
     """
     with atomic_open(path, "w", encoding="utf-8") as f:
         f.write(text)
+
+
+def write_csv(path: Path, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write a CSV file whole, atomically (see :func:`atomic_write_text`): a header of ``columns``, one line per
+    row (``\\n`` line ends; ``None`` is an empty cell, as the csv module writes it)."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(columns), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(path, buffer.getvalue())
 
 
 def write_json(path: Path, data: Any) -> None:

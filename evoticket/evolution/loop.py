@@ -465,8 +465,7 @@ def evolve(
         )
         objectives = getattr(toolbox, "objectives", None)
         if objectives is not None and objectives.multi:
-            front = objectives.front(pop)
-            record.front, record.hypervolume = objectives.rows(gen, front), objectives.hypervolume(front)
+            _, record.front, record.hypervolume = objectives.describe(gen, pop)
         for hook in hooks:
             hook(gen, pop, record)
         if should_stop is not None and should_stop() and gen < ga.generations and (proceed is None or proceed(gen + 1)):

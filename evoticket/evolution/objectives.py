@@ -103,6 +103,14 @@ class Objectives:
         volume = float(hypervolume(list(front), ref=ref))
         return volume / self.dense_flops if "flops" in self.names else volume
 
+    def describe(
+        self, generation: int, population: Sequence[Ticket]
+    ) -> tuple[list[Ticket], list[dict[str, Any]], float]:
+        """A generation's front: ``(members, pareto.csv rows, hypervolume)`` (:meth:`front`, :meth:`rows`,
+        :meth:`hypervolume`)."""
+        members = self.front(population)
+        return members, self.rows(generation, members), self.hypervolume(members)
+
     def rows(self, generation: int, front: Sequence[Ticket]) -> list[dict[str, Any]]:
         """One ``pareto.csv`` row per front member (:data:`evoticket.records.PARETO_COLUMNS`)."""
         return [

@@ -8,8 +8,6 @@ same seeds, with their t interval and the paired t-test's two-sided p-value (``s
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections import defaultdict
@@ -17,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from evoticket.core.io import atomic_write_text
+from evoticket.core.io import atomic_write_text, write_csv
 
 COLUMNS = (
     "cell",
@@ -362,11 +360,7 @@ def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any
 
 def write_results(run_dir: Path, plot_dir: Path, rows: Sequence[dict[str, Any]], raw: dict[str, Any]) -> None:
     """Write ``results.csv``, ``results.md`` and ``results.json`` (atomically), then the figures."""
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(run_dir / "results.csv", buf.getvalue())
+    write_csv(run_dir / "results.csv", COLUMNS, rows)
     agg, pairs = aggregate(rows), paired(rows, hybrid_names(raw))
     atomic_write_text(run_dir / "results.md", format_markdown(agg, pairs))
 

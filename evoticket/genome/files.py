@@ -41,6 +41,12 @@ def save_ticket(path: Path, ticket: Ticket, arch: Architecture, config: Campaign
         "architecture": arch.to_dict(),
         "config": config.to_dict(),
     }
+    save_canonical(path, payload)
+
+
+def save_canonical(path: Path, payload: dict[str, Any]) -> None:
+    """``torch.save`` a payload atomically (:func:`evoticket.core.io.atomic_open`), its bytes a function of its
+    content alone (:func:`_canonical`): the same content always writes the same file."""
     with atomic_open(path, "wb") as f:
         torch.save(_canonical(payload), f)
 
@@ -97,8 +103,7 @@ def save_trained(
         config: the run's configuration.
     """
     payload = {"format": TRAINED_FORMAT, "seeds": trained, "architecture": arch.to_dict(), "config": config.to_dict()}
-    with atomic_open(path, "wb") as f:
-        torch.save(_canonical(payload), f)
+    save_canonical(path, payload)
 
 
 def select_trained(path: Path, data: dict[str, Any], *, seed: int, control: str) -> dict[str, Any]:

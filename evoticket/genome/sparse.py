@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from evoticket.core.errors import EvoticketError
-from evoticket.core.io import atomic_open, load_format
-from evoticket.genome.files import TRAINED_FORMAT, _canonical, select_trained
+from evoticket.core.io import load_format
+from evoticket.genome.files import TRAINED_FORMAT, save_canonical, select_trained
 from evoticket.models import architecture_from_dict
 
 SPARSE_FORMAT = "evoticket-sparse-v1"
@@ -193,8 +193,7 @@ def write_sparse(source: Path, out: Path, *, seed: int, control: str) -> None:
         "sparse": {k: csr_arrays(weights[k], m) for k, m in masks.items()},
         "dense": {k: v for k, v in weights.items() if k not in masks},
     }
-    with atomic_open(out, "wb") as f:
-        torch.save(_canonical(payload), f)
+    save_canonical(out, payload)
 
 
 def read_sparse(path: str | Path) -> dict[str, Any]:

@@ -161,9 +161,12 @@ class GARun(MethodRun):
         front = None
         objectives = self.toolbox.objectives
         if objectives.multi:
-            front = objectives.front(population)
-            info["pareto"] = {"objectives": list(objectives.names), "front_size": len(front)}
-            info["pareto"]["hypervolume"] = objectives.hypervolume(front)
+            front, _, hypervolume = objectives.describe(self.state.generation, population)
+            info["pareto"] = {
+                "objectives": list(objectives.names),
+                "front_size": len(front),
+                "hypervolume": hypervolume,
+            }
         return MethodResult(best, list(hof), dict(self.spent), info, front)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from evoticket.core.io import write_csv
 from evoticket.plots import common
 from evoticket.plots.density import draw_density
 from evoticket.plots.diversity import draw_diversity
@@ -20,7 +21,7 @@ from evoticket.plots.lineage import ancestors, draw_lineage, genealogy
 from evoticket.plots.lineage_fitness import draw_lineage_fitness
 from evoticket.plots.masks import draw_best_masks, draw_masks
 from evoticket.plots.operators import draw_operators
-from evoticket.plots.pareto import draw_pareto, pareto_vs_imp
+from evoticket.plots.pareto import VS_IMP_COLUMNS, draw_pareto, pareto_vs_imp
 
 FIGURES = {
     "lineage": draw_lineage,
@@ -76,7 +77,11 @@ def plot_run(
         if fig is not None:
             written += common.save_all(fig, out_dir, name, formats)
     if imp_run is not None:
-        written.append(common.write_rows(Path(out_dir) / "pareto-vs-imp.csv", pareto_vs_imp(run_dir, imp_run)))
+        rows = pareto_vs_imp(run_dir, imp_run)
+        table = Path(out_dir) / "pareto-vs-imp.csv"
+        table.parent.mkdir(parents=True, exist_ok=True)
+        write_csv(table, VS_IMP_COLUMNS, rows)
+        written.append(table)
     return written
 
 

@@ -168,24 +168,3 @@ def run_method(run_dir: Path) -> str:
     if config is not None and config.get("method"):
         return str(config["method"])
     return "imp" if any("test_acc" in r for r in read_individuals(run_dir)) else "ga"
-
-
-def write_rows(out: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write rows (dicts with the same keys) as a CSV file, atomically; ``None`` becomes an empty cell.
-
-    Returns:
-        ``out``.
-    """
-    import csv
-    import io
-
-    buffer = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buffer, fieldnames=list(rows[0]), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_open(out, "w") as f:
-        f.write(buffer.getvalue())
-    return out

@@ -41,7 +41,7 @@ def imp_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
     Returns:
         Rows sorted by round, each with ``round`` (int), ``density`` (fraction of weights remaining, in
-        (0, 1]), ``test_acc`` and ``best_step`` of the round's ticket at its early-stopping step (accuracy
+        (0, 1]), ``val_acc``, ``test_acc`` and ``best_step`` of the round's ticket at its early-stopping step (accuracy
         in [0, 1], ``None`` when non-finite or absent), and ``random_test_acc``, ``random_best_step``
         of its random control (``None`` for round 0, the dense network, which has none).
     """
@@ -53,6 +53,7 @@ def imp_rounds(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         by_round[int(r["generation"])] = {
             "round": int(r["generation"]),
             "density": float(r["density_total"]),
+            "val_acc": _finite(r.get("val_acc")),
             "test_acc": _finite(r.get("test_acc")),
             "best_step": r.get("best_step"),
             "random_test_acc": _finite(random.get("test_acc")),

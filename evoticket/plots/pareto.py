@@ -18,7 +18,7 @@ from typing import Any
 from evoticket.core import paths
 from evoticket.core.errors import EvoticketError
 from evoticket.plots import common
-from evoticket.plots.imp_rounds import _finite
+from evoticket.plots.imp_rounds import imp_rounds
 
 
 def read_fronts(run_dir: Path) -> dict[int, list[dict[str, float]]]:
@@ -57,17 +57,24 @@ def imp_points(imp_run: Path) -> list[dict[str, float]]:
     imp_run = common.require_run(imp_run)
     if common.run_method(imp_run) != "imp":
         raise EvoticketError(f"{imp_run}: not an IMP run (method = 'imp'); --imp needs one")
-    by_round: dict[int, dict[str, float]] = {}
-    for r in common.read_individuals(imp_run):
-        if r.get("density_total") is None or _finite(r.get("test_acc")) is None:
-            continue
-        by_round[int(r["generation"])] = {
-            "round": int(r["generation"]),
-            "density": float(r["density_total"]),
-            "val_acc": float(r.get("val_acc") or 0.0),
-            "test_acc": float(r["test_acc"]),
-        }
-    return [by_round[k] for k in sorted(by_round)]
+    return [
+        {"round": r["round"], "density": r["density"], "val_acc": r["val_acc"] or 0.0, "test_acc": r["test_acc"]}
+        for r in imp_rounds(common.read_individuals(imp_run))
+        if r["test_acc"] is not None
+    ]
+
+
+VS_IMP_COLUMNS = (
+    "round",
+    "density",
+    "imp_val_acc",
+    "front_val_acc",
+    "val_diff",
+    "imp_test_acc",
+    "front_test_acc",
+    "test_diff",
+)
+"""Columns of ``pareto-vs-imp.csv`` (:func:`pareto_vs_imp`)."""
 
 
 def _attained(front: list[dict[str, Any]], density: float, key: str) -> float | None:
@@ -128,6 +135,13 @@ def _steps(rows: list[dict[str, Any]], key: str) -> tuple[list[float], list[floa
     return xs, ys
 
 
+def _overlay_imp(ax: Any, imp: list[dict[str, float]], key: str) -> None:
+    """IMP's rounds on an axis, one point per round (``key``: ``val_acc`` or ``test_acc``)."""
+    if imp:
+        xs, ys = [100 * p["density"] for p in imp], [p[key] for p in imp]
+        ax.plot(xs, ys, "k--s", ms=3, lw=1.0, label="IMP, one point per round", zorder=4)
+
+
 def draw_pareto(run_dir: Path, imp_run: Path | None = None) -> Any:
     """The Pareto figure (a matplotlib Figure), or ``None`` for a run without ``pareto.csv``.
 
@@ -169,16 +183,7 @@ def draw_pareto(run_dir: Path, imp_run: Path | None = None) -> Any:
         if bold:
             ax.plot(xs, ys, "o", color=cmap(norm(generation)), ms=3, zorder=3)
     fig.colorbar(cm.ScalarMappable(norm=norm, cmap=cmap), ax=axes[0][-1], label="generation", fraction=0.05)
-    if imp:
-        ax.plot(
-            [100 * p["density"] for p in imp],
-            [p["val_acc"] for p in imp],
-            "k--s",
-            ms=3,
-            lw=1.0,
-            label="IMP, one point per round",
-            zorder=4,
-        )
+    _overlay_imp(ax, imp, "val_acc")
     ax.set_xscale("log")
     ax.set_xlabel("density (% of weights kept, log scale)")
     ax.set_ylabel("validation accuracy (search fitness)")
@@ -190,15 +195,7 @@ def draw_pareto(run_dir: Path, imp_run: Path | None = None) -> Any:
         xs, ys = _steps(ok, "test_acc")
         ax2.step(xs, ys, where="post", color=cmap(norm(last)), lw=1.8, label="final front, trained")
         ax2.plot([100 * r["density_total"] for r in ok], [r["test_acc"] for r in ok], "o", color=cmap(norm(last)), ms=3)
-        if imp:
-            ax2.plot(
-                [100 * p["density"] for p in imp],
-                [p["test_acc"] for p in imp],
-                "k--s",
-                ms=3,
-                lw=1.0,
-                label="IMP, one point per round",
-            )
+        _overlay_imp(ax2, imp, "test_acc")
         config = common.read_config(run_dir) or {}
         steps = (config.get("campaign") or {}).get("final_steps")
         ax2.set_xlabel("density (% of weights kept, log scale)")
