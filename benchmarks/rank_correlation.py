@@ -109,7 +109,7 @@ def make_config(seed: int, finetune_steps: int) -> CampaignConfig:
         finetune_steps: ``finetune.steps`` (only checked by the configuration; every call passes its steps).
 
     Returns:
-        The configuration (Adam, lr 0.02, batch 100: :class:`~evoticket.config.FinetuneConfig`'s defaults).
+        The configuration (Adam, lr 0.02, batch 100: :class:`~evoticket.config.OptimizerConfig`'s defaults).
     """
     return CampaignConfig().with_overrides(
         {
@@ -167,7 +167,7 @@ def magnitude_masks(
     Returns:
         Weight name -> bool mask, one dict per entry of ``schedule``.
     """
-    arch, splits, cfg = resolved.arch, resolved.splits, resolved.config.finetune
+    arch, splits, cfg = resolved.arch, resolved.splits, resolved.config.optimizer
     dense = Ticket(base.theta0, {k: torch.ones_like(m) for k, m in base.masks.items()}, base.init_scheme, base.init_std)
     theta0, masks = stack_tickets([dense], splits.device)
     kept = {k: torch.tensor([int(m.sum())]) for k, m in base.masks.items()}
@@ -241,7 +241,7 @@ def final_accuracy(
     Returns:
         ``test_acc`` (at the early-stopping step), ``best_step`` and ``val_acc``, each ``(orders, P)``.
     """
-    arch, splits, cfg = resolved.arch, resolved.splits, resolved.config.finetune
+    arch, splits, cfg = resolved.arch, resolved.splits, resolved.config.optimizer
     density = max(t.total_density() for t in tickets)
     size = population_chunk(arch, cfg, splits.x_val.shape[0], density, splits.device)
     out: dict[str, list[list[float]]] = {"test_acc": [], "best_step": [], "val_acc": []}
@@ -340,7 +340,7 @@ def run(
     untrained = None
     for s in fit_steps:
         res = finetune_tickets(
-            tickets, arch, resolved.splits, resolved.config.finetune, derive_seed(seed, "fitness", s), steps=s
+            tickets, arch, resolved.splits, resolved.config.optimizer, derive_seed(seed, "fitness", s), steps=s
         )
         fitness[s] = res.val_acc.double().numpy()
         untrained = res.val_acc_before.double().numpy()
@@ -408,9 +408,9 @@ def run(
             "final_eval_every": eval_every,
             "final_orders": FINAL_ORDERS,
             "early_stopping": "val_acc",
-            "optimizer": c.finetune.optimizer,
-            "lr": c.finetune.lr,
-            "batch_size": c.finetune.batch_size,
+            "optimizer": c.optimizer.optimizer,
+            "lr": c.optimizer.lr,
+            "batch_size": c.optimizer.batch_size,
             "final_accuracy": "test accuracy at the early-stopping step, mean of the data orders",
             "fitness": "validation accuracy after s fine-tuning steps ('0': theta0 * mask, untrained)",
         },

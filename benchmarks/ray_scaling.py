@@ -70,7 +70,9 @@ def main() -> None:
     rows = []
     for size in args.populations:
         population = toolbox.population(size)
-        local = LocalBackend(Evaluator(toolbox.arch, toolbox.splits, config.finetune, config.campaign.seed))
+        local = LocalBackend(
+            Evaluator(toolbox.arch, toolbox.splits, config.finetune, config.optimizer, config.campaign.seed)
+        )
         _, walls, _ = measure(local, population, args.generations)
         base = statistics.median(walls)
         rows.append({"backend": "local", "workers": 0, "population": size, "first_s": None, "gen_s": base})
@@ -79,6 +81,7 @@ def main() -> None:
                 toolbox.arch,
                 toolbox.splits,
                 config.finetune,
+                config.optimizer,
                 config.campaign.seed,
                 workers=workers,
                 worker_cpus=max(1, cpus // workers),

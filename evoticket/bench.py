@@ -46,14 +46,14 @@ import platform
 import statistics
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch.nn.utils import prune
 
-from evoticket.config import FinetuneConfig
+from evoticket.config import OptimizerConfig
 from evoticket.core.device import resolve_device
 from evoticket.data import Splits
 from evoticket.genome import Ticket, stack_tickets
@@ -319,7 +319,7 @@ class Problem:
     theta0: dict[str, torch.Tensor]
     masks: dict[str, torch.Tensor]
     splits: Splits
-    cfg: FinetuneConfig
+    cfg: OptimizerConfig
 
     @property
     def population(self) -> int:
@@ -335,7 +335,7 @@ def make_problem(
     arch: Architecture,
     population: int,
     device: torch.device,
-    cfg: FinetuneConfig | None = None,
+    cfg: OptimizerConfig | None = None,
     *,
     density: float = DENSITY,
     n_train: int = N_TRAIN,
@@ -348,12 +348,12 @@ def make_problem(
         arch: the architecture.
         population: P >= 1.
         device: where the stacked tensors and data go.
-        cfg: fine-tuning settings; default ``FinetuneConfig()`` (Adam, lr 2e-2, batch 100).
+        cfg: the optimizer's settings; default ``OptimizerConfig()`` (Adam, lr 2e-2, batch 100).
         density: kept fraction of every layer, in (0, 1].
         n_train, n_val: sizes of the random splits.
         seed: seed of tickets and data.
     """
-    cfg = cfg or FinetuneConfig()
+    cfg = cfg or OptimizerConfig()
     gen = torch.Generator().manual_seed(seed)
     tickets = [initTicket(Ticket, arch, density, rng=gen) for _ in range(population)]
     theta0, masks = stack_tickets(tickets, device)
@@ -575,11 +575,11 @@ def memory_check(
     n_val = problem.splits.x_val.shape[0]
     per_individual = bytes_per_individual(arch, problem.cfg, n_val, DENSITY)
     budget = max(1.0, population * per_individual / 3 / 2**20)
-    cfg = replace(problem.cfg, max_memory_mb=budget)
-    chunk = population_chunk(arch, cfg, n_val, DENSITY, device)
-    finetune_tickets(problem.tickets[:1], arch, problem.splits, cfg, seed=0, steps=1)  # warm-up
+    cfg = problem.cfg
+    chunk = population_chunk(arch, cfg, n_val, DENSITY, device, max_memory_mb=budget)
+    finetune_tickets(problem.tickets[:1], arch, problem.splits, cfg, seed=0, steps=1, max_memory_mb=budget)  # warm-up
     meter.start()
-    finetune_tickets(problem.tickets, arch, problem.splits, cfg, seed=0, steps=steps)
+    finetune_tickets(problem.tickets, arch, problem.splits, cfg, seed=0, steps=steps, max_memory_mb=budget)
     measured = meter.stop()
     return {
         "population": population,
@@ -600,7 +600,7 @@ def bench_rows(
     mode: Mode,
     device: torch.device,
     peak: float,
-    cfg: FinetuneConfig | None = None,
+    cfg: OptimizerConfig | None = None,
     log: Callable[[str], None] | None = None,
 ) -> list[Row]:
     """Measure every (model, population, evaluator), sequentially.
@@ -612,7 +612,7 @@ def bench_rows(
         mode: steps, repeats and time budget.
         device: where everything runs.
         peak: float32 matmul peak (GFLOP/s).
-        cfg: fine-tuning settings; default ``FinetuneConfig()``.
+        cfg: the optimizer's settings; default ``OptimizerConfig()``.
         log: called with one progress line per measurement.
     """
     meter = MemoryMeter(device)
@@ -722,7 +722,7 @@ def run_bench(
             "device": str(dev),
             "device_name": name,
             "mode": "quick" if mode == QUICK else "full" if mode == FULL else asdict(mode),
-            "settings": {"batch_size": FinetuneConfig().batch_size, "optimizer": "adam", "density": DENSITY},
+            "settings": {"batch_size": OptimizerConfig().batch_size, "optimizer": "adam", "density": DENSITY},
             "peak_gflops": peaks,
             "cpu_busy_before": busy_before,
             "cpu_busy_after": cpu_busy(),

@@ -59,13 +59,13 @@ def _overrides(args: argparse.Namespace) -> list[str]:
     return [*args.overrides, *more]
 
 
-def _add_x_axis(parser: argparse.ArgumentParser, what: str) -> None:
+def _add_x_axis(parser: argparse.ArgumentParser, what: str, default: str = "generation") -> None:
     """``--x-axis generation|train_flops``."""
     parser.add_argument(
         "--x-axis",
         choices=("generation", "train_flops"),
-        default="generation",
-        help=f"{what}: generations or cumulative train FLOPs (default: generation)",
+        default=default,
+        help=f"{what}: the run's own unit (generations, IMP's rounds) or cumulative train FLOPs (default: {default})",
     )
 
 
@@ -126,7 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run directories, e.g. runs/A runs/B")
     compare.add_argument("--out", metavar="DIR", help="output folder (default: plots/compare-NAME or plots/compare)")
     compare.add_argument("--name", help="name of the comparison, for the default output folder")
-    _add_x_axis(compare, "x axis")
+    _add_x_axis(compare, "x axis", default="train_flops")
     experiment = sub.add_parser(
         "experiment",
         help="run a grid of methods x seeds x densities x data sets at equal compute (resumable)",

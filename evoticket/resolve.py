@@ -4,17 +4,17 @@
 key's type and range) into a :class:`Resolved`: the device, the loaded data on it and the sized
 architecture, after checking
 
-* registry names: data set, model, initialiser, allocation, crossover, mutations, survivor scheme;
+* registry names: data set, model, initialiser, allocation;
 * model sizes (``model.hidden``) against the data's input shape;
 * layer names (``ticket.layer_densities``) against the architecture;
-* operator arguments (``ga.operator_args``) against each operator's parameters and ranges;
-* memory: a population, offspring count, network or minibatch plan that cannot fit this machine;
+* memory: a network or minibatch plan that cannot fit this machine (:func:`check_memory`; a method
+  adds what it holds, e.g. the GA its population);
 * the device (``campaign.device``), and for the Ray backend that Ray is installed and the
   cluster's address (``campaign.ray_address``) answers.
 
 The configuration stage imports nothing downstream, so these checks live here, above the stages
-they ask (data, models, operators, training). :func:`evoticket.methods.resolve_run` adds the
-method's own checks on top.
+they ask (data, models). :func:`evoticket.methods.resolve_run` adds the method's own checks on top
+(:meth:`evoticket.methods.Method.check`: the GA's operators, survivor scheme and population, for instance).
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from evoticket.core.errors import ConfigError, unknown_name
 from evoticket.data import DATASETS, Splits, load_dataset, load_mnist1d
 from evoticket.genome import ALLOCATIONS
 from evoticket.models import INITIALISERS, MODELS, Architecture, build_architecture
-from evoticket.operators import ARG_CHECKS, CROSSOVER_DEFAULTS, CROSSOVERS, MUTATION_DEFAULTS, MUTATIONS, SURVIVORS
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ def _unknown(key: str, what: str, name: str, valid: Any) -> ConfigError:
 
 
 def check_names(config: CampaignConfig) -> None:
-    """Registry names of the configuration: data set, model, initialiser, operators, survivor scheme.
+    """Registry names of the configuration: data set, model, initialiser, allocation.
 
     Raises:
         ConfigError: naming the key, with the valid names.
@@ -74,24 +73,6 @@ def check_names(config: CampaignConfig) -> None:
         raise _unknown("model.init", "initialiser", config.model.init, INITIALISERS)
     if config.ticket.allocation not in ALLOCATIONS:
         raise _unknown("ticket.allocation", "allocation", config.ticket.allocation, ALLOCATIONS)
-    ga = config.ga
-    if ga.crossover not in CROSSOVERS:
-        raise _unknown("ga.crossover", "crossover", ga.crossover, CROSSOVERS)
-    for op in ga.mutations:
-        if op not in MUTATIONS:
-            raise _unknown("ga.mutations", "mutation", op, MUTATIONS)
-    if ga.survival not in SURVIVORS:
-        raise _unknown("ga.survival", "survivor scheme", ga.survival, SURVIVORS)
-    defaults = {**MUTATION_DEFAULTS, **CROSSOVER_DEFAULTS}
-    for op, args in ga.operator_args.items():
-        if op not in defaults:
-            raise _unknown("ga.operator_args", "operator", op, defaults)
-        for arg, value in args.items():
-            if arg not in defaults[op]:
-                valid = ", ".join(defaults[op]) or "none"
-                raise ConfigError(f"ga.operator_args.{op}.{arg}: unknown argument; valid: {valid}")
-            if arg in ARG_CHECKS and not ARG_CHECKS[arg][0](value):
-                raise ConfigError(f"ga.operator_args.{op}.{arg}: {ARG_CHECKS[arg][1]}, got {value!r}")
 
 
 def check_layer_names(config: CampaignConfig, arch: Architecture) -> None:
@@ -108,19 +89,31 @@ def check_layer_names(config: CampaignConfig, arch: Architecture) -> None:
             )
 
 
-def check_memory(config: CampaignConfig, arch: Architecture, n_train: int, available: int | None = None) -> None:
-    """Refuse, before anything runs, a campaign whose tickets or minibatch plan cannot fit in memory.
+MemoryNeed = tuple[int, int, int]
+"""``(bytes, bytes per unit of the key's value, units held whatever the value)`` of one configuration key."""
 
-    Counted: theta0 (float32) and masks (bool) of ``ga.population`` + offspring tickets and the
-    hall of fame, and the int64 minibatch index tensors of ``finetune.steps`` and
-    ``campaign.final_steps`` steps. A fine-tuning's working set is bounded separately by
-    ``finetune.max_memory_mb``.
+
+def check_memory(
+    config: CampaignConfig,
+    arch: Architecture,
+    n_train: int,
+    available: int | None = None,
+    *,
+    needs: dict[str, MemoryNeed] | None = None,
+) -> None:
+    """Refuse, before anything runs, a run whose tickets or minibatch plan cannot fit in memory.
+
+    Counted for every run: one ticket (theta0 float32 and masks bool, ``model.hidden``) and the int64
+    minibatch index tensor of ``campaign.final_steps`` steps; a method adds what it holds (``needs``: the GA
+    its population, offspring and hall of fame, and its fine-tunings' minibatch plan). A training's working
+    set is bounded separately by ``campaign.max_memory_mb``.
 
     Args:
-        config: the campaign configuration.
+        config: the configuration.
         arch: the architecture of the tickets.
         n_train: training examples (caps the minibatch size).
         available: memory to check against (bytes); default :func:`evoticket.core.device.host_memory_bytes`.
+        needs: the method's own: configuration key -> :data:`MemoryNeed`.
 
     Raises:
         ConfigError: naming the key that asks for the most memory, and how much fits.
@@ -128,36 +121,38 @@ def check_memory(config: CampaignConfig, arch: Architecture, n_train: int, avail
     available = host_memory_bytes() if available is None else available
     if available is None:
         return
-    ga, ft, c = config.ga, config.finetune, config.campaign
-    ticket = arch.num_params() * 4 + arch.num_prunable()  # bytes
-    batch = min(ft.batch_size, n_train)
-    need = {
-        "model.hidden": ticket,
-        "ga.population": (ga.population + ga.hall_of_fame) * ticket,
-        "ga.offspring": ga.num_offspring * ticket,
-        "finetune.steps": ft.steps * batch * 8,
-        "campaign.final_steps": c.final_steps * batch * 8,
+    ticket = ticket_bytes(arch)
+    batch = min(config.optimizer.batch_size, n_train)
+    need: dict[str, MemoryNeed] = {
+        "model.hidden": (ticket, ticket, 0),
+        "campaign.final_steps": (config.campaign.final_steps * batch * 8, batch * 8, 0),
+        **(needs or {}),
     }
-    total = sum(need.values())
+    total = sum(n for n, _, _ in need.values())
     if total <= available:
         return
-    key = max(need, key=need.get)
+    key = max(need, key=lambda k: need[k][0])
+    tickets = sum(n for n, unit, _ in need.values() if unit == ticket) // ticket
     if key == "model.hidden" or ticket * 4 > available:
         raise ConfigError(
             f"model.hidden: {list(config.model.hidden) or 'default'} makes a {arch.name} of {arch.num_params():,} "
             f"parameters, {format_bytes(ticket)} per ticket; this machine has {format_bytes(available)} for "
-            f"{ga.population + ga.num_offspring} tickets: use smaller layers"
+            f"{tickets} tickets: use smaller layers"
         )
-    section, name = key.split(".")
-    value = getattr(getattr(config, section), name)
-    room = available - (total - need[key])
-    unit = ticket if key.startswith("ga.") else batch * 8
-    fits = max(0, room // unit - (ga.hall_of_fame if key == "ga.population" else 0))
-    alone = "" if format_bytes(need[key]) == format_bytes(total) else f" ({format_bytes(total)} with the rest)"
+    bytes_, unit, held = need[key]
+    value = config.lookup(key)
+    room = available - (total - bytes_)
+    fits = max(0, room // unit - held)
+    alone = "" if format_bytes(bytes_) == format_bytes(total) else f" ({format_bytes(total)} with the rest)"
     raise ConfigError(
-        f"{key}: {value} needs about {format_bytes(need[key])} of memory{alone}, which this machine's "
+        f"{key}: {value} needs about {format_bytes(bytes_)} of memory{alone}, which this machine's "
         f"{format_bytes(available)} cannot hold; at most about {fits:,} would fit"
     )
+
+
+def ticket_bytes(arch: Architecture) -> int:
+    """Bytes of one ticket held in memory: theta0 (float32) and masks (bool)."""
+    return arch.num_params() * 4 + arch.num_prunable()
 
 
 def resolve(config: CampaignConfig, *, splits: Splits | None = None) -> Resolved:

@@ -76,7 +76,7 @@ from evoticket.data import Splits
 from evoticket.genome import random_masks_like
 from evoticket.models import Architecture
 from evoticket.resolve import resolve
-from evoticket.training import SPENT_KEYS
+from evoticket.records import SPENT_KEYS
 
 ARMS = ("transferred", "transferred_mask", "random", "target_searched", "dense")
 """Rows of the table, in the order printed (see the module docstring)."""
@@ -94,7 +94,7 @@ QUICK = (
     "ga.offspring=4",
     "ga.halving_rungs=1",
     "finetune.steps=5",
-    "finetune.batch_size=50",
+    "optimizer.batch_size=50",
     "campaign.final_steps=20",
     "campaign.final_eval_every=10",
 )
@@ -217,7 +217,7 @@ def train_on_target(
     """Train the arms in one batch as the final comparison trains a ticket and its controls.
 
     ``campaign.final_steps`` steps on the minibatch sequence of the final comparison's first data order
-    (``derive_seed(campaign.seed, "final", 0)``), ``config.finetune``'s optimizer, learning rate and batch,
+    (``derive_seed(campaign.seed, "final", 0)``), ``config.optimizer``'s optimizer, learning rate and batch,
     validation checks every ``campaign.final_eval_every`` steps, test accuracy at the ``campaign.early_stopping``
     step (:func:`evoticket.training.train_early_stopping`).
 

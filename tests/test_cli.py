@@ -43,7 +43,14 @@ FAST_SETS = [
 FAST = [arg for s in FAST_SETS for arg in ("--set", s)] + ["--no-progress"]
 """A campaign of a few seconds: 4 + 4 individuals, 5 fine-tuning steps, 10 final steps."""
 
-CONTROL_ROWS = ("ticket", "dense", "random", "reinit")
+CONTROL_ROWS = {
+    "ticket": ("ticket's", "ticket's"),
+    "dense": ("ticket's", "none"),
+    "random": ("ticket's", "random"),
+    "reinit": ("fresh init", "ticket's"),
+    "dense_scratch": ("fresh init", "none"),
+    "random_scratch": ("fresh init", "random"),
+}
 RUN_FILES = ("config.toml", "generations.csv", "individuals.jsonl", "best_ticket.pt", "summary.json")
 
 
@@ -110,7 +117,7 @@ def _empty_dir(root: Path) -> str:
 ERROR_CASES = {
     "unknown key": (lambda root: ["--set", "ga.populaton=4"], ["ga.populaton: unknown key", "'ga.population'"]),
     "bad value": (lambda root: ["--set", "ga.population=0"], ["ga.population: must be >= 2, got 0"]),
-    "wrong type": (lambda root: ["--set", "finetune.lr=fast"], ["finetune.lr: must be a number"]),
+    "wrong type": (lambda root: ["--set", "optimizer.lr=fast"], ["optimizer.lr: must be a number"]),
     "bad choice": (lambda root: ["--set", "finetune.mode=darwinian"], ["finetune.mode:", "'lamarckian'"]),
     "bad operator argument": (
         lambda root: ["--set", "ga.operator_args.mutMaskSwap.indpb=5"],
@@ -211,8 +218,9 @@ def test_tiny_run_succeeds_and_prints_the_summary(tiny_run):
     _, proc = tiny_run
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
-    for row in CONTROL_ROWS:
-        assert re.search(rf"^{row}\s+[01]\.\d{{4}}\s+[01]\.\d{{4}} \+- \d\.\d{{4}}", proc.stdout, re.M), proc.stdout
+    for row, (theta0, mask) in CONTROL_ROWS.items():  # each control says what it starts from
+        pattern = rf"^{row}\s+{theta0}\s+{mask}\s+[01]\.\d{{4}}\s+[01]\.\d{{4}} \+- \d\.\d{{4}}"
+        assert re.search(pattern, proc.stdout, re.M), proc.stdout
     assert re.search(r"^Verdict: (a|not a) winning ticket", proc.stdout, re.M)
     assert "generations" not in proc.stderr  # --no-progress: no progress bar
 

@@ -7,9 +7,10 @@ import pytest
 from evoticket import cli
 from evoticket.config import CampaignConfig, ModelConfig
 from evoticket.core.errors import ConfigError
+from evoticket.evolution import check_toolbox
 from evoticket.methods import METHODS, resolve_run
 from evoticket.models import build_architecture
-from evoticket.resolve import check_memory, resolve
+from evoticket.resolve import resolve
 
 
 def test_a_model_size_that_does_not_fit_is_accepted_by_the_dataclass_and_refused_by_resolve():
@@ -59,14 +60,14 @@ def test_memory_error_gives_its_figure_once():
     config = CampaignConfig().with_overrides(["ga.population=1000000000", "ga.offspring=1"])
     arch = build_architecture("mlp", (40,), 10)
     with pytest.raises(ConfigError) as info:
-        check_memory(config, arch, n_train=3600, available=2**34)
+        check_toolbox(config, arch, n_train=3600, available=2**34)
     message = str(info.value)
     assert message.startswith("ga.population: 1000000000 needs about 197 TiB of memory, which this machine's 16 GiB")
     assert "in all" not in message and "with the rest" not in message
     # where the other keys add up to a visible share, the total is given once, separately
     config = CampaignConfig().with_overrides(["ga.population=60000", "ga.offspring=50000"])
     with pytest.raises(ConfigError, match=r"^ga.population: 60000 needs about .* \(.* with the rest\)"):
-        check_memory(config, arch, n_train=3600, available=2**34)
+        check_toolbox(config, arch, n_train=3600, available=2**34)
 
 
 def test_offspring_default_to_the_population_size():

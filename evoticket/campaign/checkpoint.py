@@ -6,14 +6,18 @@ its final name, so a job killed at any moment leaves the previous checkpoint
 intact. The last :data:`KEEP` checkpoints are kept; a corrupted or truncated
 one is skipped (with a warning) in favour of the one before it.
 
-A checkpoint holds the population (theta0, masks, fitness, uids, parents; the
-same individual listed twice stays one object), the hall of fame, the
-logbook, the uid counter, the generation number, the configuration and its
-hash, every random number generator's state (Python ``random``, NumPy, torch
-CPU and CUDA, and the operators' generator), and the byte sizes of the record
-files at that moment: on resume, records written after the checkpoint are cut
-off, so the resumed campaign writes exactly what an uninterrupted one would
-have (no line missing, none duplicated).
+A checkpoint holds what every run has: the generation (round) number, the
+configuration and its hash, the global random generators' states (Python
+``random``, NumPy, torch CPU and CUDA), the campaign's counters and the byte
+sizes of the record files at that moment (on resume, records written after the
+checkpoint are cut off, so the resumed campaign writes exactly what an
+uninterrupted one would have: no line missing, none duplicated); and the
+method's own state, opaque here (:meth:`evoticket.methods.MethodRun.snapshot`:
+the GA's population, hall of fame, logbook, uid counter, operators' generator
+and fitness cache; IMP's next mask and rewind weights; ...).
+
+Checkpoints of evoticket 0.2 (format v1) are read too: their population, hall of
+fame, logbook, counter and extra entries become the method's state.
 """
 
 from __future__ import annotations
@@ -26,15 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from deap import tools
 
 from evoticket.core import paths
 from evoticket.core.errors import CheckpointError, StorageError
 from evoticket.core.faults import kill_point
 from evoticket.core.io import atomic_open, load_format
-from evoticket.genome import Ticket, same_uid, ticket_from_state
 
-FORMAT = "evoticket-checkpoint-v1"
+FORMAT = "evoticket-checkpoint-v2"
+
+OLD_FORMATS = ("evoticket-checkpoint-v1",)
+"""Formats still read (converted on load)."""
 
 KEEP = 2
 """Checkpoints kept on disk (the newest ones)."""
@@ -44,32 +49,24 @@ _NAME = re.compile(r"^gen-(-?\d+)\.pt$")
 
 @dataclass
 class Checkpoint:
-    """The state of a campaign after a completed generation.
+    """The state of a run after a completed generation (round).
 
     Attributes:
-        generation: last completed generation; -1 before the initial population.
-        population: the population (``None`` before generation 0).
-        hall_of_fame: DEAP hall of fame.
-        logbook: DEAP logbook.
-        next_uid: the uid counter's next id.
+        generation: last completed generation (round); -1 before the first.
         config: the resolved configuration (plain data) and ``config_hash`` its hash.
-        rng: random generator states (see :func:`capture_rng`).
+        rng: the global random generators' states (:func:`evoticket.core.seeds.capture_rng`).
         records: record file name -> byte size at this checkpoint.
         counters: evaluated individuals and accumulated timings (seconds).
-        extra: the method's own state beyond the population (e.g. compute spent so far).
+        state: the method's own state (:meth:`evoticket.methods.MethodRun.snapshot`), opaque to the campaign.
     """
 
     generation: int
-    population: list[Ticket] | None
-    hall_of_fame: tools.HallOfFame
-    logbook: tools.Logbook
-    next_uid: int
     config: dict[str, Any]
     config_hash: str
     rng: dict[str, Any]
     records: dict[str, int] = field(default_factory=dict)
     counters: dict[str, float] = field(default_factory=dict)
-    extra: dict[str, Any] = field(default_factory=dict)
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 def record_sizes(run_dir: Path) -> dict[str, int]:
@@ -106,51 +103,41 @@ def rollback_records(run_dir: Path, sizes: dict[str, int]) -> dict[str, int]:
 
 
 def _to_payload(ckpt: Checkpoint) -> dict[str, Any]:
-    population = None
-    if ckpt.population is not None:
-        unique: dict[int, int] = {}
-        states = []
-        for ind in ckpt.population:
-            if id(ind) not in unique:
-                unique[id(ind)] = len(states)
-                states.append(ind.state_dict())
-        population = {"individuals": states, "order": [unique[id(ind)] for ind in ckpt.population]}
     return {
         "format": FORMAT,
         "generation": ckpt.generation,
-        "population": population,
-        "hall_of_fame": {"maxsize": ckpt.hall_of_fame.maxsize, "items": [i.state_dict() for i in ckpt.hall_of_fame]},
-        "logbook": ckpt.logbook,
-        "next_uid": ckpt.next_uid,
         "config": ckpt.config,
         "config_hash": ckpt.config_hash,
         "rng": ckpt.rng,
         "records": ckpt.records,
         "counters": ckpt.counters,
-        "extra": ckpt.extra,
+        "state": ckpt.state,
     }
 
 
 def _from_payload(data: dict[str, Any]) -> Checkpoint:
-    population = None
-    if data["population"] is not None:
-        unique = [ticket_from_state(s) for s in data["population"]["individuals"]]
-        population = [unique[i] for i in data["population"]["order"]]
-    hof = tools.HallOfFame(data["hall_of_fame"]["maxsize"], similar=same_uid)
-    hof.items = [ticket_from_state(s) for s in data["hall_of_fame"]["items"]]
-    hof.keys = [item.fitness for item in reversed(hof.items)]  # ascending, as HallOfFame.insert keeps them
+    if data["format"] in OLD_FORMATS:  # v1: the GA-shaped fields at the top become the method's state
+        rng = dict(data["rng"])
+        state = {
+            "generation": data["generation"],
+            "population": data["population"],
+            "hall_of_fame": data["hall_of_fame"],
+            "logbook": data["logbook"],
+            "next_uid": data["next_uid"],
+            "operators_rng": rng.pop("operators"),
+            **(data.get("extra") or {}),
+        }
+        return Checkpoint(
+            data["generation"], data["config"], data["config_hash"], rng, data["records"], data["counters"], state
+        )
     return Checkpoint(
         data["generation"],
-        population,
-        hof,
-        data["logbook"],
-        data["next_uid"],
         data["config"],
         data["config_hash"],
         data["rng"],
         data["records"],
         data["counters"],
-        data.get("extra") or {},
+        data["state"],
     )
 
 
@@ -193,7 +180,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
     Raises:
         CheckpointError: if the file is unreadable, truncated or not a checkpoint.
     """
-    data = load_format(path, FORMAT, "checkpoint", CheckpointError, weights_only=False)
+    data = load_format(path, (FORMAT, *OLD_FORMATS), "checkpoint", CheckpointError, weights_only=False)
     try:
         return _from_payload(data)
     except Exception as e:

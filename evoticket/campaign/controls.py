@@ -2,16 +2,25 @@
 
 Every method's ticket is trained from its theta0 with its mask, next to the controls of Frankle
 & Carbin 2019 (arXiv:1803.03635), all with the same training budget (``campaign.final_steps``
-steps, repeated over ``campaign.final_seeds`` data orders):
+steps, repeated over ``campaign.final_seeds`` data orders). Two starting points times three masks:
 
-* ``ticket``: the method's ticket;
-* ``dense``: the same theta0 with no mask;
-* ``random``: a random mask with the ticket's per-layer densities on the same theta0;
-* ``reinit``: the ticket's mask on a freshly drawn theta0 (the paper's "randomly reinitialised"
-  control).
+================== ====================== =================================================
+control            theta0                 mask
+================== ====================== =================================================
+``ticket``         the ticket's           the ticket's
+``dense``          the ticket's           none
+``random``         the ticket's           random, with the ticket's per-layer densities
+``reinit``         a fresh initialisation the ticket's (the paper's "randomly reinitialised")
+``dense_scratch``  the same fresh one     none: a dense network trained from scratch
+``random_scratch`` the same fresh one     the same random mask
+================== ====================== =================================================
 
-The ticket is called a *winning ticket* when its mean test accuracy (at the early-stopping step)
-is at least the dense network's minus ``campaign.winning_tolerance``.
+The ticket's theta0 is an initialisation for most methods, but not always: a Lamarckian GA's ticket holds
+its lineage's *trained* weights, so the controls from its theta0 start warm; the ones from a fresh
+initialisation never do. The verdict therefore compares the ticket with ``dense_scratch``, and the
+words *winning ticket* keep the paper's meaning: a ticket whose theta0 is an initialisation (or an early
+rewinding point) and whose mean test accuracy (at the early-stopping step) is at least the dense
+network's trained from scratch, minus ``campaign.winning_tolerance``.
 """
 
 from __future__ import annotations
@@ -29,24 +38,42 @@ from evoticket.data import Splits
 from evoticket.evolution.objectives import ticket_flops
 from evoticket.genome import Ticket, random_masks_like, stack_tickets
 from evoticket.models import Architecture
-from evoticket.training import SPENT_KEYS as SPENT
-from evoticket.training import minibatch_indices, train_early_stopping
+from evoticket.records import SPENT_KEYS as SPENT
+from evoticket.training import BatchResult, minibatch_indices, train_early_stopping
 
-CONTROLS = ("ticket", "dense", "random", "reinit")
+CONTROLS = ("ticket", "dense", "random", "reinit", "dense_scratch", "random_scratch")
 """Rows of the final comparison, in the order printed."""
+
+STARTS: dict[str, tuple[str, str]] = {
+    "ticket": ("ticket", "ticket"),
+    "dense": ("ticket", "none"),
+    "random": ("ticket", "random"),
+    "reinit": ("fresh", "ticket"),
+    "dense_scratch": ("fresh", "none"),
+    "random_scratch": ("fresh", "random"),
+}
+"""Control -> ``(theta0, mask)``: its theta0 is the ticket's or a fresh initialisation; its mask the ticket's, none,
+or a random one with the ticket's per-layer densities."""
+
+BATCHES = (("ticket", "dense", "random", "reinit"), ("dense_scratch", "random_scratch"))
+"""The controls trained together in one batch (the lottery-ticket paper's four, then the two from scratch)."""
 
 
 def control_tickets(ticket: Ticket, arch: Architecture, seed: int) -> dict[str, Ticket]:
-    """The four tickets of the final comparison for one seed (see the module docstring)."""
+    """The six tickets of the final comparison for one seed (see the module docstring and :data:`STARTS`).
+
+    One generator seeded by ``seed`` draws the fresh theta0, then the random mask; the controls from scratch
+    share both with ``reinit`` and ``random``.
+    """
     gen = torch.Generator().manual_seed(seed)
     dense = {k: torch.ones_like(m) for k, m in ticket.masks.items()}
-    reinit_theta0 = arch.init_params(ticket.init_scheme, gen)
-    plain = Ticket
+    fresh = arch.init_params(ticket.init_scheme, gen)
+    random = random_masks_like(ticket.masks, gen)
+    theta0 = {"ticket": ticket.theta0, "fresh": fresh}
+    masks = {"ticket": ticket.masks, "none": dense, "random": random}
     return {
-        "ticket": plain(ticket.theta0, ticket.masks, ticket.init_scheme, ticket.init_std),
-        "dense": plain(ticket.theta0, dense, ticket.init_scheme, ticket.init_std),
-        "random": plain(ticket.theta0, random_masks_like(ticket.masks, gen), ticket.init_scheme, ticket.init_std),
-        "reinit": plain(reinit_theta0, ticket.masks, ticket.init_scheme, ticket.init_std),
+        name: Ticket(theta0[start], masks[mask], ticket.init_scheme, ticket.init_std)
+        for name, (start, mask) in STARTS.items()
     }
 
 
@@ -74,14 +101,15 @@ def train_as_final(
     *,
     order: int = 0,
     keep_weights: bool = False,
-) -> Any:
+) -> BatchResult:
     """Train tickets in one batch as the final comparison trains: ``campaign.final_steps`` steps on the final
     comparison's data order ``order`` (``derive_seed(campaign.seed, "final", order)``), a validation check every
     ``campaign.final_eval_every`` steps, the ``campaign.early_stopping`` step reported.
 
     Returns:
-        The engine's :func:`evoticket.training.train_early_stopping` result (per ticket: ``test_acc``, ``val_acc``,
-        ``final_test_acc``, ``best_step``, ``nonfinite``, the meter; ``weights`` with ``keep_weights``).
+        The :class:`evoticket.training.BatchResult` of :func:`evoticket.training.train_early_stopping` (per ticket:
+        ``test_acc``, ``val_acc``, ``final_test_acc``, ``best_step``, ``nonfinite``, the meter; ``weights`` with
+        ``keep_weights``).
     """
     c = config.campaign
     plain = [Ticket(t.theta0, t.masks, t.init_scheme, t.init_std) for t in tickets]
@@ -89,7 +117,7 @@ def train_as_final(
     batches = minibatch_indices(
         splits.x_train.shape[0],
         c.final_steps,
-        config.finetune.batch_size,
+        config.optimizer.batch_size,
         derive_seed(c.seed, "final", order),
         splits.device,
     )
@@ -98,7 +126,7 @@ def train_as_final(
         theta0,
         masks,
         splits,
-        config.finetune,
+        config.optimizer,
         batches,
         c.final_eval_every,
         c.early_stopping,
@@ -110,7 +138,8 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
     """Train the ticket and its controls fully, batched, over ``campaign.final_seeds`` seeds.
 
     Returns:
-        A :class:`FinalComparison` whose ``controls`` map each control name to ``density``,
+        A :class:`FinalComparison` whose ``controls`` map each control name to ``density``, ``theta0``
+        (``"ticket"`` or ``"fresh"``) and ``mask`` (``"ticket"``, ``"none"`` or ``"random"``; :data:`STARTS`),
         per-seed ``test_acc``, ``final_test_acc``, ``val_acc``, ``best_step`` and ``nonfinite``
         lists, ``test_acc_mean``, ``test_acc_std``, ``val_acc_mean``, ``best_step_mean``,
         ``final_test_acc_mean``, and its compute ``train_steps``, ``train_flops``,
@@ -124,34 +153,32 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
     trained = []
     for s in range(c.final_seeds):
         tickets = control_tickets(ticket, arch, derive_seed(c.seed, "controls", s))
-        res = train_as_final(list(tickets.values()), arch, splits, config, order=s, keep_weights=True)
-        kill_point("final")
         seed_trained = {}
-        for i, key in enumerate(tickets):
-            per_seed[key]["test_acc"].append(float(res.test_acc[i]))
-            per_seed[key]["final_test_acc"].append(float(res.final_test_acc[i]))
-            per_seed[key]["val_acc"].append(float(res.val_acc[i]))
-            per_seed[key]["best_step"].append(int(res.best_step[i]))
-            per_seed[key]["nonfinite"].append(bool(res.nonfinite[i]))
-            for f in SPENT:
-                spent[key][f] += int(getattr(res.meter, f)[i])
-            seed_trained[key] = {
-                "weights": {k: v[i].clone() for k, v in res.weights.items()},
-                "masks": {k: m.clone() for k, m in tickets[key].masks.items()},
-                "best_step": int(res.best_step[i]),
-                "test_acc": float(res.test_acc[i]),
-            }
+        for names in BATCHES:  # the paper's four together, then the two from scratch: each batch as before
+            res = train_as_final([tickets[n] for n in names], arch, splits, config, order=s, keep_weights=True)
+            for i, key in enumerate(names):
+                per_seed[key]["test_acc"].append(float(res.test_acc[i]))
+                per_seed[key]["final_test_acc"].append(float(res.final_test_acc[i]))
+                per_seed[key]["val_acc"].append(float(res.val_acc[i]))
+                per_seed[key]["best_step"].append(int(res.best_step[i]))
+                per_seed[key]["nonfinite"].append(bool(res.nonfinite[i]))
+                for f in SPENT:
+                    spent[key][f] += int(getattr(res.meter, f)[i])
+                seed_trained[key] = {
+                    "weights": {k: v[i].clone() for k, v in res.weights.items()},
+                    "masks": {k: m.clone() for k, m in tickets[key].masks.items()},
+                    "best_step": int(res.best_step[i]),
+                    "test_acc": float(res.test_acc[i]),
+                }
+        kill_point("final")
         trained.append(seed_trained)
-    densities = {
-        "ticket": ticket.total_density(),
-        "dense": 1.0,
-        "random": ticket.total_density(),
-        "reinit": ticket.total_density(),
-    }
     result = {}
     for key, vals in per_seed.items():
+        start, mask = STARTS[key]
         result[key] = {
-            "density": densities[key],
+            "density": 1.0 if mask == "none" else ticket.total_density(),
+            "theta0": start,
+            "mask": mask,
             **vals,
             "test_acc_mean": float(np.mean(vals["test_acc"])),
             "test_acc_std": float(np.std(vals["test_acc"])),

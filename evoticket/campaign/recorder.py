@@ -27,11 +27,10 @@ from deap import base
 
 from evoticket.config import CampaignConfig
 from evoticket.core import paths
-from evoticket.core.io import atomic_write_text
-from evoticket.evolution import SPENT_KEYS
-from evoticket.evolution.loop import GenerationRecord, make_statistics
+from evoticket.core.io import atomic_write_text, write_json
 from evoticket.genome import Ticket, save_ticket
-from evoticket.records import RecordWriter
+from evoticket.methods import get_method
+from evoticket.records import RecordWriter, make_statistics, report_generation
 
 
 class RunRecorder:
@@ -74,6 +73,7 @@ class RunRecorder:
             shutil.rmtree(self.run_dir)
         self.run_dir.mkdir(parents=True)
         atomic_write_text(paths.config(self.run_dir), config.to_toml())
+        write_json(paths.method_report(self.run_dir), get_method(config.method).report(config))
         self.writer = RecordWriter(self.run_dir)
         self.stats = make_statistics()
         self._last = time.perf_counter()
@@ -97,16 +97,22 @@ class RunRecorder:
         now = time.perf_counter()
         evaluator = self.toolbox.evaluator
         population = list(population)
-        row = {"gen": generation, "nevals": len(evaluated), **self.stats.compile(population)}
-        spent = {k: sum(int((ind.eval_record or {}).get(k) or 0) for ind in evaluated) for k in SPENT_KEYS}
-        record = GenerationRecord(
-            generation, list(evaluated), row, now - self._last, evaluator.seconds - self._seconds, 0.0, None, spent
-        )
+        front = hypervolume = None
         objectives = getattr(self.toolbox, "objectives", None)
         if objectives is not None and objectives.multi:
-            _, record.front, record.hypervolume = objectives.describe(generation, population)
+            _, front, hypervolume = objectives.describe(generation, population)
+        report_generation(
+            generation,
+            population,
+            evaluated,
+            hooks=(self.writer,),
+            statistics=self.stats,
+            seconds=now - self._last,
+            finetune_seconds=evaluator.seconds - self._seconds,
+            front=front,
+            hypervolume=hypervolume,
+        )
         self._last, self._seconds = now, evaluator.seconds
-        self.writer(generation, population, record)
 
     def finish(self, best: Ticket) -> Path:
         """Write the search's best ticket as ``best_ticket.pt`` (for the masks figure, ``evoticket.load_ticket`` and

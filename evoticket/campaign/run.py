@@ -30,18 +30,24 @@ from evoticket.campaign.controls import FRONT_COLUMNS, compare_controls, train_f
 from evoticket.campaign.lock import RunLock
 from evoticket.campaign.rundir import check_name, create_run_dir, default_name, prepare_run_dir
 from evoticket.campaign.signals import StopOnSignal
-from evoticket.campaign.summary import TIMING_KEYS, format_summary, timing, verdict
-from evoticket.config import CampaignConfig, load_config
+from evoticket.campaign.summary import (
+    TIMING_KEYS,
+    beats_dense_scratch,
+    format_summary,
+    is_winning,
+    timing,
+    verdict,
+)
+from evoticket.config import CampaignConfig, read_toml
 from evoticket.core import paths
 from evoticket.core.errors import ConfigError, EvoticketError, Interrupted, StorageError
 from evoticket.core.io import atomic_write_text, write_csv, write_json
-from evoticket.core.seeds import seed_everything
+from evoticket.core.seeds import capture_rng, restore_rng, seed_everything
 from evoticket.data import Splits
 from evoticket.genome import Ticket, save_ticket, save_trained
-from evoticket.methods import Budget, Hook, MethodRun, configure, resolve_run
+from evoticket.methods import Budget, Method, MethodRun, configure, get_method, resolve_run
 from evoticket.plots import plot_fitness, plot_run
-from evoticket.records import RecordWriter, read_summary
-from evoticket.training import SPENT_KEYS
+from evoticket.records import SPENT_KEYS, Hook, RecordWriter, read_summary
 
 
 @dataclass
@@ -62,19 +68,23 @@ class CampaignResult:
 
 
 class _Progress:
-    """A tqdm bar over generations showing best and mean fitness and individuals/s."""
+    """A tqdm bar over the method's units (generations, rounds) showing best and mean fitness and individuals/s."""
 
-    def __init__(self, total: int, enabled: bool, initial: int = 0) -> None:
+    def __init__(self, total: int, enabled: bool, initial: int = 0, method: Method | None = None) -> None:
         from tqdm.auto import tqdm
 
-        self.bar = tqdm(
-            total=total, initial=initial, desc="generations", unit="gen", disable=not enabled, dynamic_ncols=True
-        )
+        units = method.units if method is not None else "generations"
+        unit = method.unit[:3] if method is not None else "gen"
+        self.population = method.population if method is not None else True
+        self.bar = tqdm(total=total, initial=initial, desc=units, unit=unit, disable=not enabled, dynamic_ncols=True)
 
     def __call__(self, generation: int, population: list, record: Any) -> None:
         fit = record.stats["fitness"]
-        rate = len(record.evaluated) / record.finetune_seconds if record.finetune_seconds > 0 else 0.0
-        self.bar.set_postfix(best=f"{fit['max']:.4f}", mean=f"{fit['avg']:.4f}", ind_per_s=f"{rate:.1f}")
+        if self.population:
+            rate = len(record.evaluated) / record.finetune_seconds if record.finetune_seconds > 0 else 0.0
+            self.bar.set_postfix(best=f"{fit['max']:.4f}", mean=f"{fit['avg']:.4f}", ind_per_s=f"{rate:.1f}")
+        else:
+            self.bar.set_postfix(val_acc=f"{fit['max']:.4f}")
         self.bar.update(1)
 
     def close(self) -> None:
@@ -97,7 +107,7 @@ SAFE_ON_RESUME = frozenset(
         "campaign.final_eval_every",
         "campaign.early_stopping",
         "campaign.winning_tolerance",
-        "finetune.max_memory_mb",
+        "campaign.max_memory_mb",
     }
 )
 """Keys that ``evoticket resume --set`` may change: they do not alter the generations already run."""
@@ -161,8 +171,13 @@ def run_campaign(
         prepare_run_dir(Path(runs_dir), name, force)  # again, now that no other process can create it
         run = method.prepare(resolved)
         counters = _new_counters()
-        create_run_dir(run_dir, plot_dir, force, config, lambda folder: _save_checkpoint(folder, config, run, counters))
-        return _execute(config, run, run_dir, plot_dir, counters, hooks, out, wall_start)
+
+        def first(folder: Path) -> None:  # in the staged folder: the run exists whole or not at all
+            write_json(paths.method_report(folder), method.report(config))
+            _save_checkpoint(folder, config, run, counters)
+
+        create_run_dir(run_dir, plot_dir, force, config, first)
+        return _execute(config, method, run, run_dir, plot_dir, counters, hooks, out, wall_start)
 
 
 def resume_campaign(
@@ -194,7 +209,7 @@ def resume_campaign(
     """
     run_dir = Path(run_dir)
     _check_resumable(run_dir)
-    stored = load_config(paths.config(run_dir))
+    stored = CampaignConfig.from_stored(read_toml(paths.config(run_dir)))
     config = stored.with_overrides(list(overrides)) if overrides else stored
     return _resume(run_dir, config, plots_dir=plots_dir, hooks=hooks, splits=splits, out=out)
 
@@ -227,7 +242,7 @@ def _resume(
     config = configure(config)
     with RunLock(run_dir):
         ckpt = load_latest(run_dir)
-        saved = CampaignConfig.from_dict(ckpt.config)
+        saved = CampaignConfig.from_stored(ckpt.config)
         changed = changed_keys(saved, config)
         unsafe = [k for k in changed if k not in SAFE_ON_RESUME]
         if unsafe:
@@ -241,39 +256,29 @@ def _resume(
             if requeue:
                 print(f"evoticket: {run_dir} is already complete; nothing to do", file=sys.stderr)
                 return CampaignResult(run_dir, Path(plots_dir) / run_dir.name, read_summary(run_dir), None)
-            more = (
-                f"to extend it: evoticket resume {run_dir} --set ga.generations=N"
-                if config.method in ("ga", "supermask_ga")
-                else f"method {config.method!r} has nothing more to run"
-            )
+            more = get_method(config.method).extend_hint(run_dir)
             raise EvoticketError(f"{run_dir}: the campaign is already complete (summary.json); {more}")
         method, resolved = resolve_run(config, splits=splits)
         run = method.prepare(resolved)
         run.check_resume(ckpt.generation, run_dir)
+        where = f"{method.unit} {ckpt.generation}" if ckpt.generation >= 0 else "its start"
         removed = rollback_records(run_dir, ckpt.records)
         if removed:
             detail = ", ".join(f"{n} bytes of {name}" for name, n in removed.items())
             print(
-                f"evoticket: rolled back records written after generation {ckpt.generation}: {detail}",
+                f"evoticket: rolled back records written after {where}: {detail}",
                 file=sys.stderr,
             )
-        if changed:
-            atomic_write_text(paths.config(run_dir), config.to_toml())
+        if changed or saved.to_dict() != load_config_raw(run_dir):
+            atomic_write_text(paths.config(run_dir), config.to_toml())  # changed, or written by an earlier evoticket
             paths.summary(run_dir).unlink(missing_ok=True)  # stale: the campaign goes on
-        run.restore(
-            {
-                "generation": ckpt.generation,
-                "population": ckpt.population,
-                "hall_of_fame": ckpt.hall_of_fame,
-                "logbook": ckpt.logbook,
-                "next_uid": ckpt.next_uid,
-                "rng": ckpt.rng,
-                **ckpt.extra,
-            }
-        )
+        if not paths.method_report(run_dir).is_file():  # a run of an earlier evoticket
+            write_json(paths.method_report(run_dir), method.report(config))
+        run.restore(ckpt.state)
+        restore_rng(ckpt.rng)
         counters = {**_new_counters(), **ckpt.counters}
-        print(f"evoticket: resuming {run_dir} after generation {ckpt.generation}", file=sys.stderr)
-        return _execute(config, run, run_dir, Path(plots_dir) / run_dir.name, counters, hooks, out, wall_start)
+        print(f"evoticket: resuming {run_dir} after {where}", file=sys.stderr)
+        return _execute(config, method, run, run_dir, Path(plots_dir) / run_dir.name, counters, hooks, out, wall_start)
 
 
 def changed_keys(old: CampaignConfig, new: CampaignConfig) -> list[str]:
@@ -282,27 +287,29 @@ def changed_keys(old: CampaignConfig, new: CampaignConfig) -> list[str]:
     return [key for key in a if a[key] != b[key]]
 
 
-def _save_checkpoint(
-    run_dir: Path, config: CampaignConfig, run: MethodRun, counters: dict[str, float], state: Any = None
-) -> None:
-    snap = run.snapshot(state)
-    core = ("generation", "population", "hall_of_fame", "logbook", "next_uid", "rng")
+def load_config_raw(run_dir: Path) -> dict[str, Any]:
+    """A run's ``config.toml`` as written (plain data)."""
+    return read_toml(paths.config(run_dir))
+
+
+def _save_checkpoint(run_dir: Path, config: CampaignConfig, run: MethodRun, counters: dict[str, float]) -> None:
     save_checkpoint(
         run_dir,
         Checkpoint(
-            *(snap[k] for k in core[:5]),
+            run.generation,
             config.to_dict(),
             config.hash(),
-            snap["rng"],
+            capture_rng(),
             record_sizes(run_dir),
             dict(counters),
-            {k: v for k, v in snap.items() if k not in core},
+            run.snapshot(),
         ),
     )
 
 
 def _execute(
     config: CampaignConfig,
+    method: Method,
     run: MethodRun,
     run_dir: Path,
     plot_dir: Path,
@@ -342,13 +349,13 @@ def _execute(
             counters[key] += seconds
         update_counters()
         try:
-            _save_checkpoint(run_dir, config, run, counters, record.state)
+            _save_checkpoint(run_dir, config, run, counters)
         except StorageError as e:
             raise StorageError(f"{e}; free space and run: evoticket resume {run_dir}") from None
         counters["checkpoint_seconds"] += time.perf_counter() - start
 
     stop = StopOnSignal()
-    progress = _Progress(run.total_generations + 1, config.campaign.progress, initial=run.generation + 1)
+    progress = _Progress(run.total_generations + 1, config.campaign.progress, initial=run.generation + 1, method=method)
     stop.install()
     try:
         try:
@@ -359,7 +366,7 @@ def _execute(
         if stop.requested:
             raise KeyboardInterrupt
         stop.immediate = True  # from here on a resume redoes everything that is left
-        return _finish(config, run, run_dir, plot_dir, result, counters, update_counters, out)
+        return _finish(config, method, run, run_dir, plot_dir, result, counters, update_counters, out)
     except (Interrupted, KeyboardInterrupt):
         raise Interrupted(str(run_dir), _last_checkpoint_generation(run_dir), stop.signum) from None
     finally:
@@ -368,6 +375,7 @@ def _execute(
 
 def _finish(
     config: CampaignConfig,
+    method: Method,
     run: MethodRun,
     run_dir: Path,
     plot_dir: Path,
@@ -390,6 +398,8 @@ def _finish(
         final.spent = {k: final.spent[k] + front_spent[k] for k in SPENT_KEYS}
         result.info["pareto"]["train_flops"] = front_spent["train_flops"]
     counters["final_comparison_seconds"] += time.perf_counter() - final_start
+    report = method.report(config, result.info)  # with what the run reached (e.g. IMP's density), for the figures
+    write_json(paths.method_report(run_dir), report)
     plot_start = time.perf_counter()
     plots = config.campaign.plots
     if plots in ("all", "png"):
@@ -400,9 +410,8 @@ def _finish(
     update_counters()
 
     controls = final.controls
-    dense = controls["dense"]["test_acc_mean"]
+    tolerance = config.campaign.winning_tolerance
     ticket = controls["ticket"]["test_acc_mean"]
-    winning = ticket >= dense - config.campaign.winning_tolerance
     search = {k: int(result.spent.get(k, 0)) for k in SPENT_KEYS}
     summary = {
         "name": run_dir.name,
@@ -423,10 +432,12 @@ def _finish(
             {"uid": ind.uid, "generation": ind.eval_record["generation"], "val_acc": ind.fitness.values[0]}
             for ind in result.tickets
         ],
+        "theta0": {"kind": result.theta0, "text": result.theta0_text},
         "controls": controls,
-        "winning_ticket": bool(winning),
+        "winning_ticket": is_winning(controls, result.theta0, tolerance),
+        "beats_dense_scratch": beats_dense_scratch(controls, tolerance),
         "beats_random_mask": bool(ticket > controls["random"]["test_acc_mean"]),
-        "verdict": verdict(winning, controls, config),
+        "verdict": verdict(controls, result.theta0, result.theta0_text, config, search["train_flops"]),
         "individuals_evaluated": run.evaluated,
         "compute": {
             "search": search,
@@ -446,6 +457,7 @@ def _finish(
             "search_train_flops": search["train_flops"],
             "final_training_train_flops": int(final_ticket),
         }
+    summary["report"] = {**report, "lines": method.summary_lines(summary)}
     write_json(paths.summary(run_dir), summary)
     print(format_summary(summary, run_dir, plot_dir, config), file=out)
     return CampaignResult(run_dir, plot_dir, summary, best)

@@ -46,34 +46,78 @@ def timing(counters: dict[str, float]) -> dict[str, Any]:
     }
 
 
-def verdict(winning: bool, controls: dict, config: CampaignConfig) -> str:
-    """One sentence: winning ticket or not, the ticket's and the dense network's test accuracy, the random mask's."""
-    t, d, r = (controls[k]["test_acc_mean"] for k in ("ticket", "dense", "random"))
+def is_winning(controls: dict[str, Any], theta0: str, tolerance: float) -> bool:
+    """A winning ticket in the lottery-ticket paper's sense (Frankle & Carbin 2019, arXiv:1803.03635): its theta0 is an
+    initialisation (or an early rewinding point, ``theta0`` of :data:`evoticket.methods.THETA0_KINDS` not
+    ``"trained"``) and its mean test accuracy is at least the dense network's trained from scratch minus
+    ``tolerance``."""
+    return theta0 != "trained" and beats_dense_scratch(controls, tolerance)
+
+
+def beats_dense_scratch(controls: dict[str, Any], tolerance: float) -> bool:
+    """The ticket's mean test accuracy is at least ``dense_scratch``'s minus ``tolerance``."""
+    return controls["ticket"]["test_acc_mean"] >= controls["dense_scratch"]["test_acc_mean"] - tolerance
+
+
+def verdict(
+    controls: dict[str, Any], theta0: str, theta0_text: str, config: CampaignConfig, search_flops: int = 0
+) -> str:
+    """One sentence: winning ticket or not (in the paper's sense), against the dense network trained from scratch, with
+    the random mask from scratch beside it; for a ticket whose theta0 holds trained weights, what it is instead (and the
+    training its search spent first, ``search_flops``)."""
+    t, d, r = (controls[k]["test_acc_mean"] for k in ("ticket", "dense_scratch", "random_scratch"))
     tol = config.campaign.winning_tolerance
-    if winning:
-        head = f"a winning ticket: {t:.4f} test accuracy vs {d:.4f} dense (tolerance {tol})"
-    else:
-        head = f"not a winning ticket: {t:.4f} test accuracy vs {d:.4f} dense (tolerance {tol})"
-    return f"{head}; random mask of the same density {r:.4f}"
+    against = f"{t:.4f} test accuracy vs {d:.4f} for a dense network trained from scratch (tolerance {tol})"
+    tail = f"; a random mask from scratch {r:.4f}"
+    if theta0 == "trained":
+        where = "above" if t > d + tol else "level with" if t >= d - tol else "below"
+        w = controls["dense"]["test_acc_mean"]
+        spent = f" after a search that spent {search_flops / 1e9:.3g} GFLOP of training" if search_flops else ""
+        return (
+            f"not a winning ticket in the lottery-ticket sense: its theta0 is {theta0_text}, not an initialisation. "
+            f"Trained again{spent}, this sparse network is {where} dense training from scratch: {against}{tail}; "
+            f"the dense control warm-started from the same theta0 reaches {w:.4f}. At equal compute: evoticket "
+            "experiment"
+        )
+    head = "a winning ticket" if is_winning(controls, theta0, tol) else "not a winning ticket"
+    return f"{head}: {against}{tail}"
 
 
 def _flops(spent: dict[str, int]) -> str:
-    return f"{spent['train_steps']:,} steps, {spent['train_flops'] / 1e9:.3g} GFLOP training, {spent['eval_flops'] / 1e9:.3g} GFLOP evaluation"
+    return (
+        f"{spent['train_steps']:,} steps, {spent['train_flops'] / 1e9:.3g} GFLOP training, "
+        f"{spent['eval_flops'] / 1e9:.3g} GFLOP evaluation"
+    )
+
+
+_THETA0_WORDS = {"ticket": "ticket's", "fresh": "fresh init"}
+_MASK_WORDS = {"ticket": "ticket's", "none": "none", "random": "random"}
 
 
 def format_summary(summary: dict, run_dir: Path, plot_dir: Path, config: CampaignConfig) -> str:
-    """The summary table printed at the end of a campaign."""
+    """The summary table printed at the end of a campaign: the final comparison (what each control starts from), the
+    method's own lines (:meth:`evoticket.methods.Method.summary_lines`), the verdict, time and compute."""
     seeds = config.campaign.final_seeds
+    theta0 = summary.get("theta0") or {"kind": "init", "text": "an initialisation"}
     lines = [
         "",
-        f"Final comparison: {config.campaign.final_steps} training steps each, test accuracy at the "
-        f"early-stopping step ({config.campaign.early_stopping}), mean +- std over {seeds} seed(s)",
-        f"{'control':<8} {'density':>8} {'test acc':>17} {'val acc':>8} {'stop step':>10}",
+        f"Final comparison: every network trained {config.campaign.final_steps} steps, test accuracy at the "
+        f"early-stopping step ({config.campaign.early_stopping}), mean +- std over {seeds} seed(s).",
+        f"The ticket's theta0 is {theta0['text']}"
+        + (
+            ": the controls from it start warm; those from a fresh initialisation (fresh init) do not."
+            if theta0["kind"] == "trained"
+            else "."
+        ),
+        f"{'control':<15} {'theta0':<11} {'mask':<9} {'density':>8} {'test acc':>17} {'val acc':>8} {'stop step':>10}",
     ]
     for key in CONTROLS:
-        c = summary["controls"][key]
+        c = summary["controls"].get(key)
+        if c is None:
+            continue
         lines.append(
-            f"{key:<8} {c['density']:>8.4f} {c['test_acc_mean']:>9.4f} +- {c['test_acc_std']:.4f} "
+            f"{key:<15} {_THETA0_WORDS.get(c.get('theta0'), '?'):<11} {_MASK_WORDS.get(c.get('mask'), '?'):<9} "
+            f"{c['density']:>8.4f} {c['test_acc_mean']:>9.4f} +- {c['test_acc_std']:.4f} "
             f"{c['val_acc_mean']:>8.4f} {c['best_step_mean']:>10.0f}"
         )
     t = summary["timing"]
@@ -84,7 +128,7 @@ def format_summary(summary: dict, run_dir: Path, plot_dir: Path, config: Campaig
     where = ", ".join(
         f"{label} {t[key]:.1f} s ({100 * t[key] / wall:.0f}%)"
         for label, key in (
-            ("fine-tuning", "finetune_seconds"),
+            ("training", "finetune_seconds"),
             ("evaluation", "evaluation_seconds"),
             ("variation+selection", "variation_selection_seconds"),
             ("records", "records_seconds"),
@@ -94,25 +138,15 @@ def format_summary(summary: dict, run_dir: Path, plot_dir: Path, config: Campaig
             ("other", "other_seconds"),
         )
     )
-    own = summary.get(summary.get("method", ""))
-    if isinstance(own, dict) and "test_acc" in own:  # the method's own result, where it differs from the controls
-        controls = "".join(
-            f"; {name} {c['test_acc']:.4f}" for name, c in own.get("controls", {}).items() if "test_acc" in c
-        )
-        step = f" at step {own['best_step']}" if "best_step" in own else " untrained"
-        lines += [
-            "",
-            f"{summary['method']} itself: test accuracy {own['test_acc']:.4f}{step}, density "
-            f"{own['density_total']:.4f}{controls}",
-        ]
+    report = summary.get("report") or {}
+    own = report.get("lines") or []
+    lines += ["", *own] if own else []
+    rate = ""
+    if report.get("population"):
+        rate = f"; {t['individuals_per_second']:.1f} individuals fine-tuned per second of training and evaluation"
     lines += [
-        "",
-        f"Best ticket: uid {summary['best']['uid']} (generation {summary['best']['generation']}), "
-        f"validation accuracy {summary['best']['val_acc']:.4f} after fine-tuning, "
-        f"density {summary['best']['density_total']:.4f}",
         f"Verdict: {summary['verdict']}",
-        f"Wall time {t['wall_seconds']:.1f} s{sessions}, {summary['individuals_evaluated']} individuals fine-tuned "
-        f"({t['individuals_per_second']:.1f}/s): {where}",
+        f"Wall time {t['wall_seconds']:.1f} s{sessions}: {where}{rate}",
         f"Compute: search {_flops(summary['compute']['search'])}; final comparison "
         f"{_flops(summary['compute']['final_comparison'])}",
         f"Records: {run_dir}/   Plots: {plot_dir}/",

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from evoticket.config.overrides import parse_value, read_toml
 from evoticket.config.schema import (
+    MOVED,
     SECTIONS,
     TOP_LEVEL,
     BudgetConfig,
@@ -23,9 +24,14 @@ from evoticket.config.schema import (
     GMPConfig,
     IMPConfig,
     ModelConfig,
+    OptimizerConfig,
     RigLConfig,
     TicketConfig,
     TrainConfig,
+    all_sections,
+    migrate,
+    register_section,
+    unregister_section,
 )
 
 
@@ -44,6 +50,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
 
 
 __all__ = [
+    "MOVED",
     "SECTIONS",
     "TOP_LEVEL",
     "BudgetConfig",
@@ -56,9 +63,14 @@ __all__ = [
     "GMPConfig",
     "IMPConfig",
     "ModelConfig",
+    "OptimizerConfig",
     "RigLConfig",
     "TicketConfig",
     "TrainConfig",
+    "all_sections",
     "load_config",
+    "migrate",
     "parse_value",
+    "register_section",
+    "unregister_section",
 ]

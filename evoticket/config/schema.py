@@ -1,10 +1,11 @@
 """Campaign configuration: frozen dataclasses, one home for every default.
 
 A campaign is configured by a TOML file with a top-level ``method`` key and the
-sections ``[data]``, ``[model]``, ``[ticket]``, ``[finetune]``, ``[campaign]`` and
-the methods' own (``[ga]``, ``[imp]``, ``[train]``, ``[gmp]``, ``[rigl]``,
-``[edge_popup]``); every key is optional and defaults to the value written in this
-module (and nowhere else). Each key's type and range is checked once, when the
+sections ``[data]``, ``[model]``, ``[ticket]``, ``[optimizer]`` (every method's
+optimizer), ``[budget]``, ``[campaign]`` and the methods' own (``[finetune]`` and
+``[ga]`` of the GA, ``[imp]``, ``[train]``, ``[gmp]``, ``[rigl]``, ``[edge_popup]``,
+and any section a plugin registers with :func:`register_section`); every key is
+optional and defaults to the value written in this module (and nowhere else). Each key's type and range is checked once, when the
 configuration is built; an error names the key and what would be valid, e.g.
 ``ga.population: must be >= 2, got 0``. This module imports no other stage:
 checks that need a data set, a model or a registry run in
@@ -178,21 +179,29 @@ class TicketConfig:
 
 
 @dataclass(frozen=True)
-class FinetuneConfig:
-    """The short gradient fine-tuning every individual gets before its fitness is read."""
+class OptimizerConfig:
+    """The optimizer every method trains with: the GA's fine-tunings, IMP's rounds, the one-run methods' runs and
+    the final comparison."""
 
-    steps: int = field(default=34, metadata=_at_least(0))
-    """Gradient steps per individual per evaluation (steps, not epochs); >= 0. 0: no fine-tuning (supermask search)."""
-    lr: float = field(default=2e-2, metadata=_positive())
-    """Learning rate of the optimizer; > 0."""
     optimizer: str = field(default="adam", metadata=_choice("adam", "sgd"))
     """adam, or sgd (with momentum)."""
+    lr: float = field(default=2e-2, metadata=_positive())
+    """Learning rate of the optimizer; > 0."""
     momentum: float = field(default=0.9, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
     """SGD momentum; in [0, 1). Unused by adam."""
     weight_decay: float = field(default=0.0, metadata=_at_least(0.0))
     """L2 weight decay; >= 0."""
     batch_size: int = field(default=100, metadata=_at_least(1))
-    """Examples per minibatch (shared by the whole population); >= 1."""
+    """Examples per minibatch (shared by every network trained together); >= 1."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """The GA's short gradient fine-tuning of every individual before its fitness is read (the optimizer is
+    ``[optimizer]``'s)."""
+
+    steps: int = field(default=34, metadata=_at_least(0))
+    """Gradient steps per individual per evaluation (steps, not epochs); >= 0. 0: no fine-tuning (supermask search)."""
     mode: str = field(default="lamarckian", metadata=_choice("baldwinian", "lamarckian"))
     """baldwinian: fine-tuned weights are discarded; lamarckian (the default since the hybrid levers experiment):
     they become the individual's theta0."""
@@ -203,8 +212,6 @@ class FinetuneConfig:
     """Minibatch sequence of the fine-tunings, shared by every individual evaluated together: generation (a new
     sequence each generation: a lucky draw does not last) or fixed (one sequence for the whole run: fitness is a
     function of the genome alone, so ``ga.fitness_cache`` serves re-evaluated parents without training)."""
-    max_memory_mb: float = field(default=2048.0, metadata=_positive())
-    """Memory budget of one batched fine-tuning (MiB); the population is split into chunks to fit; > 0."""
 
 
 @dataclass(frozen=True)
@@ -305,7 +312,7 @@ class IMPConfig:
 @dataclass(frozen=True)
 class TrainConfig:
     """The one training run of the methods that train a single network: ``dense``, ``random``, ``gmp``,
-    ``rigl``, ``edge_popup``, ``bn_only`` and ``output_only`` (the optimizer is ``[finetune]``'s)."""
+    ``rigl``, ``edge_popup``, ``bn_only`` and ``output_only`` (the optimizer is ``[optimizer]``'s)."""
 
     steps: int = field(default=1500, metadata=_at_least(1))
     """Training steps of the run (optimizer steps); >= 1."""
@@ -347,15 +354,15 @@ class RigLConfig:
 @dataclass(frozen=True)
 class EdgePopupConfig:
     """Supermask training (``method = "edge_popup"``; Ramanujan et al. 2020, arXiv:1911.13299): the weights
-    stay at theta0, a score per weight is learnt (optimizer of ``[finetune]``) and each layer keeps its top-k
+    stay at theta0, a score per weight is learnt (optimizer of ``[optimizer]``) and each layer keeps its top-k
     weights by |score|; ``model.init = "signed_constant"`` gives the paper's signed-constant weights."""
 
     score_init: str = field(default="kaiming_uniform", metadata=_choice("kaiming_uniform", "weights"))
     """Initial scores: kaiming_uniform (U(-1/sqrt(fan_in), 1/sqrt(fan_in)), hidden-networks' default) or
     weights (|theta0|: the first mask is the magnitude top-k)."""
     lr: float = field(default=0.005, metadata=_at_least(0.0))
-    """Learning rate of the scores (with ``finetune.optimizer``); 0 uses ``finetune.lr``; >= 0. Scores move
-    ``lr`` per Adam step whatever their gradient's scale, so ``finetune.lr`` (0.02) reshuffles the masks
+    """Learning rate of the scores (with ``optimizer.optimizer``); 0 uses ``optimizer.lr``; >= 0. Scores move
+    ``lr`` per Adam step whatever their gradient's scale, so ``optimizer.lr`` (0.02) reshuffles the masks
     too fast; 0.005 was the best of 0.0005-0.02 on MNIST-1D at 50% density."""
 
 
@@ -384,6 +391,15 @@ class CampaignSection:
         ),
     )
     """Where fine-tuning runs: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."""
+    max_memory_mb: float = field(default=2048.0, metadata=_positive())
+    """Memory budget of one batched training (MiB): a population is trained in chunks that fit it; > 0."""
+    population_block: int = field(default=0, metadata=_at_least(0))
+    """Most individuals trained in one batched computation (a population block); 0 (the default): the device's
+    own (64 on the CPU, where blocks stay in cache; the whole population on a GPU), fewer where
+    ``campaign.max_memory_mb`` demands. Blocks share the minibatch sequence; a block's size can change the last
+    bits of a result (a batched matmul over P networks need not round as one over P/2), so records follow this
+    setting and never the backend: the Ray backend gives each actor whole blocks. To spread a population over
+    Ray actors (several GPUs), set it to the population per actor; >= 0."""
     final_steps: int = field(default=1500, metadata=_at_least(1))
     """Training steps of the final comparison (best ticket, dense, random mask); >= 1."""
     final_seeds: int = field(default=3, metadata=_at_least(1))
@@ -418,6 +434,7 @@ SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "model": ModelConfig,
     "ticket": TicketConfig,
+    "optimizer": OptimizerConfig,
     "finetune": FinetuneConfig,
     "ga": GAConfig,
     "imp": IMPConfig,
@@ -429,6 +446,65 @@ SECTIONS: dict[str, type] = {
     "campaign": CampaignSection,
 }
 """Section name -> its dataclass; a TOML file's tables."""
+
+MOVED: dict[str, str] = {
+    **{f"finetune.{k}": f"optimizer.{k}" for k in ("optimizer", "lr", "momentum", "weight_decay", "batch_size")},
+    "finetune.max_memory_mb": "campaign.max_memory_mb",
+}
+"""Keys of evoticket 0.2 that live elsewhere now: old dotted key -> new one. A file or ``--set`` that uses an
+old key gets a one-line error naming the new place; files a run wrote itself (``config.toml``, checkpoints,
+ticket files) are read with :func:`migrate`."""
+
+_REGISTERED: dict[str, type] = {}
+
+
+def register_section(name: str, cls: type) -> None:
+    """Add a configuration section for a method of one's own (a plugin, a notebook, a test).
+
+    The section is read from files and ``--set`` like a built-in one, written in ``config.toml`` with its
+    defaults, and reached as ``config.NAME`` (an instance of ``cls``). Registering the same class again is a no-op.
+
+    Args:
+        name: the table's name, a Python identifier that is not a built-in section or top-level key.
+        cls: a frozen dataclass whose fields all have defaults (checks in ``field(metadata={"check": ...})``
+            as the built-in sections have).
+
+    Raises:
+        ValueError: for a name taken by another section or top-level key, or a class that is not a dataclass.
+    """
+    if not name.isidentifier() or name in SECTIONS or name in TOP_LEVEL:
+        raise ValueError(f"section {name!r}: not a free section name (built-in: {', '.join(SECTIONS)})")
+    if not dataclasses.is_dataclass(cls):
+        raise ValueError(f"section {name!r}: {cls!r} is not a dataclass")
+    if _REGISTERED.get(name, cls) is not cls:
+        raise ValueError(f"section {name!r}: already registered with {_REGISTERED[name].__name__}")
+    _REGISTERED[name] = cls
+
+
+def unregister_section(name: str) -> None:
+    """Remove a section added by :func:`register_section` (no-op when absent)."""
+    _REGISTERED.pop(name, None)
+
+
+def all_sections() -> dict[str, type]:
+    """Every section: the built-in :data:`SECTIONS`, then the registered ones, name -> dataclass."""
+    return {**SECTIONS, **_REGISTERED}
+
+
+def migrate(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A configuration written by an earlier evoticket with its keys moved to where they live now (:data:`MOVED`).
+
+    Only for files a run wrote itself; a user's own file with an old key is refused with the new place.
+    """
+    out = {k: dict(v) if isinstance(v, Mapping) else v for k, v in raw.items()}
+    for old, new in MOVED.items():
+        section, key = old.split(".")
+        if isinstance(out.get(section), dict) and key in out[section]:
+            value = out[section].pop(key)
+            new_section, new_key = new.split(".")
+            out.setdefault(new_section, {}).setdefault(new_key, value)
+    return out
+
 
 TOP_LEVEL: dict[str, str] = {"method": "ga"}
 """Top-level keys (not in a section) -> default: ``method`` names the way tickets are found
@@ -458,6 +534,7 @@ class CampaignConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     ticket: TicketConfig = field(default_factory=TicketConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     ga: GAConfig = field(default_factory=GAConfig)
     imp: IMPConfig = field(default_factory=IMPConfig)
@@ -468,6 +545,9 @@ class CampaignConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     campaign: CampaignSection = field(default_factory=CampaignSection)
     method: str = TOP_LEVEL["method"]
+    extra: Mapping[str, Any] = field(default_factory=dict)
+    """Registered sections (:func:`register_section`) by name; missing ones take their defaults, and each is
+    reached as ``config.NAME``."""
 
     def __post_init__(self) -> None:
         for name, cls in SECTIONS.items():
@@ -475,9 +555,38 @@ class CampaignConfig:
             if not isinstance(section, cls):
                 raise ConfigError(f"{name}: must be a table of {cls.__name__} keys")
             _validate_section(name, section)
+        extra = dict(self.extra)
+        for name in extra:
+            if name not in _REGISTERED:
+                raise ConfigError(unknown_key(name, [*TOP_LEVEL, *all_sections()], "section"))
+        for name, cls in _REGISTERED.items():
+            section = extra.setdefault(name, cls())
+            if not isinstance(section, cls):
+                raise ConfigError(f"{name}: must be a table of {cls.__name__} keys")
+            _validate_section(name, section)
+        object.__setattr__(self, "extra", extra)
         if not isinstance(self.method, str) or not self.method:
             raise ConfigError(f"method: must be a method name such as 'ga', got {_describe(self.method)}")
         _validate_cross(self)
+
+    def __getattr__(self, name: str) -> Any:
+        """A registered section (:func:`register_section`) by name."""
+        extra = self.__dict__.get("extra") or {}
+        if name in extra:
+            return extra[name]
+        raise AttributeError(f"{type(self).__name__!r} has no section or attribute {name!r}")
+
+    def section(self, name: str) -> Any:
+        """A section by name, built-in or registered.
+
+        Raises:
+            ConfigError: for a name that is no section, with the valid ones.
+        """
+        if name in SECTIONS:
+            return getattr(self, name)
+        if name in self.extra:
+            return self.extra[name]
+        raise ConfigError(unknown_key(name, list(all_sections()), "section"))
 
     # ------------------------------------------------------------ conversion
     @classmethod
@@ -491,21 +600,39 @@ class CampaignConfig:
         if not isinstance(raw, Mapping):
             raise ConfigError("configuration: must be a table of sections")
         sections: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
+        known = all_sections()
         for name, values in raw.items():
             if name in TOP_LEVEL:
                 sections[name] = _coerce(name, values, str)
                 continue
-            if name not in SECTIONS:
-                raise ConfigError(unknown_key(name, [*TOP_LEVEL, *SECTIONS], "section"))
+            if name not in known:
+                raise ConfigError(unknown_key(name, [*TOP_LEVEL, *known], "section"))
             if not isinstance(values, Mapping):
                 raise ConfigError(f"{name}: must be a table, got {_describe(values)}")
-            sections[name] = _build_section(name, SECTIONS[name], values)
-        return cls(**sections)
+            built = _build_section(name, known[name], values)
+            if name in SECTIONS:
+                sections[name] = built
+            else:
+                extra[name] = built
+        return cls(**sections, extra=extra)
+
+    @classmethod
+    def from_stored(cls, raw: Mapping[str, Any]) -> CampaignConfig:
+        """Build from a configuration a run wrote itself (``config.toml``, a checkpoint, a ticket file), also one of
+        an earlier evoticket whose keys have moved since (:func:`migrate`).
+
+        Raises:
+            ConfigError: as :meth:`from_dict`.
+        """
+        return cls.from_dict(migrate(raw))
 
     def to_dict(self) -> dict[str, Any]:
         """Nested plain data (lists, dicts, numbers, strings), TOML-writable: top-level keys, then sections."""
         top = {key: getattr(self, key) for key in TOP_LEVEL}
-        return {**top, **{name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}}
+        out = {**top, **{name: _plain(dataclasses.asdict(getattr(self, name))) for name in SECTIONS}}
+        out.update({name: _plain(dataclasses.asdict(section)) for name, section in self.extra.items()})
+        return out
 
     def to_toml(self) -> str:
         """The fully resolved configuration as TOML text."""
@@ -531,7 +658,7 @@ class CampaignConfig:
         """
         from evoticket.config.overrides import apply_overrides
 
-        return CampaignConfig.from_dict(apply_overrides(self.to_dict(), overrides, SECTIONS, TOP_LEVEL))
+        return CampaignConfig.from_dict(apply_overrides(self.to_dict(), overrides, all_sections(), TOP_LEVEL))
 
     def lookup(self, dotted: str) -> Any:
         """The value of a dotted key, e.g. ``"ga.population"`` or ``"method"``."""
@@ -543,7 +670,9 @@ class CampaignConfig:
         """Dotted key -> value for every key (``"method"``, ``"ga.population"``, ...)."""
         raw = self.to_dict()
         out = {key: raw[key] for key in TOP_LEVEL}
-        out.update({f"{section}.{key}": v for section in SECTIONS for key, v in raw[section].items()})
+        out.update(
+            {f"{section}.{key}": v for section in raw if section not in TOP_LEVEL for key, v in raw[section].items()}
+        )
         return out
 
 
@@ -606,6 +735,12 @@ def _build_section(name: str, cls: type, values: Mapping[str, Any]) -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
+            moved = MOVED.get(f"{name}.{key}")
+            if moved is not None:
+                section, new = moved.split(".")
+                raise ConfigError(
+                    f"{name}.{key}: moved to {moved} (write it as {new} = ... under [{section}], or --set {moved}=...)"
+                )
             raise ConfigError(unknown_key(f"{name}.{key}", [f"{name}.{k}" for k in fields]))
         kwargs[key] = _coerce(f"{name}.{key}", value, _hints(cls)[key])
     return cls(**kwargs)

@@ -3,6 +3,7 @@
 A run named NAME writes ``runs/NAME/`` and ``plots/NAME/``:
 
     runs/NAME/config.toml        the fully resolved configuration
+    runs/NAME/method.json        what the method's figures call things (units, titles), for the plots
     runs/NAME/generations.csv    one row of statistics per generation
     runs/NAME/individuals.jsonl  one JSON line per evaluated individual (lineage)
     runs/NAME/best_ticket.pt     the best ticket: theta0, masks, lineage, architecture, config
@@ -27,6 +28,11 @@ from pathlib import Path
 def config(run_dir: Path) -> Path:
     """The resolved configuration (TOML)."""
     return Path(run_dir) / "config.toml"
+
+
+def method_report(run_dir: Path) -> Path:
+    """What the run's method calls things in its figures (JSON: units, title, whether it holds a population)."""
+    return Path(run_dir) / "method.json"
 
 
 def generations_csv(run_dir: Path) -> Path:

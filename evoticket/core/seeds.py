@@ -1,8 +1,9 @@
 """Seeds and random-generator states: one derivation for every seed, one capture for every state.
 
 :func:`derive_seed` turns ``campaign.seed`` and a purpose (``("finetune", generation)``) into a
-32-bit seed, stable across runs and platforms; :func:`capture_rng` / :func:`restore_rng` put every
-generator a campaign draws from into a checkpoint and back.
+32-bit seed, stable across runs and platforms; :func:`capture_rng` / :func:`restore_rng` put the global
+generators a campaign draws from into a checkpoint and back (a method's own generators are part of its
+own checkpoint state).
 """
 
 from __future__ import annotations
@@ -33,22 +34,20 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(derive_seed(seed, "torch"))
 
 
-def capture_rng(operators: torch.Generator) -> dict[str, Any]:
-    """States of Python's ``random``, NumPy's global generator, torch (CPU, CUDA) and the operators' generator."""
+def capture_rng() -> dict[str, Any]:
+    """States of the global generators: Python's ``random``, NumPy's global generator and torch (CPU, CUDA)."""
     return {
         "python": random.getstate(),
         "numpy": np.random.get_state(),
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "operators": operators.get_state(),
     }
 
 
-def restore_rng(state: dict[str, Any], operators: torch.Generator) -> None:
-    """Put back every generator state captured by :func:`capture_rng`."""
+def restore_rng(state: dict[str, Any]) -> None:
+    """Put back the generator states captured by :func:`capture_rng`."""
     random.setstate(state["python"])
     np.random.set_state(state["numpy"])
     torch.set_rng_state(state["torch"])
     if state["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-    operators.set_state(state["operators"])

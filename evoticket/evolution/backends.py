@@ -1,7 +1,8 @@
 """Where a generation's evaluation runs: the backend splits it, the evolution loop never knows.
 
 As EvoTorch keeps distribution out of its searchers, a backend takes the tickets of a generation
-and returns the pure evaluator's results in population order. :class:`LocalBackend` runs them in
+and returns the pure evaluator's results in population order, as one
+:class:`evoticket.training.BatchResult`. :class:`LocalBackend` runs them in
 this process; :class:`evoticket.evolution.ray_backend.RayBackend` runs shards of it over Ray actors
 (``campaign.backend = "ray"``). :func:`make_backend` picks one from the configuration.
 """
@@ -12,16 +13,18 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from evoticket.data import Splits
-from evoticket.evolution.evaluator import BatchEvaluation, Evaluator
+from evoticket.evolution.evaluator import Evaluator
 from evoticket.genome import Ticket
 from evoticket.models import Architecture
+from evoticket.training import BatchResult
 
 
 class Backend(Protocol):
     """Evaluates a generation's tickets and returns the results in their order."""
 
-    def evaluate(self, tickets: Sequence[Ticket], generation: int, **options: Any) -> BatchEvaluation:
-        """See :meth:`evoticket.evolution.evaluator.Evaluator.evaluate` (``options``: its keyword arguments)."""
+    def evaluate(self, tickets: Sequence[Ticket], generation: int, **options: Any) -> BatchResult | None:
+        """See :meth:`evoticket.evolution.evaluator.Evaluator.evaluate` (``options``: its keyword arguments); ``None``
+        for no ticket."""
         ...
 
     def close(self) -> None:
@@ -39,7 +42,7 @@ class LocalBackend:
     def __init__(self, evaluator: Evaluator) -> None:
         self.evaluator = evaluator
 
-    def evaluate(self, tickets: Sequence[Ticket], generation: int, **options: Any) -> BatchEvaluation:
+    def evaluate(self, tickets: Sequence[Ticket], generation: int, **options: Any) -> BatchResult | None:
         """Evaluate all tickets in one call of the evaluator."""
         return self.evaluator.evaluate(tickets, generation, **options)
 
@@ -60,14 +63,27 @@ def make_backend(config: Any, arch: Architecture, splits: Splits) -> Backend:
     """
     c = config.campaign
     if c.backend == "local":
-        return LocalBackend(Evaluator(arch, splits, config.finetune, c.seed))
+        return LocalBackend(
+            Evaluator(
+                arch,
+                splits,
+                config.finetune,
+                config.optimizer,
+                c.seed,
+                max_memory_mb=c.max_memory_mb,
+                block=c.population_block,
+            )
+        )
     from evoticket.evolution.ray_backend import RayBackend  # imports Ray only when it is chosen
 
     return RayBackend(
         arch,
         splits,
         config.finetune,
+        config.optimizer,
         c.seed,
+        max_memory_mb=c.max_memory_mb,
+        block=c.population_block,
         address=c.ray_address,
         workers=c.workers,
         worker_cpus=c.worker_cpus,

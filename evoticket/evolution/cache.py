@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from evoticket.config import FinetuneConfig
-from evoticket.evolution.evaluator import EvalResult
+from evoticket.config import FinetuneConfig, OptimizerConfig
 from evoticket.genome import Ticket
+from evoticket.records import SPENT_KEYS
+from evoticket.training import TicketResult
 
-COMPUTE_FIELDS = ("train_steps", "train_flops", "eval_flops")
+COMPUTE_FIELDS = SPENT_KEYS
 """Record fields set to 0 for a result served from the cache (no compute spent)."""
 
 
@@ -57,9 +58,13 @@ def content_key(ticket: Ticket, settings: str, seed: int) -> str:
     return h.hexdigest()
 
 
-def settings_text(cfg: FinetuneConfig, extra: dict[str, Any]) -> str:
-    """The fine-tuning settings of a result as canonical text: ``[finetune]`` plus ``extra`` (e.g. halving)."""
-    return json.dumps({"finetune": asdict(cfg), **extra}, sort_keys=True)
+def settings_text(cfg: FinetuneConfig, optimizer: OptimizerConfig | None, extra: dict[str, Any]) -> str:
+    """The fine-tuning settings of a result as canonical text: ``[finetune]``, ``[optimizer]`` and ``extra`` (e.g.
+    halving)."""
+    settings = {"finetune": asdict(cfg), **extra}
+    if optimizer is not None:
+        settings["optimizer"] = asdict(optimizer)
+    return json.dumps(settings, sort_keys=True)
 
 
 class FitnessCache:
@@ -71,10 +76,10 @@ class FitnessCache:
     """
 
     def __init__(self) -> None:
-        self.entries: dict[str, tuple[int, EvalResult]] = {}
+        self.entries: dict[str, tuple[int, TicketResult]] = {}
         self.hits = 0
 
-    def get(self, key: str, generation: int) -> EvalResult | None:
+    def get(self, key: str, generation: int) -> TicketResult | None:
         """A copy of the cached result, its compute fields zeroed and ``"cached"`` flagged; ``None`` on a miss.
 
         A hit counts as this generation's entry, so it stays available to the next one.
@@ -88,11 +93,11 @@ class FitnessCache:
         fields = copy.deepcopy(res.fields)
         fields.update(dict.fromkeys(COMPUTE_FIELDS, 0))
         fields["flags"] = [*fields.get("flags", []), "cached"]
-        return EvalResult(res.fitness, fields, None, res.nonfinite, res.learned)
+        return TicketResult(res.fitness, fields, None, res.nonfinite, res.learned)
 
-    def put(self, key: str, generation: int, result: EvalResult) -> None:
+    def put(self, key: str, generation: int, result: TicketResult) -> None:
         """Store a result (without weights) as evaluated in ``generation``."""
-        stored = EvalResult(result.fitness, copy.deepcopy(result.fields), None, result.nonfinite, result.learned)
+        stored = TicketResult(result.fitness, copy.deepcopy(result.fields), None, result.nonfinite, result.learned)
         self.entries[key] = (generation, stored)
 
     def prune(self, generation: int) -> None:
@@ -115,6 +120,6 @@ class FitnessCache:
     def load(self, state: dict[str, Any] | None) -> None:
         """Restore :meth:`state`'s entries (a checkpoint without a cache restores an empty one)."""
         self.entries = {
-            k: (v["generation"], EvalResult(tuple(v["fitness"]), v["fields"], None, v["nonfinite"], v["learned"]))
+            k: (v["generation"], TicketResult(tuple(v["fitness"]), v["fields"], None, v["nonfinite"], v["learned"]))
             for k, v in (state or {}).items()
         }

@@ -1,10 +1,11 @@
 """The pure evaluator: fitness of tickets after a short batched fine-tuning, and nothing else.
 
-:meth:`Evaluator.evaluate` fine-tunes a list of tickets together and returns one
-:class:`EvalResult` per ticket: fitness, the record fields it measured (accuracies, losses,
-flags, compute) and, when asked, the fine-tuned weights. It changes nothing: uids, Lamarckian
-write-back and records are the loop's business (:func:`evoticket.evolution.loop.apply_results`),
-so an evaluator can run anywhere, a remote worker included.
+:meth:`Evaluator.evaluate` fine-tunes a list of tickets together and returns their
+:class:`evoticket.training.BatchResult` (one :class:`evoticket.training.TicketResult` per ticket through
+:meth:`~evoticket.training.BatchResult.tickets`: fitness, the record fields it measured, and, when asked,
+the fine-tuned weights). It changes nothing: uids, Lamarckian write-back and records are the population
+evaluator's business (:func:`evoticket.evolution.population.apply_results`), so an evaluator can run
+anywhere, a remote worker included.
 
 Lamarckian and Baldwinian evolution: Hinton & Nowlan 1987; Castillo et al. 2006,
 arXiv:cs/0603004. Supermask search (``finetune.steps = 0``): Zhou et al. 2019, arXiv:1905.01067.
@@ -12,71 +13,14 @@ arXiv:cs/0603004. Supermask search (``finetune.steps = 0``): Zhou et al. 2019, a
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
 
-import torch
-
-from evoticket.config import FinetuneConfig
+from evoticket.config import FinetuneConfig, OptimizerConfig
 from evoticket.core.seeds import derive_seed
 from evoticket.data import Splits
 from evoticket.genome import Ticket
 from evoticket.models import Architecture
-from evoticket.training import finetune_tickets
-
-WORST_FITNESS = (0.0, float("inf"))
-"""Fitness of an individual whose fine-tuning diverged (accuracy 0, infinite loss)."""
-
-
-@dataclass
-class EvalResult:
-    """What evaluating one ticket measured.
-
-    Attributes:
-        fitness: ``(val_acc, val_loss)`` after fine-tuning, or :data:`WORST_FITNESS` when it diverged.
-        fields: record fields: ``val_acc_before``, ``val_loss_before``, ``val_acc``, ``val_loss``
-            (accuracies in [0, 1], losses in nats, ``None`` where non-finite), ``flags``, and the
-            compute ``train_steps`` (optimizer steps), ``train_flops`` and ``eval_flops`` (FLOPs;
-            see :mod:`evoticket.training.meter`).
-        weights: parameter name -> fine-tuned effective weights of this ticket (CPU), when asked.
-        nonfinite: True when a loss or weight became NaN/inf.
-        learned: what the fine-tuning learned (:data:`evoticket.genome.Learned`), when asked.
-        rewound: the weights at step ``finetune.inherit_step``, when asked and that step is set.
-    """
-
-    fitness: tuple[float, ...]
-    fields: dict[str, Any]
-    weights: dict[str, torch.Tensor] | None = None
-    nonfinite: bool = False
-    learned: dict | None = None
-    rewound: dict[str, torch.Tensor] | None = None
-
-    @property
-    def inherited(self) -> dict[str, torch.Tensor] | None:
-        """The weights a Lamarckian genome inherits: those of ``finetune.inherit_step``, else the final ones."""
-        return self.rewound if self.rewound is not None else self.weights
-
-
-@dataclass
-class BatchEvaluation:
-    """One batch's results, in the order of the tickets, with where the time went.
-
-    Attributes:
-        results: one :class:`EvalResult` per ticket.
-        train_seconds: wall time of the optimizer steps (s).
-        eval_seconds: wall time of the validation passes (s).
-    """
-
-    results: list[EvalResult] = field(default_factory=list)
-    train_seconds: float = 0.0
-    eval_seconds: float = 0.0
-
-
-def _finite(x: torch.Tensor) -> float | None:
-    value = float(x)
-    return value if math.isfinite(value) else None
+from evoticket.training import BatchResult, finetune_tickets, population_block
 
 
 def minibatch_key(cfg: FinetuneConfig, generation: int) -> int:
@@ -90,20 +34,50 @@ class Evaluator:
 
     Every ticket of a call is fine-tuned on one minibatch sequence drawn from
     :meth:`minibatch_seed` (``derive_seed(seed, "finetune", generation)`` for rung 0; generation 0's
-    for every generation with ``finetune.minibatches = "fixed"``).
+    for every generation with ``finetune.minibatches = "fixed"``), in population blocks
+    (:func:`evoticket.training.population_block`).
 
     Args:
         arch: the architecture of every ticket.
         splits: the data, on the device where fine-tuning runs.
-        cfg: fine-tuning settings.
+        cfg: the fine-tuning settings (``[finetune]``: steps, inheritance, minibatch sequence).
+        optimizer: the optimizer's settings (``[optimizer]``).
         seed: ``campaign.seed``.
+        max_memory_mb: memory budget of one population block (MiB; ``campaign.max_memory_mb``).
+        block: most individuals per block (``campaign.population_block``; 0: the device's default).
     """
 
-    def __init__(self, arch: Architecture, splits: Splits, cfg: FinetuneConfig, seed: int) -> None:
+    def __init__(
+        self,
+        arch: Architecture,
+        splits: Splits,
+        cfg: FinetuneConfig,
+        optimizer: OptimizerConfig,
+        seed: int,
+        *,
+        max_memory_mb: float = 2048.0,
+        block: int = 0,
+    ) -> None:
         self.arch = arch
         self.splits = splits
         self.cfg = cfg
+        self.optimizer = optimizer
         self.seed = seed
+        self.max_memory_mb = max_memory_mb
+        self.block = block
+
+    def block_size(self, tickets: Sequence[Ticket], device: str | None = None) -> int:
+        """The population block of a batch of ``tickets`` on ``device`` (default: the data's device):
+        :func:`evoticket.training.population_block` with this run's memory budget and ``campaign.population_block``."""
+        return population_block(
+            tickets,
+            self.arch,
+            self.splits.x_val.shape[0],
+            self.optimizer,
+            device or self.splits.device,
+            max_memory_mb=self.max_memory_mb,
+            limit=self.block,
+        )
 
     def minibatch_seed(self, generation: int, rung: int = 0) -> int:
         """Seed of the minibatch sequence of ``generation``'s fine-tuning at successive-halving ``rung``."""
@@ -121,7 +95,8 @@ class Evaluator:
         learned: str = "none",
         steps: int | None = None,
         rung: int = 0,
-    ) -> BatchEvaluation:
+        block: int | None = None,
+    ) -> BatchResult | None:
         """Fine-tune and evaluate tickets together, without changing them.
 
         Args:
@@ -133,41 +108,27 @@ class Evaluator:
                 (:mod:`evoticket.genome.learned`).
             steps: fine-tuning steps; default ``finetune.steps``.
             rung: the successive-halving rung (selects the minibatch sequence).
+            block: networks per batched computation; default :meth:`block_size` of ``tickets`` (a backend that
+                splits a batch passes the whole batch's block).
 
         Returns:
-            A :class:`BatchEvaluation` with one result per ticket, in order.
+            The :class:`evoticket.training.BatchResult` of the tickets, in order (``None`` for no ticket).
         """
         tickets = list(tickets)
         if not tickets:
-            return BatchEvaluation()
-        result = finetune_tickets(
+            return None
+        return finetune_tickets(
             tickets,
             self.arch,
             self.splits,
-            self.cfg,
+            self.optimizer,
             self.minibatch_seed(generation, rung),
-            steps=steps,
+            steps=self.cfg.steps if steps is None else steps,
+            block=block or self.block_size(tickets),
             return_weights=return_weights,
             learned=learned,
             inherit_step=self.cfg.inherit_step if rung == 0 else 0,
         )
-        meter = result.meter
-        out = []
-        for i in range(len(tickets)):
-            bad = bool(result.nonfinite[i])
-            fields = {
-                "val_acc_before": _finite(result.val_acc_before[i]),
-                "val_loss_before": _finite(result.val_loss_before[i]),
-                "val_acc": 0.0 if bad else float(result.val_acc[i]),
-                "val_loss": None if bad else float(result.val_loss[i]),
-                "flags": ["nonfinite"] if bad else [],
-                "train_steps": int(meter.train_steps[i]),
-                "train_flops": int(meter.train_flops[i]),
-                "eval_flops": int(meter.eval_flops[i]),
-            }
-            fitness = WORST_FITNESS if bad else (float(result.val_acc[i]), float(result.val_loss[i]))
-            weights = {k: w[i] for k, w in result.weights.items()} if result.weights is not None else None
-            rewound = {k: w[i] for k, w in result.rewound.items()} if result.rewound is not None else None
-            traits = result.learned[i] if result.learned is not None else None
-            out.append(EvalResult(fitness, fields, weights, bad, traits, rewound))
-        return BatchEvaluation(out, result.train_seconds, result.eval_seconds)
+
+
+__all__ = ["Evaluator", "minibatch_key"]

@@ -7,10 +7,16 @@ population is cut into contiguous shards in population order, one per actor, the
 through the object store, and the results are gathered back in population order. Selection,
 variation, records and checkpoints stay on the driver.
 
-Every shard is fine-tuned on the generation's minibatch sequence (common random numbers), and the
-batched engine gives each individual the trajectory it would follow alone, so the records do not
-depend on the split: a campaign on Ray writes the same records as a local one, bit for bit on
-the CPU (tested). On a CPU cluster each actor runs ``campaign.worker_cpus`` torch threads.
+Shards are made of whole population blocks. A batch is trained in blocks whose size is a function of
+the batch and the run's settings alone (:meth:`evoticket.evolution.evaluator.Evaluator.block_size`:
+``campaign.population_block``, the device's default, ``campaign.max_memory_mb``), computed once on the
+driver; each actor trains its blocks exactly as a local run trains them, on the generation's minibatch
+sequence (common random numbers). A batched matmul over P networks need not round like one over P/2,
+so this is what makes the records independent of the backend: a campaign on Ray writes the same
+records as a local one, bit for bit on the CPU at equal thread counts (tested at the default model size).
+With the CPU's default block of 64, a population below 64 runs on one actor: set
+``campaign.population_block`` to spread it (local runs then use the same blocks). On a CPU cluster each
+actor runs ``campaign.worker_cpus`` torch threads.
 
 A worker process that dies mid-generation is restarted by Ray (``max_restarts``) and its shard is
 run again (``max_task_retries``); the generation then completes with the same results, recorded
@@ -26,14 +32,15 @@ from typing import Any
 
 import torch
 
-from evoticket.config import FinetuneConfig
+from evoticket.config import FinetuneConfig, OptimizerConfig
 from evoticket.core.cluster import connect, worker_options
 from evoticket.core.errors import ConfigError
 from evoticket.core.faults import kill_point
 from evoticket.data import Splits
-from evoticket.evolution.evaluator import BatchEvaluation, Evaluator
+from evoticket.evolution.evaluator import Evaluator
 from evoticket.genome import Ticket
 from evoticket.models import Architecture
+from evoticket.training import BatchResult
 
 RESTARTS = 8
 """Restarts of a worker actor (and retries of its shard) before the generation fails."""
@@ -46,22 +53,32 @@ class ShardWorker:
         arch: the architecture of every ticket.
         splits: a one-element list holding the object-store reference of the data (CPU tensors).
         cfg: fine-tuning settings.
+        optimizer: the optimizer's settings.
         seed: ``campaign.seed``.
         device: ``"cuda"`` for an actor with a GPU, else ``"cpu"``.
         threads: torch threads of the actor on the CPU (>= 1).
+        max_memory_mb: ``campaign.max_memory_mb``.
     """
 
     def __init__(
-        self, arch: Architecture, splits: list, cfg: FinetuneConfig, seed: int, device: str, threads: int
+        self,
+        arch: Architecture,
+        splits: list,
+        cfg: FinetuneConfig,
+        optimizer: OptimizerConfig,
+        seed: int,
+        device: str,
+        threads: int,
+        max_memory_mb: float,
     ) -> None:
         import ray
 
         if device == "cpu":
             torch.set_num_threads(threads)
         data: Splits = ray.get(splits[0])  # fetched here: a restarted actor fetches it again
-        self.evaluator = Evaluator(arch, data.to(device), cfg, seed)
+        self.evaluator = Evaluator(arch, data.to(device), cfg, optimizer, seed, max_memory_mb=max_memory_mb)
 
-    def evaluate(self, genomes: list[tuple], generation: int, options: dict[str, Any]) -> BatchEvaluation:
+    def evaluate(self, genomes: list[tuple], generation: int, options: dict[str, Any]) -> BatchResult | None:
         """Evaluate one shard: ``genomes`` are ``(theta0, masks, init_scheme, init_std)`` tuples; ``options`` the
         keyword arguments of :meth:`Evaluator.evaluate`."""
         tickets = [Ticket(theta0, masks, scheme, std) for theta0, masks, scheme, std in genomes]
@@ -74,17 +91,25 @@ class ShardWorker:
         return os.getpid()
 
 
-def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
-    """Contiguous ``[start, stop)`` ranges splitting ``n`` individuals into at most ``shards`` non-empty shards.
+def shard_bounds(n: int, shards: int, block: int = 1) -> list[tuple[int, int]]:
+    """Contiguous ``[start, stop)`` ranges splitting ``n`` individuals into at most ``shards`` non-empty shards of
+    whole blocks.
 
-    The first ``n % shards`` shards hold one more individual (as ``numpy.array_split``).
+    The ``ceil(n / block)`` blocks (the last one possibly short) are split as ``numpy.array_split`` splits: the
+    first shards hold one more block.
+
+    Args:
+        n: individuals, >= 0.
+        shards: at most this many shards (actors), >= 1.
+        block: individuals per block, >= 1.
     """
-    shards = max(1, min(shards, n))
-    size, extra = divmod(n, shards)
+    blocks = -(-n // block) if n else 0
+    shards = max(1, min(shards, blocks))
+    size, extra = divmod(blocks, shards)
     out, start = [], 0
     for i in range(shards):
         stop = start + size + (1 if i < extra else 0)
-        out.append((start, stop))
+        out.append((start * block, min(n, stop * block)))
         start = stop
     return out if n else []
 
@@ -96,7 +121,10 @@ class RayBackend:
         arch: the architecture of every ticket.
         splits: the data (moved to the CPU and put in the object store once).
         cfg: fine-tuning settings.
+        optimizer: the optimizer's settings.
         seed: ``campaign.seed``.
+        max_memory_mb: ``campaign.max_memory_mb``.
+        block: ``campaign.population_block`` (0: the actors' device's default).
         address: the cluster (``campaign.ray_address``: ``""``, ``"auto"`` or ``HOST:PORT``).
         workers: actors (``campaign.workers``); 0: one per GPU of the cluster, or one per
             ``worker_cpus`` CPUs.
@@ -118,8 +146,11 @@ class RayBackend:
         arch: Architecture,
         splits: Splits,
         cfg: FinetuneConfig,
+        optimizer: OptimizerConfig,
         seed: int,
         *,
+        max_memory_mb: float = 2048.0,
+        block: int = 0,
         address: str = "",
         workers: int = 0,
         worker_cpus: int = 1,
@@ -142,18 +173,23 @@ class RayBackend:
         actor = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(ShardWorker)
         data = ray.put(splits.to("cpu"))  # the data set goes to the object store once, not every generation
         self.actors = [
-            actor.options(**options, **worker_options()).remote(arch, [data], cfg, seed, device, worker_cpus)
+            actor.options(**options, **worker_options()).remote(
+                arch, [data], cfg, optimizer, seed, device, worker_cpus, max_memory_mb
+            )
             for _ in range(count)
         ]
+        self.blocks = Evaluator(arch, splits, cfg, optimizer, seed, max_memory_mb=max_memory_mb, block=block)
+        """Cuts each batch into population blocks, as a local run would (:meth:`Evaluator.block_size`)."""
         self._data = data  # kept alive for actor restarts
         self.device = device
         self.overhead_seconds = 0.0
 
-    def evaluate(self, tickets: Sequence[Ticket], generation: int, **options: Any) -> BatchEvaluation:
-        """Evaluate the tickets in shards, one per actor, and gather the results in population order.
+    def evaluate(self, tickets: Sequence[Ticket], generation: int, **options: Any) -> BatchResult | None:
+        """Evaluate the tickets in shards of whole population blocks, one shard per actor, and gather the results
+        in population order.
 
         ``options`` are the keyword arguments of :meth:`Evaluator.evaluate` (weights, learned traits,
-        steps, rung).
+        steps, rung); the batch's block size is computed here and passed to every actor.
 
         Times: ``train_seconds`` and ``eval_seconds`` are those of the slowest shard (the shards run
         at once); the rest of the wall time is added to :attr:`overhead_seconds`.
@@ -161,14 +197,17 @@ class RayBackend:
         ray = self._ray
         tickets = list(tickets)
         if not tickets:
-            return BatchEvaluation()
+            return None
         start = time.perf_counter()
+        block = self.blocks.block_size(tickets, self.device)
+        options = {**options, "block": block}
         refs = []
-        for actor, (lo, hi) in zip(self.actors, shard_bounds(len(tickets), len(self.actors)), strict=False):
+        shards = shard_bounds(len(tickets), len(self.actors), block)
+        for actor, (lo, hi) in zip(self.actors, shards, strict=False):
             genomes = ray.put([(t.theta0, t.masks, t.init_scheme, t.init_std) for t in tickets[lo:hi]])
             refs.append(actor.evaluate.remote(genomes, generation, options))
         parts = ray.get(refs)
-        out = BatchEvaluation([r for part in parts for r in part.results])
+        out = BatchResult.concat(parts)
         slowest = max(parts, key=lambda p: p.train_seconds + p.eval_seconds)
         out.train_seconds, out.eval_seconds = slowest.train_seconds, slowest.eval_seconds
         self.overhead_seconds += max(0.0, time.perf_counter() - start - out.train_seconds - out.eval_seconds)

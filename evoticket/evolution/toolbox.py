@@ -8,7 +8,13 @@ evaluate to one batched fine-tuning, so DEAP's own algorithms work unchanged:
 
     toolbox = evoticket.make_toolbox(evoticket.CampaignConfig())
     pop = toolbox.population(n=16)
-    pop, log = algorithms.eaSimple(pop, toolbox, cxpb=0.5, mutpb=0.5, ngen=3)
+    pop, log = algorithms.eaMuPlusLambda(pop, toolbox, mu=16, lambda_=16, cxpb=0.5, mutpb=0.5, ngen=3)
+
+``toolbox.select`` is the survivor scheme (``ga.survival``), as DEAP's (mu + lambda) algorithms read it:
+``eaMuPlusLambda`` and ``eaMuCommaLambda`` then keep ``ga.survival`` and ``ga.elitism``. ``eaSimple`` uses
+``select`` to choose the mating pool of the next generation from the evaluated population (with the default
+scheme: the ``ga.elitism`` best, then tournament winners), and replaces the population with its offspring.
+Parents of evoticket's own loop come from ``toolbox.select_parents``.
 """
 
 from __future__ import annotations
@@ -18,27 +24,20 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
-from deap import base, tools
+from deap import base
 
 from evoticket.config import CampaignConfig
+from evoticket.core.errors import ConfigError, unknown_name
 from evoticket.core.seeds import derive_seed
 from evoticket.data import Splits
 from evoticket.evolution.backends import make_backend
-from evoticket.evolution.loop import PopulationEvaluator, batched_map
 from evoticket.evolution.objectives import Objectives, objective_weights
+from evoticket.evolution.population import PopulationEvaluator, batched_map
 from evoticket.genome import LEARNED_KINDS, Ticket, UidCounter, ensure_creator, ticket_densities
-from evoticket.operators import (
-    CROSSOVER_DEFAULTS,
-    CROSSOVERS,
-    LEARNED_NEEDED,
-    MUTATION_DEFAULTS,
-    MUTATIONS,
-    PARENT_SELECTION,
-    SURVIVORS,
-    initTicket,
-)
+from evoticket.models import Architecture
+from evoticket.operators import CROSSOVERS, MUTATIONS, OPERATORS, SURVIVORS, initTicket
 from evoticket.operators.recipe import Seeded, SeededInit
-from evoticket.resolve import Resolved, resolve
+from evoticket.resolve import MemoryNeed, Resolved, check_memory, resolve, ticket_bytes
 
 
 def _mutate(individual: Ticket, operators: Sequence[Callable]) -> tuple[Ticket]:
@@ -48,14 +47,8 @@ def _mutate(individual: Ticket, operators: Sequence[Callable]) -> tuple[Ticket]:
 
 
 def operator_kwargs(config: CampaignConfig, name: str) -> dict[str, Any]:
-    """An operator's keyword arguments: its defaults updated by ``ga.operator_args``."""
-    defaults = {**MUTATION_DEFAULTS, **CROSSOVER_DEFAULTS}[name]
-    return {**defaults, **config.ga.operator_args.get(name, {})}
-
-
-def operator_learned(name: str, kwargs: dict[str, Any]) -> str:
-    """What operator ``name`` with ``kwargs`` needs an evaluation to return (``"none"`` for most)."""
-    return LEARNED_NEEDED[name](kwargs) if name in LEARNED_NEEDED else "none"
+    """An operator's keyword arguments: its registry entry's defaults updated by ``ga.operator_args``."""
+    return OPERATORS[name].arguments(config.ga.operator_args.get(name, {}))
 
 
 def initial_densities(config: CampaignConfig, n: int) -> list[float]:
@@ -85,8 +78,60 @@ def learned_needed(config: CampaignConfig) -> str:
     """What the run's evaluations must return for its operators: ``"none"``, ``"magnitudes"`` or ``"gradients"``."""
     kinds = {"none"}
     for name in (*config.ga.mutations, config.ga.crossover):
-        kinds.add(operator_learned(name, operator_kwargs(config, name)))
+        kinds.add(OPERATORS[name].needed(operator_kwargs(config, name)))
     return max(kinds, key=LEARNED_KINDS.index)
+
+
+def check_operators(config: CampaignConfig) -> None:
+    """The GA's registry names and operator arguments: ``ga.crossover``, ``ga.mutations``, ``ga.survival`` and
+    ``ga.operator_args`` (each operator's own arguments and ranges, from its registry entry).
+
+    Raises:
+        ConfigError: naming the key, with the valid names or range.
+    """
+    ga = config.ga
+    if ga.crossover not in CROSSOVERS:
+        raise ConfigError("ga.crossover: " + unknown_name("crossover", ga.crossover, CROSSOVERS))
+    for op in ga.mutations:
+        if op not in MUTATIONS:
+            raise ConfigError("ga.mutations: " + unknown_name("mutation", op, MUTATIONS))
+    if ga.survival not in SURVIVORS:
+        raise ConfigError("ga.survival: " + unknown_name("survivor scheme", ga.survival, SURVIVORS))
+    variation = {k: v for k, v in OPERATORS.items() if v.kind != "init"}
+    for op, args in ga.operator_args.items():
+        if op not in variation:
+            raise ConfigError("ga.operator_args: " + unknown_name("operator", op, variation))
+        variation[op].check_arguments(args)
+
+
+def memory_needs(config: CampaignConfig, arch: Architecture, n_train: int) -> dict[str, MemoryNeed]:
+    """What the GA holds (:func:`evoticket.resolve.check_memory`): ``ga.population`` tickets and the hall of fame,
+    ``ga.offspring`` tickets, and the int64 minibatch indices of a fine-tuning's ``finetune.steps`` steps."""
+    ga = config.ga
+    ticket = ticket_bytes(arch)
+    batch = min(config.optimizer.batch_size, n_train)
+    return {
+        "ga.population": ((ga.population + ga.hall_of_fame) * ticket, ticket, ga.hall_of_fame),
+        "ga.offspring": (ga.num_offspring * ticket, ticket, 0),
+        "finetune.steps": (config.finetune.steps * batch * 8, batch * 8, 0),
+    }
+
+
+def check_toolbox(config: CampaignConfig, arch: Architecture, n_train: int, available: int | None = None) -> None:
+    """The GA's own checks, before anything runs: :func:`check_operators`, and that its population, offspring, hall
+    of fame and fine-tuning plan fit in memory (:func:`evoticket.resolve.check_memory` with :func:`memory_needs`).
+
+    Args:
+        config: the configuration.
+        arch: the architecture of the tickets.
+        n_train: training examples.
+        available: memory to check against (bytes); default this machine's.
+
+    Raises:
+        ConfigError: naming the key and what would be valid.
+    """
+    check_operators(config)
+    check_memory(config, arch, n_train, available, needs=memory_needs(config, arch, n_train))
 
 
 def make_toolbox(
@@ -102,12 +147,13 @@ def make_toolbox(
 
     Registered: ``individual``, ``population`` (``toolbox.population(n)``; at the densities of
     ``ticket.density_range`` when set), ``clone`` (cheap, copy on write), ``mate`` (``ga.crossover``), ``mutate``
-    (every operator of ``ga.mutations`` in turn), ``select`` (parents: ``selTournament``
-    with ``ga.tournament_size``, or the survivor scheme's own, :data:`evoticket.operators.PARENT_SELECTION`),
-    ``survive`` (``ga.survival``, choosing mu of parents + offspring), ``evaluate`` (a
-    :class:`evoticket.evolution.loop.PopulationEvaluator`, returning the learned traits the
-    operators need, with ``ga.halving_rungs`` and ``ga.fitness_cache``) and ``map``
-    (:func:`evoticket.evolution.loop.batched_map`). Also set as attributes:
+    (every operator of ``ga.mutations`` in turn), ``select`` (the survivor scheme ``ga.survival``, choosing mu of
+    parents + offspring: DEAP's meaning in ``eaMuPlusLambda`` and ``eaMuCommaLambda``), ``select_parents`` (the
+    scheme's parent selection, :data:`evoticket.operators.SURVIVORS`: ``selTournament`` with ``ga.tournament_size``,
+    or NSGA-II's crowded tournament), ``evaluate`` (a :class:`evoticket.evolution.population.PopulationEvaluator`,
+    returning the learned traits the toolbox's ``mutate`` and ``mate`` need, read from their registry entries
+    at every batch, so re-registering ``mutate`` needs nothing else; with ``ga.halving_rungs`` and
+    ``ga.fitness_cache``) and ``map`` (:func:`evoticket.evolution.population.batched_map`). Also set as attributes:
     ``arch``, ``splits`` (on the device), ``evaluator``, ``backend``,
     ``counter``, ``rng`` (the operators' torch generator), ``objectives``
     (:class:`evoticket.evolution.objectives.Objectives` of ``ga.objectives``) and ``fitness_weights``.
@@ -130,10 +176,11 @@ def make_toolbox(
 
     Raises:
         ConfigError, DataError: for a bad device, data set, model or any other check of
-            :func:`evoticket.resolve.resolve`.
+            :func:`evoticket.resolve.resolve`, or of :func:`check_toolbox` (operators, survivor scheme, memory).
     """
     resolved = resolved or resolve(config, splits=splits)
     splits, arch = resolved.splits, resolved.arch
+    check_toolbox(config, arch, splits.x_train.shape[0])
     counter = counter or UidCounter()
     rng = rng or torch.Generator().manual_seed(derive_seed(config.campaign.seed, "operators"))
     objectives = Objectives(config.ga.objectives, arch)
@@ -143,11 +190,11 @@ def make_toolbox(
     densities = ticket_densities(arch, t.density, t.allocation, dict(t.layer_densities))
     seeded = config.ga.seeded
 
-    def operator(registry: dict[str, Callable], name: str) -> Callable:
+    def operator(name: str) -> Callable:
         kwargs = operator_kwargs(config, name)
         if not seeded:
-            return functools.partial(registry[name], rng=rng, **kwargs)
-        return Seeded(name, registry[name], kwargs, rng, replayable=operator_learned(name, kwargs) == "none")
+            return functools.partial(OPERATORS[name].func, rng=rng, **kwargs)
+        return Seeded(name, OPERATORS[name].func, kwargs, rng, replayable=OPERATORS[name].needed(kwargs) == "none")
 
     toolbox = base.Toolbox()
     init_kwargs = {"init": config.model.init, "layer_densities": densities}
@@ -162,28 +209,23 @@ def make_toolbox(
         toolbox.register("individual", individual)
     toolbox.register("population", _population, individual=toolbox.individual, config=config, arch=arch)
     toolbox.register("clone", Ticket.clone)
-    toolbox.register("mate", operator(CROSSOVERS, config.ga.crossover))
-    mutations = [operator(MUTATIONS, name) for name in config.ga.mutations]
+    toolbox.register("mate", operator(config.ga.crossover))
+    mutations = [operator(name) for name in config.ga.mutations]
     toolbox.register("mutate", _mutate, operators=mutations)
-    toolbox.register(
-        "select", PARENT_SELECTION.get(config.ga.survival, tools.selTournament), tournsize=config.ga.tournament_size
-    )
-    toolbox.register(
-        "survive",
-        SURVIVORS[config.ga.survival],
-        elitism=config.ga.elitism,
-        tournsize=config.ga.tournament_size,
-    )
+    scheme = SURVIVORS[config.ga.survival]
+    toolbox.register("select", scheme.select, elitism=config.ga.elitism, tournsize=config.ga.tournament_size)
+    toolbox.register("select_parents", scheme.select_parents, tournsize=config.ga.tournament_size)
     backend = make_backend(config, arch, splits)
     evaluator = PopulationEvaluator(
         backend,
         config.finetune,
         counter,
-        learned=learned_needed(config),
+        optimizer=config.optimizer,
         halving_rungs=config.ga.halving_rungs,
         cache=config.ga.fitness_cache,
         objectives=objectives,
     )
+    evaluator.toolbox = toolbox
     toolbox.register("evaluate", evaluator)
     toolbox.register("map", batched_map)
     toolbox.arch, toolbox.splits, toolbox.evaluator, toolbox.backend = arch, splits, evaluator, backend

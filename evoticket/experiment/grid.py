@@ -17,6 +17,7 @@ An experiment file is TOML, for example:
 
     [base]                        # a campaign configuration every cell starts from
     campaign.final_seeds = 1
+    finetune.steps = 100          # a method's own section: only the cells of methods that read it
 
     [datasets.mnist1d]            # each data set's settings (over [base])
     data.name = "mnist1d"
@@ -40,6 +41,7 @@ stops each at the budget. ``supermask_ga`` trains nothing, so no budget binds it
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -57,9 +59,6 @@ DEFAULT_AXES: dict[str, list[Any]] = {
     "budgets": [1],
 }
 """Axes an experiment may leave out."""
-
-GA_GENERATIONS_UNDER_BUDGET = 100_000
-"""``ga.generations`` of a GA cell with a budget: the budget, not the count, ends the search."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +131,19 @@ def _axis(table: Mapping[str, Any], name: str, where: str, main: Mapping[str, li
     raise ConfigError(f"{where}.{name}: missing; give a list, e.g. {name} = {['ga'] if name == 'methods' else '[...]'}")
 
 
+def base_for(method: str, base: Mapping[str, Any]) -> dict[str, Any]:
+    """The ``[base]`` settings a cell of ``method`` starts from: every shared section, and of the methods' own
+    sections (``[finetune]`` and ``[ga]`` of the GA, ``[imp]``, ...) only those ``method`` reads.
+
+    Raises:
+        ConfigError: for an unknown method (with the valid ones).
+    """
+    from evoticket.methods import get_method, method_sections
+
+    mine, theirs = set(get_method(method).sections), method_sections()
+    return {k: copy.deepcopy(v) for k, v in base.items() if k not in theirs or k in mine}
+
+
 def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
     """Expand an experiment file's grids into cells, checking every cell's configuration.
 
@@ -179,25 +191,26 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
                 raise ConfigError(f"experiment.densities: must be numbers in (0, 1], got {density!r}")
             if not (isinstance(budget, int | float) and budget >= 0):
                 raise ConfigError(f"experiment.budgets: must be multiples >= 0 of IMP's spend, got {budget!r}")
-            overrides = merge_tables(base, datasets[dataset])
             variant = variants.get(method, {"method": method})
-            overrides = merge_tables(overrides, variant)
-            overrides.setdefault("method", method)
-            overrides = merge_tables(
-                overrides,
-                {
-                    "ticket": {"density": float(density), "allocation": allocation},
-                    "campaign": {"seed": int(seed), "progress": False},
-                },
-            )
-            cell = Cell(method, dataset, float(density), str(allocation), float(budget), int(seed), overrides)
+            cell = Cell(method, dataset, float(density), str(allocation), float(budget), int(seed))
             if cell.name in seen:
                 continue
             seen.add(cell.name)
             try:
+                overrides = merge_tables(base_for(variant.get("method", method), base), datasets[dataset])
+                overrides = merge_tables(overrides, variant)
+                overrides.setdefault("method", method)
+                overrides = merge_tables(
+                    overrides,
+                    {
+                        "ticket": {"density": float(density), "allocation": allocation},
+                        "campaign": {"seed": int(seed), "progress": False},
+                    },
+                )
                 check_foreign_sections(configure(CampaignConfig.from_dict(overrides)))
             except ConfigError as e:
                 raise ConfigError(f"cell {cell.name}: {e}") from None
+            cell = dataclasses.replace(cell, overrides=overrides)
             cells.append(cell)
     return Experiment(raw, tuple(cells))
 
@@ -205,26 +218,25 @@ def parse_experiment(raw: Mapping[str, Any]) -> Experiment:
 def cell_config(cell: Cell, imp_spend: int) -> CampaignConfig:
     """The campaign configuration of a cell, with its budget ``cell.budget x imp_spend`` training FLOPs.
 
-    IMP spends a multiple by that many times more steps per round; the GA runs until the budget
-    (``ga.generations`` is set to :data:`GA_GENERATIONS_UNDER_BUDGET`); the other methods' budget sets
-    their run's length. A budget of 0 leaves the cell unlimited.
+    Each method spends it its own way (:meth:`evoticket.methods.Method.budget_overrides`): IMP by that many
+    times more steps per round, the GA by generations until the budget, the one-run methods by a longer run.
+    A budget of 0 leaves the cell unlimited.
     """
+    from evoticket.methods import get_method
+
     raw = copy.deepcopy(cell.overrides)
     if cell.budget > 0:
         config = CampaignConfig.from_dict(raw)
         raw.setdefault("budget", {})["train_flops"] = round(cell.budget * imp_spend)
-        if config.method == "imp":
-            raw.setdefault("imp", {})["steps"] = round(config.imp.steps * cell.budget)
-        elif config.method == "ga":
-            raw.setdefault("ga", {})["generations"] = GA_GENERATIONS_UNDER_BUDGET
+        raw = merge_tables(raw, get_method(config.method).budget_overrides(config, cell.budget))
     return CampaignConfig.from_dict(raw)
 
 
 __all__ = [
     "AXES",
-    "GA_GENERATIONS_UNDER_BUDGET",
     "Cell",
     "Experiment",
+    "base_for",
     "cell_config",
     "merge_tables",
     "parse_experiment",

@@ -162,9 +162,16 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def hybrid_names(raw: dict[str, Any] | None) -> tuple[str, ...]:
-    """The grid names of the hybrid: :data:`HYBRIDS` and every variant of the experiment file whose method is ``ga``."""
+    """The grid names of the hybrid: :data:`HYBRIDS` and every variant of the experiment file whose method is a
+    hybrid (:attr:`evoticket.methods.Method.hybrid`)."""
+    from evoticket.methods import METHODS
+
     variants = (raw or {}).get("variants") or {}
-    found = [name for name, v in variants.items() if isinstance(v, dict) and v.get("method", name) == "ga"]
+    found = [
+        name
+        for name, v in variants.items()
+        if isinstance(v, dict) and getattr(METHODS.get(v.get("method", name)), "hybrid", False)
+    ]
     return tuple(dict.fromkeys([*HYBRIDS, *found]))
 
 

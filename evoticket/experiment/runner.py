@@ -26,7 +26,7 @@ from evoticket.core.cluster import connect, import_ray, worker_options
 from evoticket.core.errors import BudgetError, ConfigError, DataError, EvoticketError
 from evoticket.core.io import atomic_write_text
 from evoticket.data import Splits, load_dataset, load_mnist1d
-from evoticket.experiment.grid import Cell, Experiment, cell_config, merge_tables, parse_experiment
+from evoticket.experiment.grid import Cell, Experiment, base_for, cell_config, merge_tables, parse_experiment
 from evoticket.experiment.results import cell_row, infeasible_row, write_results
 from evoticket.methods import resolve_run
 from evoticket.methods.imp import imp_flops
@@ -68,7 +68,7 @@ def load_experiment(path: str | os.PathLike) -> Experiment:
 def imp_spend(exp: Experiment, cell: Cell, splits: Splits | None = None) -> int:
     """Training FLOPs IMP spends to reach ``cell.density`` on the cell's data set (its budget's unit)."""
     raw = exp.raw
-    imp = merge_tables(raw.get("base", {}), raw.get("datasets", {}).get(cell.dataset, {}))
+    imp = merge_tables(base_for("imp", raw.get("base", {})), raw.get("datasets", {}).get(cell.dataset, {}))
     imp = merge_tables(imp, raw.get("variants", {}).get("imp", {}))
     imp = merge_tables(imp, {"method": "imp", "ticket": {"density": cell.density}, "campaign": {"progress": False}})
     _, resolved = resolve_run(CampaignConfig.from_dict(imp), splits=splits)

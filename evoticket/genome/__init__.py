@@ -33,7 +33,7 @@ from evoticket.genome.learned import (
     learned_nbytes,
     merge_learned,
 )
-from evoticket.genome.masks import kept_count, random_mask, random_masks_like
+from evoticket.genome.masks import keep_largest, kept_count, random_mask, random_masks_like
 from evoticket.genome.sparse import SPARSE_FORMAT, SparseLinear, load_sparse, sparse_summary, write_sparse
 from evoticket.genome.ticket import (
     Ticket,
@@ -60,6 +60,7 @@ __all__ = [
     "ensure_creator",
     "erk_densities",
     "growth_candidates",
+    "keep_largest",
     "kept_count",
     "known_magnitudes",
     "layer_densities",

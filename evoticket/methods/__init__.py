@@ -5,30 +5,92 @@
 settings live in the configuration section of its name. :func:`resolve_run` is the one resolve
 step of a run: the method's name, settings that belong to another method, then every check of
 :func:`evoticket.resolve.resolve` and the method's own.
+
+One module per method: :mod:`.ga` (and ``supermask_ga``), :mod:`.imp`, :mod:`.gmp`, :mod:`.rigl`,
+:mod:`.edge_popup`, and :mod:`.onerun` (the one-run driver, with ``dense``, ``random``, ``bn_only`` and
+``output_only``). A method of one's own is one module (a :class:`Method` and its :class:`MethodRun`), one
+call of :func:`register_method` and, when it has settings, one configuration section (a frozen dataclass).
 """
 
 from __future__ import annotations
 
-from evoticket.config import CampaignConfig
+from evoticket.config import CampaignConfig, register_section, unregister_section
 from evoticket.core.errors import ConfigError, unknown_name
 from evoticket.data import Splits
-from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun
+from evoticket.methods.base import THETA0_KINDS, Budget, Method, MethodResult, MethodRun
+from evoticket.methods.edge_popup import EdgePopup
 from evoticket.methods.ga import GA, GARun, SupermaskGA, SupermaskRun
+from evoticket.methods.gmp import GMP
 from evoticket.methods.imp import IMP, IMPRun
-from evoticket.methods.onerun import ONE_RUN_METHODS, OneRun, OneRunMethod
+from evoticket.methods.onerun import BNOnly, Dense, OneRun, OneRunMethod, OutputOnly, RandomMask
+from evoticket.methods.rigl import RigL
+from evoticket.records import Hook
 from evoticket.resolve import Resolved, resolve
 
 METHODS: dict[str, Method] = {
     "ga": GA(),
     "imp": IMP(),
-    **{m.name: m for m in ONE_RUN_METHODS},
+    "dense": Dense(),
+    "random": RandomMask(),
+    "gmp": GMP(),
+    "rigl": RigL(),
+    "edge_popup": EdgePopup(),
+    "bn_only": BNOnly(),
+    "output_only": OutputOnly(),
     "supermask_ga": SupermaskGA(),
 }
 """Method name -> :class:`evoticket.methods.base.Method`: ``ga``, ``imp``, ``dense``, ``random``, ``gmp``,
-``rigl``, ``edge_popup``, ``bn_only``, ``output_only``, ``supermask_ga``."""
+``rigl``, ``edge_popup``, ``bn_only``, ``output_only``, ``supermask_ga`` (and any :func:`register_method` adds)."""
 
-METHOD_SECTIONS: frozenset[str] = frozenset(s for m in METHODS.values() for s in m.sections)
-"""Configuration sections that belong to methods (a setting there is refused under a method that does not read it)."""
+ONE_RUN_METHODS: tuple[OneRunMethod, ...] = tuple(m for m in METHODS.values() if isinstance(m, OneRunMethod))
+"""The built-in methods that train one network in one run, in the order the README lists them."""
+
+
+def method_sections() -> frozenset[str]:
+    """Configuration sections that belong to methods (a setting there is refused under a method that does not
+    read it)."""
+    return frozenset(s for m in METHODS.values() for s in m.sections)
+
+
+def register_method(method: Method, *, section: type | None = None, replace: bool = False) -> Method:
+    """Add a method of one's own to :data:`METHODS`, and its configuration section when it has one.
+
+    Args:
+        method: the method (its ``name`` is the value of the top-level ``method`` key).
+        section: the frozen dataclass of its settings, registered under ``method.section``
+            (:func:`evoticket.config.register_section`).
+        replace: allow replacing a method of the same name.
+
+    Returns:
+        ``method``.
+
+    Raises:
+        ValueError: for a taken name without ``replace``, or a section without ``method.section``.
+    """
+    if method.name in METHODS and not replace and METHODS[method.name] is not method:
+        raise ValueError(f"method {method.name!r} is registered already (replace=True to replace it)")
+    if section is not None:
+        if not method.section:
+            raise ValueError(f"method {method.name!r}: a configuration section needs method.section (its name)")
+        register_section(method.section, section)
+    METHODS[method.name] = method
+    return method
+
+
+def unregister_method(name: str) -> None:
+    """Remove a method added by :func:`register_method` (and its registered section); built-ins cannot be removed.
+
+    Raises:
+        ValueError: for a built-in method.
+    """
+    if name in _BUILT_IN:
+        raise ValueError(f"method {name!r} is built in")
+    method = METHODS.pop(name, None)
+    if method is not None and method.section:
+        unregister_section(method.section)
+
+
+_BUILT_IN = frozenset(METHODS)
 
 
 def get_method(name: str) -> Method:
@@ -51,9 +113,9 @@ def check_foreign_sections(config: CampaignConfig) -> None:
     default = CampaignConfig().to_dict()
     raw = config.to_dict()
     mine = set(get_method(config.method).sections)
-    for section in sorted(METHOD_SECTIONS - mine):
+    for section in sorted(method_sections() - mine):
         owners = [m.name for m in METHODS.values() if section in m.sections]
-        for key, value in raw[section].items():
+        for key, value in raw.get(section, {}).items():
             if value != default[section][key]:
                 who = f"method {owners[0]!r}" if len(owners) == 1 else "methods " + ", ".join(owners)
                 raise ConfigError(
@@ -98,7 +160,8 @@ __all__ = [
     "GA",
     "IMP",
     "METHODS",
-    "METHOD_SECTIONS",
+    "ONE_RUN_METHODS",
+    "THETA0_KINDS",
     "Budget",
     "GARun",
     "Hook",
@@ -113,5 +176,8 @@ __all__ = [
     "check_foreign_sections",
     "configure",
     "get_method",
+    "method_sections",
+    "register_method",
     "resolve_run",
+    "unregister_method",
 ]

@@ -4,6 +4,14 @@ A method finds tickets. It takes the resolved configuration (data on the device,
 architecture), a compute budget and the campaign's hooks, and returns its tickets plus what it
 spent. The campaign does the rest for every method alike: run directory, records, checkpoints,
 the final comparison with the lottery-ticket controls, summary and plot.
+
+Everything that differs between methods is asked of the method, never decided by its name outside
+``methods/``: its own checks (:meth:`Method.check`), how it spends an experiment's budget
+(:meth:`Method.budget_overrides`), what its figures and summary call things (:meth:`Method.report`),
+what its reported ticket's theta0 is (:attr:`MethodResult.theta0`), its checkpoint state
+(:meth:`MethodRun.snapshot`, opaque to the campaign) and whether a finished run can be extended
+(:meth:`Method.extend_hint`). A new method is one module, one line in :data:`evoticket.methods.METHODS`
+(or :func:`evoticket.methods.register_method`) and one configuration section.
 """
 
 from __future__ import annotations
@@ -16,6 +24,7 @@ from typing import Any
 
 from evoticket.genome import Ticket, kept_count
 from evoticket.models import Architecture
+from evoticket.records import Hook
 from evoticket.resolve import Resolved
 from evoticket.training import train_flops_per_example
 
@@ -42,6 +51,12 @@ def training_flops(arch: Architecture, kept: dict[str, int], steps: int, batch: 
     return int(steps) * int(batch) * int(train_flops_per_example(arch, kept, scope))
 
 
+THETA0_KINDS = ("init", "rewound", "trained")
+"""What a reported ticket's theta0 is: an initialisation (a lottery ticket in the paper's sense), the weights
+of an early training step (late rewinding, Frankle et al. 2019, arXiv:1903.01611), or trained weights (a
+Lamarckian lineage's)."""
+
+
 @dataclass
 class MethodResult:
     """What a method returns.
@@ -53,6 +68,10 @@ class MethodResult:
         info: method-specific entries for ``summary.json``.
         front: a multi-objective search's final Pareto front (by increasing density), trained after the search
             (``pareto_final.csv``); ``None`` otherwise.
+        lines: what the method says of its run at the end, in its own words (printed in the summary and
+            kept in ``summary.json["report"]["lines"]``).
+        theta0: what the reported ticket's theta0 is, one of :data:`THETA0_KINDS`.
+        theta0_text: the same in words, for the final comparison's table (e.g. "its lineage's trained weights").
     """
 
     best: Ticket
@@ -60,10 +79,9 @@ class MethodResult:
     spent: dict[str, int] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     front: list[Ticket] | None = None
-
-
-Hook = Callable[[int, list, Any], None]
-"""``(generation, population, record) -> None``, called after every generation or round."""
+    lines: list[str] = field(default_factory=list)
+    theta0: str = "init"
+    theta0_text: str = "an initialisation"
 
 
 class MethodRun(ABC):
@@ -71,28 +89,29 @@ class MethodRun(ABC):
 
     Attributes:
         resolved: the resolved configuration.
-        generation: last completed generation (or round); -1 before the first.
+        total_generations: the last generation (or round) the run plans to reach, for the progress bar.
+        final_training: whether one final training of the reported ticket (``campaign.final_steps``, in the
+            final comparison) counts against a budget: the GA's; other methods train their network themselves.
     """
 
     resolved: Resolved
     total_generations: int
-    """The last generation (or round) the run plans to reach, for the progress bar and resume checks."""
     final_training: bool = False
-    """Whether one final training of the reported ticket (``campaign.final_steps``, in the final
-    comparison) counts against a budget: the GA's; other methods train their network themselves."""
 
     @property
     @abstractmethod
     def generation(self) -> int:
-        """Last completed generation (or round); -1 before the first."""
+        """Last completed generation (IMP: round; a one-run method: 0 once trained); -1 before the first."""
 
     @abstractmethod
-    def snapshot(self, state: Any | None = None) -> dict[str, Any]:
-        """Everything a checkpoint needs to continue the run exactly (plain data and tensors)."""
+    def snapshot(self) -> dict[str, Any]:
+        """The method's own state, everything needed to continue the run exactly (plain data and tensors;
+        tickets through :mod:`evoticket.genome.snapshot`, its own generators' states). The campaign stores it
+        in the checkpoint beside what every run has, without reading it."""
 
     @abstractmethod
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        """Continue from a :meth:`snapshot`; random-generator states included."""
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` (the global generators are restored by the campaign)."""
 
     @abstractmethod
     def run(self, hooks: Sequence[Hook], should_stop: Callable[[], bool] | None, budget: Budget) -> MethodResult:
@@ -106,13 +125,18 @@ class MethodRun(ABC):
         """Refuse (``ConfigError``) to continue from a checkpoint after ``generation`` with these settings."""
 
     def seconds(self) -> dict[str, float]:
-        """Seconds spent since the last call: ``finetune_seconds`` and ``evaluation_seconds``."""
+        """Seconds spent since the last call: ``finetune_seconds`` (training) and ``evaluation_seconds``."""
         return {"finetune_seconds": 0.0, "evaluation_seconds": 0.0}
 
     @property
     def evaluated(self) -> int:
-        """Individuals (or networks) evaluated so far."""
-        return 0
+        """Individuals (or networks) evaluated so far (all sessions; the campaign sets it from its checkpoint)."""
+        return getattr(self, "_evaluated", 0)
+
+    @evaluated.setter
+    def evaluated(self, n: int) -> None:
+        """Set the count (a resumed run starts from its checkpoint's)."""
+        self._evaluated = int(n)
 
 
 class Method(ABC):
@@ -124,11 +148,22 @@ class Method(ABC):
         sections: every method section it reads (default: ``section``); a setting in a method
             section the chosen method does not read is refused.
         citation: where it comes from (arXiv ids).
+        unit, units: what one record row of ``generations.csv`` is (``generation``, ``round``, ``run``), singular
+            and plural, for figures and messages.
+        population: its records hold a population per generation (the lineage, operators and diversity figures
+            apply).
+        hybrid: an evolution-plus-gradient method the experiment's tables compare with the baselines.
+        baseline: a baseline the experiment's tables pair the hybrids with (IMP, RigL, dense).
     """
 
     name: str
     section: str | None = None
     citation: str = ""
+    unit: str = "generation"
+    units: str = "generations"
+    population: bool = False
+    hybrid: bool = False
+    baseline: bool = False
 
     @property
     def sections(self) -> tuple[str, ...]:
@@ -140,8 +175,55 @@ class Method(ABC):
         return config
 
     def check(self, resolved: Resolved) -> None:  # noqa: B027 - an optional hook
-        """Checks of the method's own settings against the data and model (raise ``ConfigError``)."""
+        """Checks of the method's own settings against the data, the model and the machine (raise ``ConfigError``),
+        run before anything is written."""
 
     @abstractmethod
     def prepare(self, resolved: Resolved) -> MethodRun:
         """A fresh run of the method, before its first generation."""
+
+    def budget_overrides(self, config: Any, multiple: float) -> dict[str, Any]:
+        """How the method spends a budget of ``multiple`` times IMP's training FLOPs (an experiment's cell):
+        settings to change besides ``budget.train_flops`` (nested plain data; default none: the budget
+        alone decides, e.g. a one-run method trains longer)."""
+        return {}
+
+    def report(self, config: Any, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+        """What the method's figures and summary call things: ``method``, ``unit``, ``units``, ``population``,
+        ``subtitle`` (the second line of its figures' titles, e.g. "RigL, update every 100 steps, 1500 steps")
+        and ``density`` (e.g. "density 0.1"). Written to ``method.json`` when the run is created and, with the
+        finished run's ``summary`` (e.g. the density IMP reached), to ``summary.json["report"]``, where the plots
+        read it."""
+        return {
+            "method": self.name,
+            "unit": self.unit,
+            "units": self.units,
+            "population": self.population,
+            "subtitle": self.subtitle(config),
+            "density": f"density {config.ticket.density:g}",
+        }
+
+    def subtitle(self, config: Any) -> str:
+        """The method and its main settings in a few words, for figure titles."""
+        return self.name
+
+    def summary_lines(self, summary: dict[str, Any]) -> list[str]:
+        """What the method says of its finished run, in its own words (units, counts, its own result), from the
+        run's ``summary.json`` content; printed after the final comparison and kept in
+        ``summary.json["report"]["lines"]``."""
+        return []
+
+    def extend_hint(self, run_dir: Any) -> str:
+        """What to do with a finished run that ``evoticket resume`` was asked to continue unchanged."""
+        return f"method {self.name!r} has nothing more to run"
+
+
+__all__ = [
+    "THETA0_KINDS",
+    "Budget",
+    "Method",
+    "MethodResult",
+    "MethodRun",
+    "kept_weights",
+    "training_flops",
+]

@@ -14,13 +14,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from evoticket.core.errors import BudgetError, ConfigError
-from evoticket.core.seeds import capture_rng, restore_rng
-from evoticket.evolution import SPENT_KEYS, EvolutionState, evolve, learned_needed, make_toolbox
+from evoticket.evolution import EvolutionState, check_toolbox, evolve, learned_needed, make_toolbox
 from evoticket.genome import ticket_densities
-from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun, kept_weights, training_flops
+from evoticket.genome.snapshot import pack_hall_of_fame, pack_tickets, unpack_hall_of_fame, unpack_tickets
+from evoticket.methods.base import Budget, Method, MethodResult, MethodRun, kept_weights, training_flops
+from evoticket.records import SPENT_KEYS, Hook
 from evoticket.resolve import Resolved
-from evoticket.training import evaluate_ticket
-from evoticket.training.meter import backward_flops, forward_flops
+from evoticket.training import backward_flops, evaluate_ticket, forward_flops
+
+GA_GENERATIONS_UNDER_BUDGET = 100_000
+"""``ga.generations`` of a GA run spending an experiment's budget: the budget, not the count, ends the search."""
 
 
 class GARun(MethodRun):
@@ -85,32 +88,37 @@ class GARun(MethodRun):
         ev.train_seconds = ev.eval_seconds = 0.0
         return out
 
-    def snapshot(self, state: EvolutionState | None = None) -> dict[str, Any]:
-        """Generation, population, hall of fame, logbook, uid counter, RNG states and compute spent."""
-        state = state or self.state
+    def snapshot(self) -> dict[str, Any]:
+        """Generation, population, hall of fame, logbook, uid counter, the operators' generator, compute spent
+        and the fitness cache."""
+        state = self.state
+        cache = self.toolbox.evaluator.cache
         return {
             "generation": state.generation,
-            "population": state.population,
-            "hall_of_fame": state.hall_of_fame,
+            "population": pack_tickets(state.population),
+            "hall_of_fame": pack_hall_of_fame(state.hall_of_fame),
             "logbook": state.logbook,
             "next_uid": self.toolbox.counter.next_uid,
-            "rng": capture_rng(self.toolbox.rng),
+            "operators_rng": self.toolbox.rng.get_state(),
             "spent": dict(self.spent),
             "last_generation": dict(self.last_generation),
-            "fitness_cache": self.toolbox.evaluator.cache.state() if self.toolbox.evaluator.cache is not None else None,
+            "fitness_cache": cache.state() if cache is not None else None,
         }
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
-        """Continue from a snapshot (the population, the counter and every generator's state)."""
-        self.last_generation = dict(snapshot.get("last_generation") or {"nevals": 0, "train_flops": 0})
-        self.toolbox.counter.next_uid = snapshot["next_uid"]
-        restore_rng(snapshot["rng"], self.toolbox.rng)
+    def restore(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`snapshot` (the population, the counter and the operators' generator)."""
+        self.last_generation = dict(state.get("last_generation") or {"nevals": 0, "train_flops": 0})
+        self.toolbox.counter.next_uid = state["next_uid"]
+        self.toolbox.rng.set_state(state["operators_rng"])
         self.state = EvolutionState(
-            snapshot["generation"], snapshot["population"], snapshot["logbook"], snapshot["hall_of_fame"]
+            state["generation"],
+            unpack_tickets(state["population"]),
+            state["logbook"],
+            unpack_hall_of_fame(state["hall_of_fame"]),
         )
-        self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **(snapshot.get("spent") or {})}
+        self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **(state.get("spent") or {})}
         if self.toolbox.evaluator.cache is not None:
-            self.toolbox.evaluator.cache.load(snapshot.get("fitness_cache"))
+            self.toolbox.evaluator.cache.load(state.get("fitness_cache"))
 
     def run(self, hooks: Sequence[Hook], should_stop: Callable[[], bool] | None, budget: Budget) -> MethodResult:
         """Evolve to ``ga.generations``; the best of the final population is the reported ticket.
@@ -158,6 +166,7 @@ class GARun(MethodRun):
                 "generations": self.state.generation,
                 "stopped_by_budget": bool(self.budget_stopped),
             }
+        info["ga"] = {"last_generation": self.state.generation, "evaluated": self.evaluated}
         front = None
         objectives = self.toolbox.objectives
         if objectives.multi:
@@ -167,7 +176,14 @@ class GARun(MethodRun):
                 "front_size": len(front),
                 "hypervolume": hypervolume,
             }
-        return MethodResult(best, list(hof), dict(self.spent), info, front)
+        result = MethodResult(best, list(hof), dict(self.spent), info, front)
+        if self.toolbox.evaluator.lamarckian:
+            result.theta0 = "trained"
+            result.theta0_text = "its lineage's trained weights (Lamarckian)"
+            if c.finetune.inherit_step:
+                step = c.finetune.inherit_step
+                result.theta0_text = f"its lineage's weights at step {step} of each fine-tuning (Lamarckian)"
+        return result
 
 
 def ga_costs(resolved: Resolved, final_training: bool = True) -> tuple[int, int, int]:
@@ -181,7 +197,7 @@ def ga_costs(resolved: Resolved, final_training: bool = True) -> tuple[int, int,
     c, arch = resolved.config, resolved.arch
     t = c.ticket
     kept = kept_weights(arch, ticket_densities(arch, t.density, t.allocation, dict(t.layer_densities)))
-    batch = c.finetune.batch_size
+    batch = c.optimizer.batch_size
     dense_pass = 0
     if learned_needed(c) == "gradients":  # one forward and one backward pass with dense weight gradients
         weights = frozenset(arch.weight_names)
@@ -216,16 +232,28 @@ class GA(Method):
     name = "ga"
     section = "ga"
     citation = "Frankle & Carbin 2019, arXiv:1803.03635; Castillo et al. 2006, arXiv:cs/0603004"
+    population = True
+    hybrid = True
     run_class: type[GARun] = GARun
     """The run it prepares (:class:`SupermaskRun` for ``supermask_ga``)."""
 
+    @property
+    def sections(self) -> tuple[str, ...]:
+        """``[ga]`` and ``[finetune]``."""
+        return ("ga", "finetune")
+
     def check(self, resolved: Resolved) -> None:
-        """A budget must pay for generation 0 and the final training of the ticket.
+        """Operators, survivor scheme, their arguments and the population's memory
+        (:func:`evoticket.evolution.check_toolbox`); a budget must pay for generation 0 and the final training of the
+        ticket.
 
         Raises:
+            ConfigError: naming the key and what would be valid.
             BudgetError: naming ``budget.train_flops`` and the budget needed.
         """
-        limit = resolved.config.budget.train_flops
+        config = resolved.config
+        check_toolbox(config, resolved.arch, resolved.splits.x_train.shape[0])
+        limit = config.budget.train_flops
         if limit:
             gen0, _, reserve = ga_costs(resolved, self.run_class.final_training)
             if gen0 + reserve > limit:
@@ -238,6 +266,29 @@ class GA(Method):
     def prepare(self, resolved: Resolved) -> GARun:
         """A fresh GA run (toolbox built, nothing evaluated)."""
         return self.run_class(resolved)
+
+    def budget_overrides(self, config: Any, multiple: float) -> dict[str, Any]:
+        """The GA runs generations until the budget ends it (``ga.generations`` set out of the way)."""
+        return {"ga": {"generations": GA_GENERATIONS_UNDER_BUDGET}}
+
+    def subtitle(self, config: Any) -> str:
+        """E.g. "lamarckian fine-tuning, 34 steps"."""
+        return f"{config.finetune.mode} fine-tuning, {config.finetune.steps} steps"
+
+    def summary_lines(self, summary: dict[str, Any]) -> list[str]:
+        """The search (generations, individuals fine-tuned) and the best ticket it found."""
+        own = summary.get("ga") or {}
+        best = summary["best"]
+        last = own.get("last_generation", best["generation"])
+        return [
+            f"Search: generations 0 to {last}, {summary['individuals_evaluated']:,} individuals fine-tuned",
+            f"Best ticket: uid {best['uid']} (generation {best['generation']}), validation accuracy "
+            f"{best['val_acc']:.4f} after fine-tuning, density {best['density_total']:.4f}",
+        ]
+
+    def extend_hint(self, run_dir: Any) -> str:
+        """More generations: ``evoticket resume RUN_DIR --set ga.generations=N``."""
+        return f"to extend it: evoticket resume {run_dir} --set ga.generations=N"
 
 
 class SupermaskRun(GARun):
@@ -269,6 +320,7 @@ class SupermaskGA(GA):
 
     name = "supermask_ga"
     citation = "Zhou et al. 2019, arXiv:1905.01067"
+    hybrid = False
     run_class = SupermaskRun
 
     def configure(self, config: Any) -> Any:
@@ -287,3 +339,33 @@ class SupermaskGA(GA):
         if config.ga.halving_rungs == type(config.ga)().halving_rungs and config.ga.halving_rungs > 1:
             overrides["ga.halving_rungs"] = 1  # the default's successive halving needs fine-tuning steps
         return config.with_overrides(overrides) if overrides else config
+
+    def budget_overrides(self, config: Any, multiple: float) -> dict[str, Any]:
+        """None: a supermask search trains nothing, so no budget binds it."""
+        return {}
+
+    def subtitle(self, config: Any) -> str:
+        """ "supermask search (no gradient)"."""
+        return "supermask search (no gradient)"
+
+    def summary_lines(self, summary: dict[str, Any]) -> list[str]:
+        """The GA's lines and the best supermask's own test accuracy, untrained."""
+        own = summary.get("supermask_ga") or {}
+        lines = super().summary_lines(summary)
+        if "test_acc" in own:
+            lines.append(
+                f"supermask_ga itself: the best supermask untrained (theta0 * mask): test accuracy "
+                f"{own['test_acc']:.4f}, density {own['density_total']:.4f}"
+            )
+        return lines
+
+
+__all__ = [
+    "GA",
+    "GA_GENERATIONS_UNDER_BUDGET",
+    "GARun",
+    "SupermaskGA",
+    "SupermaskRun",
+    "ga_costs",
+    "halving_steps",
+]

@@ -27,11 +27,12 @@ import torch
 from deap import tools
 
 from evoticket.core.errors import BudgetError, Interrupted
-from evoticket.core.seeds import capture_rng, derive_seed, restore_rng
-from evoticket.evolution import SPENT_KEYS, GenerationRecord, make_statistics
+from evoticket.core.seeds import derive_seed
 from evoticket.genome import Ticket, ensure_creator, random_masks_like, same_uid, stack_tickets
-from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun, training_flops
+from evoticket.genome.snapshot import pack_hall_of_fame, pack_tickets, unpack_hall_of_fame, unpack_tickets
+from evoticket.methods.base import Budget, Method, MethodResult, MethodRun, training_flops
 from evoticket.models import Architecture, init_std
+from evoticket.records import SPENT_KEYS, Hook, evaluation_fields, fitness_of, individual_record, report_generation
 from evoticket.resolve import Resolved
 from evoticket.training import EarlyStopping, SaveWeights, minibatch_indices, train
 
@@ -172,35 +173,35 @@ class IMPRun(MethodRun):
         out, self._seconds = self._seconds, {"finetune_seconds": 0.0, "evaluation_seconds": 0.0}
         return out
 
-    def snapshot(self, state: Any | None = None) -> dict[str, Any]:
-        """Round, ticket, hall of fame, logbook, next mask, rewind weights, RNG states and compute spent."""
+    def snapshot(self) -> dict[str, Any]:
+        """Round, ticket, hall of fame, logbook, next mask, rewind weights, its generator and compute spent."""
         return {
             "generation": self.round,
-            "population": None if self.ticket is None else [self.ticket],
-            "hall_of_fame": self.hall_of_fame,
+            "population": pack_tickets(None if self.ticket is None else [self.ticket]),
+            "hall_of_fame": pack_hall_of_fame(self.hall_of_fame),
             "logbook": self.logbook,
-            "next_uid": self.round + 1,
-            "rng": capture_rng(self.rng),
+            "operators_rng": self.rng.get_state(),
             "next_masks": self.next_masks,
             "rewind": self.rewind,
             "spent": dict(self.spent),
         }
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`snapshot`."""
-        restore_rng(snapshot["rng"], self.rng)
-        self.round = snapshot["generation"]
-        self.ticket = snapshot["population"][0] if snapshot["population"] else None
-        self.hall_of_fame = snapshot["hall_of_fame"]
-        self.logbook = snapshot["logbook"]
-        self.next_masks = snapshot["next_masks"]
-        self.rewind = snapshot["rewind"]
-        self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **snapshot["spent"]}
+        self.rng.set_state(state["operators_rng"])
+        self.round = state["generation"]
+        population = unpack_tickets(state["population"])
+        self.ticket = population[0] if population else None
+        self.hall_of_fame = unpack_hall_of_fame(state["hall_of_fame"])
+        self.logbook = state["logbook"]
+        self.next_masks = state["next_masks"]
+        self.rewind = state["rewind"]
+        self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **state["spent"]}
 
     def round_flops(self) -> int:
         """Training FLOPs of the next round's ticket (its control not counted), as the meter counts them."""
         kept = {k: int(m.sum()) for k, m in self.next_masks.items()}
-        return training_flops(self.arch, kept, self.config.imp.steps, self.config.finetune.batch_size)
+        return training_flops(self.arch, kept, self.config.imp.steps, self.config.optimizer.batch_size)
 
     # ------------------------------------------------------------------ rounds
     def _train_round(self, r: int) -> tuple[Ticket, dict[str, Any], dict[str, torch.Tensor]]:
@@ -218,14 +219,14 @@ class IMPRun(MethodRun):
         batches = minibatch_indices(
             splits.x_train.shape[0],
             c.imp.steps,
-            c.finetune.batch_size,
+            c.optimizer.batch_size,
             derive_seed(c.campaign.seed, "imp", r),
             splits.device,
         )
         stopping = EarlyStopping(c.imp.eval_every, c.campaign.early_stopping)
         saver = SaveWeights([c.imp.rewind_step] if r == 0 and c.imp.rewind_step > 0 else [])
         start = time.perf_counter()
-        state = train(self.resolved.arch, theta0, stacked, splits, c.finetune, batches, callbacks=[stopping, saver])
+        state = train(self.resolved.arch, theta0, stacked, splits, c.optimizer, batches, callbacks=[stopping, saver])
         self._seconds["finetune_seconds"] += time.perf_counter() - start
         if saver.saved:  # late rewinding: round 0's weights at step k become the rewind point
             self.rewind = {k: v[0].detach().cpu().clone() for k, v in saver.saved[c.imp.rewind_step].items()}
@@ -233,15 +234,9 @@ class IMPRun(MethodRun):
         bad = bool(state.bad[0]) or not math.isfinite(float(stopping.best["loss"][0]))
         acc, loss = float(stopping.best["acc"][0]), float(stopping.best["loss"][0])
         first_acc, first_loss = (float(v[0]) for v in stopping.first)
+        spent = {k: int(getattr(state.meter, k)[0]) for k in SPENT_KEYS}
         fields = {
-            "val_acc_before": first_acc if math.isfinite(first_acc) else None,
-            "val_loss_before": first_loss if math.isfinite(first_loss) else None,
-            "val_acc": 0.0 if bad else acc,
-            "val_loss": None if bad else loss,
-            "flags": ["nonfinite"] if bad else [],
-            "train_steps": int(state.meter.train_steps[0]),
-            "train_flops": int(state.meter.train_flops[0]),
-            "eval_flops": int(state.meter.eval_flops[0]),
+            **evaluation_fields(first_acc, first_loss, acc, loss, bad, spent),
             "test_acc": float(stopping.best["test"][0]),
             "best_step": int(stopping.best["step"][0]),
             "controls": {},
@@ -253,7 +248,7 @@ class IMPRun(MethodRun):
                 "best_step": int(stopping.best["step"][1]),
                 "train_flops": int(state.meter.train_flops[1]),
             }
-        ticket.fitness.values = (0.0, float("inf")) if bad else (acc, loss)
+        ticket.fitness.values = fitness_of(acc, loss, bad)
         final = {k: state.params[k][0].detach().cpu() for k in self.arch.weight_names}
         return ticket, fields, final
 
@@ -264,7 +259,6 @@ class IMPRun(MethodRun):
             Interrupted: when ``should_stop`` asked for it, after a round's hooks.
         """
         c = self.config
-        stats = make_statistics()
         limit = budget.train_flops if budget is not None else None
         stopped = False
         while self.next_masks is not None:
@@ -275,46 +269,53 @@ class IMPRun(MethodRun):
             start = time.perf_counter()
             ticket, fields, final = self._train_round(r)
             finetune = time.perf_counter() - start
-            ticket.eval_record = {
-                "uid": r,
-                "generation": r,
-                "parents": list(ticket.parents),
-                "operators": list(ticket.operators),
-                "density": ticket.density(),
-                "density_total": ticket.total_density(),
-                **fields,
-                "reevaluated": False,
-            }
+            ticket.eval_record = individual_record(ticket, r, fields)
             prune_start = time.perf_counter()
             reached = ticket.total_density() <= c.ticket.density + 1e-9 or r >= c.imp.max_rounds
             self.next_masks = None if reached else prune_magnitude(final, ticket.masks, self.rates, c.imp.scope)
             variation = time.perf_counter() - prune_start
             self.round, self.ticket = r, ticket
-            self.hall_of_fame.update([ticket])
-            row = {"gen": r, "nevals": 1, **stats.compile([ticket])}
-            self.logbook.record(**row)
             self._evaluated += 1
-            spent = {k: int(fields[k]) for k in SPENT_KEYS}
             for k in SPENT_KEYS:
-                self.spent[k] += spent[k]
-            record = GenerationRecord(r, [ticket], row, time.perf_counter() - start, finetune, variation, None, spent)
-            for hook in hooks:
-                hook(r, [ticket], record)
+                self.spent[k] += int(fields[k])
+            report_generation(
+                r,
+                [ticket],
+                [ticket],
+                hooks=hooks,
+                hall_of_fame=self.hall_of_fame,
+                logbook=self.logbook,
+                seconds=time.perf_counter() - start,
+                finetune_seconds=finetune,
+                variation_seconds=variation,
+            )
             if should_stop is not None and should_stop() and self.next_masks is not None:
                 raise Interrupted("", r)
         last = self.ticket.eval_record or {}
+        densities = self.logbook.chapters["density"].select("avg") if self.logbook.chapters else []
         info = {
             "imp": {
                 "rounds": self.round + 1,
                 "prunes": self.round,
                 "density_total": self.ticket.total_density(),
+                "target_density": c.ticket.density,
+                "rate": c.imp.rate,
+                "output_rate": c.imp.output_rate,
+                "steps": c.imp.steps,
+                "previous_density": densities[-2] if len(densities) > 1 else None,
+                "reached_target": self.ticket.total_density() <= c.ticket.density + 1e-9,
                 "test_acc": last.get("test_acc"),
                 "best_step": last.get("best_step"),
+                "random_test_acc": (last.get("controls", {}).get("random") or {}).get("test_acc"),
             }
         }
         if limit:
             info["budget"] = {"train_flops": int(limit), "rounds": self.round + 1, "stopped_by_budget": stopped}
-        return MethodResult(self.ticket, list(self.hall_of_fame), dict(self.spent), info)
+        result = MethodResult(self.ticket, list(self.hall_of_fame), dict(self.spent), info)
+        if c.imp.rewind_step:
+            result.theta0 = "rewound"
+            result.theta0_text = f"round 0's weights at step {c.imp.rewind_step} (late rewinding)"
+        return result
 
 
 def imp_flops(arch: Architecture, config: Any) -> int:
@@ -331,15 +332,17 @@ def imp_flops(arch: Architecture, config: Any) -> int:
         raise ValueError("imp_flops: only the layer-wise scope has a closed form")
     rates = layer_rates(arch, c.imp.rate, c.imp.output_rate)
     rounds = round_kept_counts(arch, c.ticket.density, rates, c.imp.max_rounds)
-    return sum(training_flops(arch, kept, c.imp.steps, c.finetune.batch_size) for kept in rounds)
+    return sum(training_flops(arch, kept, c.imp.steps, c.optimizer.batch_size) for kept in rounds)
 
 
 class IMP(Method):
-    """The ``imp`` method; settings in ``[imp]`` (and ``[finetune]`` for the optimizer)."""
+    """The ``imp`` method; settings in ``[imp]`` (and ``[optimizer]``)."""
 
     name = "imp"
     section = "imp"
     citation = "Frankle & Carbin 2019, arXiv:1803.03635; Frankle et al. 2019, arXiv:1903.01611"
+    unit, units = "round", "rounds"
+    baseline = True
 
     def check(self, resolved: Resolved) -> None:
         """A budget must pay for round 0.
@@ -350,7 +353,7 @@ class IMP(Method):
         c, arch = resolved.config, resolved.arch
         limit = c.budget.train_flops
         dense = round_kept_counts(arch, 1.0, {}, 0)[0]
-        first = training_flops(arch, dense, c.imp.steps, c.finetune.batch_size)
+        first = training_flops(arch, dense, c.imp.steps, c.optimizer.batch_size)
         if limit and first > limit:
             raise BudgetError(
                 f"budget.train_flops: {limit:,} does not pay for IMP's round 0 ({first:,}); must be >= {first:,}",
@@ -360,6 +363,58 @@ class IMP(Method):
     def prepare(self, resolved: Resolved) -> IMPRun:
         """A fresh IMP run (theta0 drawn from ``campaign.seed``, nothing trained)."""
         return IMPRun(resolved)
+
+    def budget_overrides(self, config: Any, multiple: float) -> dict[str, Any]:
+        """IMP spends ``multiple`` times its own FLOPs by training every round ``multiple`` times longer."""
+        return {"imp": {"steps": round(config.imp.steps * multiple)}}
+
+    def subtitle(self, config: Any) -> str:
+        """E.g. "IMP: prune 0.2 per round, 1500 steps per round"."""
+        return f"IMP: prune {config.imp.rate:g} per round, {config.imp.steps} steps per round"
+
+    def report(self, config: Any, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+        """As every method's; ``density`` says the target and, once finished, the density reached."""
+        out = super().report(config)
+        reached = ((summary or {}).get("imp") or {}).get("density_total")
+        target = config.ticket.density
+        if reached is not None and abs(reached - target) > 1e-9:
+            out["density"] = f"density {reached:.4f} (target {target:g})"
+        else:
+            out["density"] = f"target density {target:g}"
+        return out
+
+    def summary_lines(self, summary: dict[str, Any]) -> list[str]:
+        """Rounds, the density reached and why it differs from the target, and the last round's own result."""
+        own = summary.get("imp") or {}
+        reached, target = own.get("density_total"), own.get("target_density")
+        lines = [
+            f"IMP: {own.get('rounds')} rounds ({own.get('prunes')} prunes), {own.get('steps')} steps each; "
+            f"reached density {reached:.4f}"
+        ]
+        if target is not None and abs(reached - target) > 1e-9:
+            why = (
+                f"  (asked {target:g}: each round prunes {own.get('rate'):g} of every layer's remaining weights "
+                f"({own.get('output_rate'):g} of the output layer's), so the densities IMP can reach come in steps"
+            )
+            if own.get("previous_density") is not None:
+                why += f": {own['previous_density']:.4f} before the last prune, {reached:.4f} after it"
+            if own.get("reached_target"):
+                why += "; IMP stops at the first round at or below the target)"
+            else:
+                why += "; the run stopped before the target: the budget or imp.max_rounds)"
+            lines.append(why)
+        if own.get("test_acc") is not None:
+            line = (
+                f"Last round itself: test accuracy {own['test_acc']:.4f} at its early-stopping step {own['best_step']}"
+            )
+            if own.get("random_test_acc") is not None:
+                line += f"; its random mask of the same densities {own['random_test_acc']:.4f}"
+            lines.append(line)
+        return lines
+
+    def extend_hint(self, run_dir: Any) -> str:
+        """A finished IMP run has reached its density: a new run with a lower ``ticket.density`` goes further."""
+        return "method 'imp' has nothing more to run: it reached its density (start a run with a lower ticket.density)"
 
 
 __all__ = ["IMP", "IMPRun", "expected_rounds", "imp_flops", "layer_rates", "prune_magnitude", "round_kept_counts"]

@@ -3,7 +3,7 @@
 
 Each draws its start from ``campaign.seed`` as the GA draws its first individual (theta0 from
 ``model.init``; a random mask at the ``[ticket]`` densities where it needs one), trains it for
-``train.steps`` steps with the ``[finetune]`` optimizer in the one training engine
+``train.steps`` steps with the ``[optimizer]`` settings in the one training engine
 (:func:`evoticket.training.train`) and reports the network at its early-stopping step (checked
 every ``train.eval_every`` steps; test accuracy there). What changes between them is only what
 training may touch:
@@ -30,6 +30,11 @@ training may touch:
                arXiv:1910.13051)
 ============== ============================================================================
 
+This module holds the driver they share (:class:`OneRun`, :class:`OneRunMethod`) and the methods that
+differ only in their trainable scope (``dense``, ``random``, ``bn_only``, ``output_only``);
+:mod:`evoticket.methods.gmp`, :mod:`evoticket.methods.rigl` and :mod:`evoticket.methods.edge_popup` hold
+the others.
+
 The run is one record (generation 0, one individual: uid 0, operator the method's name) with the
 network's own result in ``summary.json[METHOD]``: test accuracy at the early-stopping step, its
 compute, its controls and its training curve (step, validation and test accuracy and density at
@@ -41,7 +46,6 @@ training again (deterministically: the same records), and one killed later resum
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -51,172 +55,14 @@ import torch
 from deap import tools
 
 from evoticket.core.errors import BudgetError, ConfigError
-from evoticket.core.seeds import capture_rng, derive_seed, restore_rng
-from evoticket.evolution import SPENT_KEYS, GenerationRecord, make_statistics
-from evoticket.genome import Ticket, ensure_creator, kept_count, random_masks_like, stack_tickets, ticket_densities
-from evoticket.methods.base import Budget, Hook, Method, MethodResult, MethodRun, kept_weights, training_flops
-from evoticket.models import Architecture
+from evoticket.core.seeds import derive_seed
+from evoticket.genome import Ticket, ensure_creator, stack_tickets, ticket_densities
+from evoticket.genome.snapshot import pack_hall_of_fame, pack_tickets, unpack_hall_of_fame, unpack_tickets
+from evoticket.methods.base import Budget, Method, MethodResult, MethodRun, kept_weights, training_flops
 from evoticket.operators import initTicket
+from evoticket.records import SPENT_KEYS, Hook, evaluation_fields, fitness_of, individual_record, report_generation
 from evoticket.resolve import Resolved
-from evoticket.training import (
-    Callback,
-    EarlyStopping,
-    MaskUpdate,
-    TrainState,
-    backward_flops,
-    dense_gradient,
-    evaluate_ticket,
-    forward_flops,
-    minibatch_indices,
-    train,
-)
-
-# ---------------------------------------------------------------------------
-# mask arithmetic of gradual pruning and RigL (one network's weights, any shape)
-
-
-def keep_largest(score: torch.Tensor, candidates: torch.Tensor, keep: int) -> torch.Tensor:
-    """The ``keep`` candidate positions of largest score, as a bool mask.
-
-    Args:
-        score: scores of one tensor (any shape); larger is kept first.
-        candidates: bool, the same shape: the positions that may be chosen.
-        keep: how many to choose, clipped to ``[0, candidates.sum()]``.
-
-    Returns:
-        A bool tensor of ``score``'s shape with exactly ``min(keep, #candidates)`` True entries, all
-        among the candidates. Ties go to the lower flat position (stable sort), so the result is
-        deterministic.
-    """
-    flat, allowed = score.reshape(-1), candidates.reshape(-1)
-    pos = allowed.nonzero().squeeze(1)
-    keep = max(0, min(int(keep), pos.numel()))
-    order = flat[pos].argsort(descending=True, stable=True)[:keep]
-    out = torch.zeros_like(allowed)
-    out[pos[order]] = True
-    return out.view(score.shape)
-
-
-def cubic_density(step: int, start: int, end: int, final: float) -> float:
-    """Zhu & Gupta's (arXiv:1710.01878) density at ``step``: 1 before ``start``, ``final`` from ``end`` on.
-
-    ``d_t = final + (1 - final) * (1 - (t - start) / (end - start))**3`` in between (sparsity
-    ``s_t = s_f (1 - (1 - p)**3)``, with initial sparsity 0).
-    """
-    if step <= start:
-        return 1.0
-    if step >= end:
-        return float(final)
-    progress = (step - start) / (end - start)
-    return float(final) + (1.0 - float(final)) * (1.0 - progress) ** 3
-
-
-def cubic_kept(step: int, start: int, end: int, final: float, numel: int) -> int:
-    """Weights a layer of ``numel`` keeps after gradual pruning at ``step``: the cubic schedule's density,
-    never below the target's kept count (:func:`evoticket.genome.kept_count`)."""
-    return max(kept_count(final, numel), round(cubic_density(step, start, end, final) * numel))
-
-
-def rigl_fraction(step: int, alpha: float, end: int) -> float:
-    """RigL's cosine-decayed update fraction ``alpha / 2 * (1 + cos(pi * step / end))``; 0 from ``end`` on."""
-    if step >= end:
-        return 0.0
-    return alpha / 2 * (1 + math.cos(math.pi * step / end))
-
-
-def drop_and_grow(weight: torch.Tensor, mask: torch.Tensor, grow_score: torch.Tensor, fraction: float) -> torch.Tensor:
-    """One RigL/SET update of one layer: drop the smallest-magnitude kept weights, grow as many elsewhere.
-
-    Args:
-        weight: the layer's current weights (any shape).
-        mask: bool, the same shape: its kept weights.
-        grow_score: where to grow, larger first: the dense gradient's magnitude (RigL) or random
-            numbers (SET), the same shape.
-        fraction: share of the kept weights to replace, in [0, 1].
-
-    Returns:
-        The new bool mask, with exactly as many kept weights as ``mask``. ``floor(fraction * kept)``
-        kept weights of smallest magnitude are dropped, then as many positions of largest
-        ``grow_score`` grow among those not kept after the drop (a just-dropped weight may grow
-        back, keeping its value, as in RigL's default).
-    """
-    kept = int(mask.sum())
-    n = int(fraction * kept)
-    if n == 0:
-        return mask.clone()
-    survivors = keep_largest(weight.abs(), mask, kept - n)
-    grown = keep_largest(grow_score, ~survivors, n)
-    return survivors | grown
-
-
-# ---------------------------------------------------------------------------
-# the callbacks of gmp and rigl
-
-
-class GradualPruning:
-    """``MaskUpdate`` function of ``gmp``: prune each layer to its cubic-schedule density by magnitude.
-
-    Args:
-        final: weight name -> the layer's target density in (0, 1].
-        start, end: the schedule's first and last pruning steps (t_0, t_1).
-    """
-
-    def __init__(self, final: dict[str, float], start: int, end: int) -> None:
-        self.final, self.start, self.end = final, start, end
-
-    def __call__(self, state: TrainState) -> dict[str, torch.Tensor]:
-        """New masks at ``state.step`` (a subset of the current ones)."""
-        out = {}
-        for name, mask in state.masks.items():
-            target = cubic_kept(state.step, self.start, self.end, self.final[name], mask[0].numel())
-            weights = state.params[name].detach()
-            out[name] = torch.stack([keep_largest(weights[p].abs(), mask[p], target) for p in range(mask.shape[0])])
-        return out
-
-
-class DropAndGrow:
-    """``MaskUpdate`` function of ``rigl``: drop and grow in the first ``updated`` individuals of the batch.
-
-    The dense gradient (RigL) is taken on the minibatch of the step just run; its cost (one forward
-    and one backward pass with dense weight gradients over that batch) is added to the meter's
-    training FLOPs.
-
-    Args:
-        arch: the architecture.
-        cfg: the ``[rigl]`` settings.
-        end: T_end, the step from which the masks stay.
-        updated: how many individuals (from the first) change masks; the rest stay static.
-        seed: seed of SET's random growth.
-    """
-
-    def __init__(self, arch: Architecture, cfg: Any, end: int, updated: int, seed: int) -> None:
-        self.arch, self.cfg, self.end, self.updated = arch, cfg, end, updated
-        self.gen = torch.Generator().manual_seed(seed)
-        self.updates = 0
-
-    def __call__(self, state: TrainState) -> dict[str, torch.Tensor] | None:
-        """New masks at ``state.step``, or ``None`` from T_end on."""
-        fraction = rigl_fraction(state.step, self.cfg.alpha, self.end)
-        if fraction <= 0:
-            return None
-        if self.cfg.grow == "gradient":
-            grads = dense_gradient(state, state.batches[state.step - 1], metered=self.updated)
-        out = {}
-        for name, mask in state.masks.items():
-            new = mask.clone()
-            for p in range(self.updated):
-                if self.cfg.grow == "gradient":
-                    score = grads[name][p].abs()
-                else:
-                    score = torch.rand(mask[p].shape, generator=self.gen).to(mask.device)
-                new[p] = drop_and_grow(state.params[name][p].detach(), mask[p], score, fraction)
-            out[name] = new
-        self.updates += 1
-        return out
-
-
-# ---------------------------------------------------------------------------
-# the run
+from evoticket.training import Callback, EarlyStopping, TrainState, minibatch_indices, train
 
 
 class OneRun(MethodRun):
@@ -269,27 +115,27 @@ class OneRun(MethodRun):
         out, self._seconds = self._seconds, {"finetune_seconds": 0.0, "evaluation_seconds": 0.0}
         return out
 
-    def snapshot(self, state: Any | None = None) -> dict[str, Any]:
-        """The trained ticket (or none yet), its own result, RNG states and compute."""
+    def snapshot(self) -> dict[str, Any]:
+        """The trained ticket (or none yet), its own result, its generator and compute."""
         return {
             "generation": self.generation,
-            "population": None if self.ticket is None else [self.ticket],
-            "hall_of_fame": self.hall_of_fame,
+            "population": pack_tickets(None if self.ticket is None else [self.ticket]),
+            "hall_of_fame": pack_hall_of_fame(self.hall_of_fame),
             "logbook": self.logbook,
-            "next_uid": 1,
-            "rng": capture_rng(self.rng),
+            "operators_rng": self.rng.get_state(),
             "result": dict(self.result),
             "spent": dict(self.spent),
         }
 
-    def restore(self, snapshot: dict[str, Any]) -> None:
+    def restore(self, state: dict[str, Any]) -> None:
         """Continue from a :meth:`snapshot`."""
-        restore_rng(snapshot["rng"], self.rng)
-        self.ticket = snapshot["population"][0] if snapshot["population"] else None
-        self.hall_of_fame = snapshot["hall_of_fame"]
-        self.logbook = snapshot["logbook"]
-        self.result = dict(snapshot.get("result") or {})
-        self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **(snapshot.get("spent") or {})}
+        self.rng.set_state(state["operators_rng"])
+        population = unpack_tickets(state["population"])
+        self.ticket = population[0] if population else None
+        self.hall_of_fame = unpack_hall_of_fame(state["hall_of_fame"])
+        self.logbook = state["logbook"]
+        self.result = dict(state.get("result") or {})
+        self.spent = {**dict.fromkeys(SPENT_KEYS, 0), **(state.get("spent") or {})}
 
     # ------------------------------------------------------------ training
     def _train(self) -> tuple[Ticket, dict[str, Any]]:
@@ -300,7 +146,7 @@ class OneRun(MethodRun):
         batches = minibatch_indices(
             splits.x_train.shape[0],
             steps,
-            c.finetune.batch_size,
+            c.optimizer.batch_size,
             derive_seed(c.campaign.seed, method.name),
             splits.device,
         )
@@ -314,7 +160,7 @@ class OneRun(MethodRun):
             theta0,
             masks,
             splits,
-            method.finetune(c),
+            method.optimizer(c),
             batches,
             scope=method.scope,
             callbacks=[stopping, *method.callbacks(self, len(members))],
@@ -327,7 +173,7 @@ class OneRun(MethodRun):
         ticket = self.cls(self.start.theta0, final_masks, self.start.init_scheme, self.start.init_std, uid=0)
         ticket.operators = (method.name,)
         acc, loss = float(best["acc"][0]), float(best["loss"][0])
-        ticket.fitness.values = (0.0, float("inf")) if bad else (acc, loss)
+        ticket.fitness.values = fitness_of(acc, loss, bad)
         first_acc, first_loss = (float(v[0]) for v in stopping.first)
         own = {
             "test_acc": float(best["test"][0]),
@@ -347,26 +193,15 @@ class OneRun(MethodRun):
                 },
             },
         }
+        spent = {k: own[k] for k in SPENT_KEYS}
         fields = {
-            "uid": 0,
-            "generation": 0,
-            "parents": [],
-            "operators": [method.name],
-            "density": ticket.density(),
-            "density_total": ticket.total_density(),
-            "val_acc_before": first_acc if math.isfinite(first_acc) else None,
-            "val_loss_before": first_loss if math.isfinite(first_loss) else None,
-            "val_acc": 0.0 if bad else acc,
-            "val_loss": None if bad else loss,
-            "flags": ["nonfinite"] if bad else [],
-            "reevaluated": False,
-            **{k: own[k] for k in SPENT_KEYS},
+            **evaluation_fields(first_acc, first_loss, acc, loss, bad, spent),
             "test_acc": own["test_acc"],
             "best_step": own["best_step"],
             "controls": own["controls"],
             "curve": own["curve"],
         }
-        ticket.eval_record = fields
+        ticket.eval_record = individual_record(ticket, 0, fields)
         return ticket, own
 
     def run(self, hooks: Sequence[Hook], should_stop: Callable[[], bool] | None, budget: Budget) -> MethodResult:
@@ -379,15 +214,18 @@ class OneRun(MethodRun):
             ticket, own = self._train()
             finetune = time.perf_counter() - start
             self.ticket, self.result = ticket, own
-            self.hall_of_fame.update([ticket])
-            row = {"gen": 0, "nevals": 1, **make_statistics().compile([ticket])}
-            self.logbook.record(**row)
-            spent = {k: int(own[k]) for k in SPENT_KEYS}
-            self.spent = dict(spent)
-            record = GenerationRecord(0, [ticket], row, time.perf_counter() - start, finetune, 0.0, None, spent)
-            for hook in hooks:
-                hook(0, [ticket], record)
-        info = {self.method.name: dict(self.result)}
+            self.spent = {k: int(own[k]) for k in SPENT_KEYS}
+            report_generation(
+                0,
+                [ticket],
+                [ticket],
+                hooks=hooks,
+                hall_of_fame=self.hall_of_fame,
+                logbook=self.logbook,
+                seconds=time.perf_counter() - start,
+                finetune_seconds=finetune,
+            )
+        info = {self.method.name: {**self.result, "steps": self.steps}}
         if self.config.budget.train_flops:
             info["budget"] = {"train_flops": int(self.config.budget.train_flops), "steps": self.steps}
         return MethodResult(self.ticket, [self.ticket], dict(self.spent), info)
@@ -395,6 +233,9 @@ class OneRun(MethodRun):
 
 class OneRunMethod(Method):
     """A method that trains one network in one run (see the module docstring); settings in ``[train]``.
+
+    Its records have one row, its unit is the run (``steps`` of training), and its own result (test accuracy at
+    the early-stopping step, its controls, its training curve) is ``summary.json[METHOD]``.
 
     Attributes:
         scope: the trainable scope (:data:`evoticket.training.SCOPES`).
@@ -405,6 +246,9 @@ class OneRunMethod(Method):
     scope = "kept"
     dense_start = False
     sections: tuple[str, ...] = ("train",)
+    unit, units = "run", "runs"
+    subtitle_text = ""
+    """The method in a few words for its figures' titles (default: its name)."""
 
     def prepare(self, resolved: Resolved) -> OneRun:
         """A fresh run (start ticket drawn from ``campaign.seed``, nothing trained)."""
@@ -413,7 +257,7 @@ class OneRunMethod(Method):
     def run_flops(self, resolved: Resolved, kept: dict[str, int], steps: int) -> int:
         """Training FLOPs of the reported network in a run of ``steps`` steps from start kept counts ``kept``
         (the meter's count exactly; controls trained beside it not counted)."""
-        return training_flops(resolved.arch, kept, steps, resolved.config.finetune.batch_size, self.scope)
+        return training_flops(resolved.arch, kept, steps, resolved.config.optimizer.batch_size, self.scope)
 
     def planned_steps(self, resolved: Resolved, kept: dict[str, int]) -> int:
         """``train.steps``; with ``budget.train_flops``, the most steps whose :meth:`run_flops` fit it ("by
@@ -459,9 +303,9 @@ class OneRunMethod(Method):
         if resolved.config.budget.train_flops:
             self.planned_steps(resolved, self.start_kept(resolved))
 
-    def finetune(self, config: Any) -> Any:
-        """The optimizer settings of the run (``[finetune]``'s)."""
-        return config.finetune
+    def optimizer(self, config: Any) -> Any:
+        """The optimizer settings of the run (``[optimizer]``)."""
+        return config.optimizer
 
     def companions(self, run: OneRun) -> list[Ticket]:
         """Networks trained in the same batch as controls (none)."""
@@ -483,12 +327,32 @@ class OneRunMethod(Method):
         """Initial edge-popup scores (scope ``scores`` only)."""
         return None
 
+    def subtitle(self, config: Any) -> str:
+        """E.g. "dense training, 1500 steps"."""
+        return f"{self.subtitle_text or self.name}, {config.train.steps} steps"
+
+    def summary_lines(self, summary: dict[str, Any]) -> list[str]:
+        """The run's length, its early-stopping step, its own test accuracy and density, and its own controls."""
+        own = summary.get(self.name) or {}
+        if "test_acc" not in own:
+            return []
+        steps = own.get("steps")
+        controls = "".join(
+            f"; {name} {c['test_acc']:.4f}" for name, c in (own.get("controls") or {}).items() if "test_acc" in c
+        )
+        return [
+            f"{self.name}: one training run of {steps:,} steps; at its early-stopping step {own['best_step']}: "
+            f"test accuracy {own['test_acc']:.4f}, density {own['density_total']:.4f}{controls}"
+        ]
+
 
 class Dense(OneRunMethod):
     """``dense``: theta0 trained without a mask (every weight, bias and BatchNorm parameter)."""
 
     name = "dense"
     dense_start = True
+    baseline = True
+    subtitle_text = "dense training"
     citation = "the dense baseline of Frankle & Carbin 2019, arXiv:1803.03635"
 
 
@@ -496,6 +360,7 @@ class RandomMask(OneRunMethod):
     """``random``: a random mask at the ``[ticket]`` densities, trained from theta0 (Frankle & Carbin 2019)."""
 
     name = "random"
+    subtitle_text = "random mask"
     citation = "Frankle & Carbin 2019, arXiv:1803.03635"
 
 
@@ -505,6 +370,7 @@ class BNOnly(OneRunMethod):
     name = "bn_only"
     scope = "bn"
     dense_start = True
+    subtitle_text = "BatchNorm parameters only"
     citation = "Frankle et al. 2020, arXiv:2003.00152"
 
     def check(self, resolved: Resolved) -> None:
@@ -527,168 +393,8 @@ class OutputOnly(OneRunMethod):
     name = "output_only"
     scope = "output"
     dense_start = True
+    subtitle_text = "output layer only"
     citation = "Huang et al. 2006; Dempster et al. 2020, arXiv:1910.13051"
 
 
-class GMP(OneRunMethod):
-    """``gmp``: gradual magnitude pruning to the ``[ticket]`` densities within one run (Zhu & Gupta 2017)."""
-
-    name = "gmp"
-    dense_start = True
-    sections = ("train", "gmp")
-    citation = "Zhu & Gupta 2017, arXiv:1710.01878"
-
-    @staticmethod
-    def schedule(config: Any, steps: int) -> tuple[int, int, list[int]]:
-        """``(t_0, t_1, pruning steps)`` of a ``steps``-step run: every ``gmp.every`` steps from t_0, and t_1."""
-        g = config.gmp
-        t0, t1 = round(g.start * steps), round(g.end * steps)
-        at = sorted({*range(max(t0, 1), t1, g.every), t1})
-        return t0, t1, [s for s in at if 0 < s < steps]
-
-    def run_flops(self, resolved: Resolved, kept: dict[str, int], steps: int) -> int:
-        """The dense start's steps until the first pruning, then each segment at its kept counts."""
-        c, arch = resolved.config, resolved.arch
-        _, final = self.densities(resolved)
-        numel = {spec.weight: math.prod(spec.weight_shape) for spec in arch.layers}
-        t0, t1, at = self.schedule(c, steps)
-        total, last, counts = 0, 0, dict(kept)
-        for s in [*at, steps]:
-            total += training_flops(arch, counts, s - last, c.finetune.batch_size, self.scope)
-            last = s
-            if s < steps:
-                counts = {k: min(n, cubic_kept(s, t0, t1, final[k], numel[k])) for k, n in counts.items()}
-        return total
-
-    def check(self, resolved: Resolved) -> None:
-        """The schedule must prune at least once before the last step (and a budget pay for the run).
-
-        Raises:
-            ConfigError: naming ``gmp.end`` or ``budget.train_flops``.
-        """
-        super().check(resolved)
-        steps = self.planned_steps(resolved, self.start_kept(resolved))
-        _, t1, at = self.schedule(resolved.config, steps)
-        if not at or t1 >= steps:
-            raise ConfigError(
-                f"gmp.end: the pruning must end before the last of the run's {steps} steps (train.steps or the budget); "
-                f"got step {t1} (gmp.end = {resolved.config.gmp.end})"
-            )
-
-    def callbacks(self, run: OneRun, population: int) -> list[Callback]:
-        """Prune on the cubic schedule."""
-        t0, t1, at = self.schedule(run.config, run.steps)
-        return [MaskUpdate(GradualPruning(run.targets, t0, t1), at=at)]
-
-    def stopping_start(self, run: OneRun) -> int:
-        """t_1: the reported network has the target density."""
-        return self.schedule(run.config, run.steps)[1]
-
-
-class RigL(OneRunMethod):
-    """``rigl``: sparse from the first step, drop and grow every ``rigl.delta_t`` steps (RigL, or SET)."""
-
-    name = "rigl"
-    sections = ("train", "rigl")
-    citation = "Evci et al. 2020, arXiv:1911.11134; Mocanu et al. 2018, arXiv:1707.04780"
-
-    def companions(self, run: OneRun) -> list[Ticket]:
-        """The start mask kept static: the same network trained without drop and grow."""
-        return [Ticket(run.start.theta0, run.start.masks, run.start.init_scheme, run.start.init_std)]
-
-    def run_flops(self, resolved: Resolved, kept: dict[str, int], steps: int) -> int:
-        """The sparse steps, plus (gradient growth) one dense-gradient minibatch at every update before T_end."""
-        c, arch = resolved.config, resolved.arch
-        total = super().run_flops(resolved, kept, steps)
-        if c.rigl.grow == "gradient":
-            end = round(c.rigl.end * steps)
-            updates = len([s for s in range(c.rigl.delta_t, steps, c.rigl.delta_t) if s < end])
-            weights = frozenset(arch.weight_names)
-            per_example = forward_flops(arch, kept) + backward_flops(arch, kept, weights, dense_weight_grads=weights)
-            total += updates * c.finetune.batch_size * int(per_example)
-        return total
-
-    def callbacks(self, run: OneRun, population: int) -> list[Callback]:
-        """Drop and grow the first network every ``rigl.delta_t`` steps until T_end."""
-        c = run.config
-        end = round(c.rigl.end * run.steps)
-        update = DropAndGrow(run.arch, c.rigl, end, 1, derive_seed(c.campaign.seed, "rigl-grow"))
-        return [MaskUpdate(update, every=c.rigl.delta_t)]
-
-    def companion_results(self, run: OneRun, state: TrainState, stopping: EarlyStopping) -> dict[str, Any]:
-        """``static``: the start mask trained for the same steps without mask updates."""
-        best = stopping.best
-        return {
-            "static": {
-                "test_acc": float(best["test"][1]),
-                "val_acc": float(best["acc"][1]),
-                "best_step": int(best["step"][1]),
-                "train_flops": int(state.meter.train_flops[1]),
-            }
-        }
-
-
-class EdgePopup(OneRunMethod):
-    """``edge_popup``: frozen weights, learnt scores, each layer's top-k by |score| (Ramanujan et al. 2020)."""
-
-    name = "edge_popup"
-    scope = "scores"
-    sections = ("train", "edge_popup")
-    citation = "Ramanujan et al. 2020, arXiv:1911.13299"
-
-    def finetune(self, config: Any) -> Any:
-        """``[finetune]`` with ``edge_popup.lr`` where set."""
-        lr = config.edge_popup.lr
-        return dataclasses.replace(config.finetune, lr=lr) if lr > 0 else config.finetune
-
-    def scores(self, run: OneRun, theta0: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``edge_popup.score_init``: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) (hidden-networks' kaiming_uniform with a = sqrt(5)), or |theta0|."""
-        c = run.config
-        out = {}
-        gen = torch.Generator().manual_seed(derive_seed(c.campaign.seed, "edge-popup-scores"))
-        for spec in run.arch.layers:
-            w = theta0[spec.weight]
-            if c.edge_popup.score_init == "weights":
-                out[spec.weight] = w.abs().clone()
-                continue
-            bound = 1.0 / math.sqrt(math.prod(spec.weight_shape[1:]))
-            u = torch.rand(w.shape, generator=gen, dtype=torch.float32) * 2 - 1
-            out[spec.weight] = (u * bound).to(w.device, w.dtype)
-        return out
-
-    def companion_results(self, run: OneRun, state: TrainState, stopping: EarlyStopping) -> dict[str, Any]:
-        """``random_frozen``: a random mask of the same per-layer densities on the same frozen weights
-        (untrained); ``start``: the first top-k mask, before any score update."""
-        c = run.config
-        gen = torch.Generator().manual_seed(derive_seed(c.campaign.seed, "edge-popup-control"))
-        masks = random_masks_like(run.start.masks, gen)
-        control = Ticket(run.start.theta0, masks, run.start.init_scheme, run.start.init_std)
-        val_acc, test_acc = evaluate_ticket(run.arch, control, run.resolved.splits)
-        return {
-            "random_frozen": {"test_acc": test_acc, "val_acc": val_acc},
-            "start": {"val_acc": float(stopping.first[0][0])},
-        }
-
-
-ONE_RUN_METHODS: tuple[OneRunMethod, ...] = (Dense(), RandomMask(), GMP(), RigL(), EdgePopup(), BNOnly(), OutputOnly())
-"""The one-run methods, in the order the README lists them."""
-
-
-__all__ = [
-    "GMP",
-    "ONE_RUN_METHODS",
-    "BNOnly",
-    "Dense",
-    "DropAndGrow",
-    "EdgePopup",
-    "GradualPruning",
-    "OneRun",
-    "OneRunMethod",
-    "OutputOnly",
-    "RandomMask",
-    "RigL",
-    "cubic_density",
-    "drop_and_grow",
-    "keep_largest",
-    "rigl_fraction",
-]
+__all__ = ["BNOnly", "Dense", "OneRun", "OneRunMethod", "OutputOnly", "RandomMask"]

@@ -11,17 +11,12 @@ to the algorithm), so they can be registered in any ``deap.base.Toolbox``:
 They are layer-aware (every layer varied on its own) and never edit a tensor
 in place: a clone shares its parent's tensors, and operators replace them.
 
-Registries (name -> function), looked up by configuration and parametrised
-over by the tests:
-
-* :data:`INITS`, :data:`MUTATIONS`, :data:`CROSSOVERS`;
-* :data:`MUTATION_DEFAULTS`, :data:`CROSSOVER_DEFAULTS`: each operator's
-  default keyword hyper-parameters;
-* :data:`DENSITY_PRESERVING`: operators that keep every layer's kept count;
-* :data:`ARG_CHECKS`: the hyper-parameters' valid ranges;
-* :data:`LEARNED_NEEDED`: what the informed operators need an evaluation to return
-  (fine-tuned magnitudes, dense-gradient candidates; :mod:`.informed`);
-* :data:`SURVIVORS`: survivor schemes (:mod:`.selection`).
+One registry (:mod:`.registry`): :data:`OPERATORS` maps each name to an :class:`Operator` entry holding
+its function, kind, default hyper-parameters, their valid ranges, whether it keeps every layer's kept
+count and what it needs an evaluation to return; :func:`register_operator` adds one. :data:`INITS`,
+:data:`MUTATIONS` and :data:`CROSSOVERS` are live views of it by kind (name -> function), looked up by
+configuration and parametrised over by the tests. :data:`SURVIVORS` holds the survivor schemes
+(:mod:`.selection`), each with its parent selection.
 
 Sources: Frankle & Carbin 2019 (arXiv:1803.03635) for tickets; Such et al.
 2017 (arXiv:1712.06567) for Gaussian weight mutation; Zhou et al. 2019
@@ -35,15 +30,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from deap import tools
+
 from evoticket.operators.crossover import cxInitBlend, cxLayerSwap, cxMaskUniform
 from evoticket.operators.informed import (
     GROWTH,
-    LEARNED_NEEDED,
     PRUNING,
     mutMagnitudeSwap,
     mutMaskGrow,
     mutMaskPrune,
     mutMaskResize,
+    needs_traits,
 )
 from evoticket.operators.init import initTicket, kept_count
 from evoticket.operators.mutation import (
@@ -54,110 +51,112 @@ from evoticket.operators.mutation import (
     mutMaskSwap,
     mutSignFlip,
 )
+from evoticket.operators.registry import (
+    CROSSOVERS,
+    INITS,
+    KINDS,
+    MUTATIONS,
+    OPERATORS,
+    SURVIVORS,
+    Operator,
+    SurvivorScheme,
+    register_operator,
+    traits_needed,
+)
 from evoticket.operators.selection import selCrowdedTournament, selElitistTournament, selNSGA2
 
-INITS: dict[str, Callable[..., Any]] = {"initTicket": initTicket}
-"""Initialiser name -> function ``(container, arch, density, *, rng, ...)``."""
 
-MUTATIONS: dict[str, Callable[..., Any]] = {
-    "mutMaskSwap": mutMaskSwap,
-    "mutMaskFlip": mutMaskFlip,
-    "mutMagnitudeSwap": mutMagnitudeSwap,
-    "mutLayerDensity": mutLayerDensity,
-    "mutMaskGrow": mutMaskGrow,
-    "mutMaskPrune": mutMaskPrune,
-    "mutMaskResize": mutMaskResize,
-    "mutInitGaussian": mutInitGaussian,
-    "mutInitReseed": mutInitReseed,
-    "mutSignFlip": mutSignFlip,
-}
-"""Mutation name -> function ``(individual, **hyper, rng) -> (individual,)``."""
+def _number(holds: Callable[[float], bool], valid: str) -> tuple[Callable[[Any], bool], str]:
+    return (lambda v: isinstance(v, int | float) and not isinstance(v, bool) and holds(v)), valid
 
-CROSSOVERS: dict[str, Callable[..., Any]] = {
-    "cxMaskUniform": cxMaskUniform,
-    "cxLayerSwap": cxLayerSwap,
-    "cxInitBlend": cxInitBlend,
-}
-"""Crossover name -> function ``(ind1, ind2, **hyper, rng) -> (ind1, ind2)``."""
 
-MUTATION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "mutMaskSwap": {"indpb": 0.05},
-    "mutMaskFlip": {"indpb": 0.002},
-    "mutMagnitudeSwap": {"fraction": 0.1, "grow": "gradient"},
-    "mutLayerDensity": {"fraction": 0.05},
-    "mutMaskGrow": {"fraction": 0.2, "grow": "gradient", "high": 1.0},
-    "mutMaskPrune": {"fraction": 0.2, "by": "magnitude", "low": 0.0},
-    "mutMaskResize": {"fraction": 0.2, "grow": "gradient", "by": "magnitude", "low": 0.0, "high": 1.0},
-    "mutInitGaussian": {"indpb": 0.05, "sigma": 0.5},
-    "mutInitReseed": {"indpb": 0.02},
-    "mutSignFlip": {"indpb": 0.02},
-}
-"""Mutation name -> its default keyword hyper-parameters (``indpb`` in [0, 1];
-``sigma`` > 0, in units of the layer's initial scale; ``fraction`` in (0, 1]; ``grow``
-``"random"`` or ``"gradient"``; ``by`` ``"magnitude"`` or ``"random"``; ``low`` in [0, 1) and ``high`` in (0, 1],
-bounds of the total density)."""
+_INDPB = _number(lambda v: 0 <= v <= 1, "must be in [0, 1]")
+_FRACTION = _number(lambda v: 0 < v <= 1, "must be in (0, 1]")
+_GROW = (lambda v: v in GROWTH, "must be one of " + ", ".join(map(repr, GROWTH)))
+_BY = (lambda v: v in PRUNING, "must be one of " + ", ".join(map(repr, PRUNING)))
+_LOW = _number(lambda v: 0 <= v < 1, "must be in [0, 1)")
+_HIGH = _number(lambda v: 0 < v <= 1, "must be in (0, 1]")
 
-CROSSOVER_DEFAULTS: dict[str, dict[str, Any]] = {
-    "cxMaskUniform": {},
-    "cxLayerSwap": {"indpb": 0.5},
-    "cxInitBlend": {"alpha": 0.5},
-}
-"""Crossover name -> its default keyword hyper-parameters (``indpb`` in [0, 1];
-``alpha`` >= 0)."""
-
-DENSITY_PRESERVING: frozenset[str] = frozenset(
-    {
-        "mutMaskSwap",
+for _op in (
+    Operator("initTicket", initTicket, "init"),
+    Operator("mutMaskSwap", mutMaskSwap, "mutation", {"indpb": 0.05}, {"indpb": _INDPB}, density_preserving=True),
+    Operator("mutMaskFlip", mutMaskFlip, "mutation", {"indpb": 0.002}, {"indpb": _INDPB}),
+    Operator(
         "mutMagnitudeSwap",
+        mutMagnitudeSwap,
+        "mutation",
+        {"fraction": 0.1, "grow": "gradient"},
+        {"fraction": _FRACTION, "grow": _GROW},
+        density_preserving=True,
+        needs=lambda kw: "gradients" if kw.get("grow") == "gradient" else "magnitudes",
+    ),
+    Operator("mutLayerDensity", mutLayerDensity, "mutation", {"fraction": 0.05}, {"fraction": _FRACTION}),
+    Operator(
+        "mutMaskGrow",
+        mutMaskGrow,
+        "mutation",
+        {"fraction": 0.2, "grow": "gradient", "high": 1.0},
+        {"fraction": _FRACTION, "grow": _GROW, "high": _HIGH},
+        needs=lambda kw: needs_traits(kw, grows=True, prunes=False),
+    ),
+    Operator(
+        "mutMaskPrune",
+        mutMaskPrune,
+        "mutation",
+        {"fraction": 0.2, "by": "magnitude", "low": 0.0},
+        {"fraction": _FRACTION, "by": _BY, "low": _LOW},
+        needs=lambda kw: needs_traits(kw, grows=False, prunes=True),
+    ),
+    Operator(
+        "mutMaskResize",
+        mutMaskResize,
+        "mutation",
+        {"fraction": 0.2, "grow": "gradient", "by": "magnitude", "low": 0.0, "high": 1.0},
+        {"fraction": _FRACTION, "grow": _GROW, "by": _BY, "low": _LOW, "high": _HIGH},
+        needs=lambda kw: needs_traits(kw, grows=True, prunes=True),
+    ),
+    Operator(
         "mutInitGaussian",
-        "mutInitReseed",
-        "mutSignFlip",
-        "cxMaskUniform",
+        mutInitGaussian,
+        "mutation",
+        {"indpb": 0.05, "sigma": 0.5},
+        {"indpb": _INDPB, "sigma": _number(lambda v: v > 0, "must be > 0")},
+        density_preserving=True,
+    ),
+    Operator("mutInitReseed", mutInitReseed, "mutation", {"indpb": 0.02}, {"indpb": _INDPB}, density_preserving=True),
+    Operator("mutSignFlip", mutSignFlip, "mutation", {"indpb": 0.02}, {"indpb": _INDPB}, density_preserving=True),
+    Operator("cxMaskUniform", cxMaskUniform, "crossover", density_preserving=True),
+    # cxLayerSwap keeps the pair's counts, but a child's own only when the parents share their densities
+    Operator("cxLayerSwap", cxLayerSwap, "crossover", {"indpb": 0.5}, {"indpb": _INDPB}),
+    Operator(
         "cxInitBlend",
+        cxInitBlend,
+        "crossover",
+        {"alpha": 0.5},
+        {"alpha": _number(lambda v: v >= 0, "must be >= 0")},
+        density_preserving=True,
+    ),
+):
+    register_operator(_op)
+
+SURVIVORS.update(
+    {
+        "selElitistTournament": SurvivorScheme("selElitistTournament", selElitistTournament, tools.selTournament),
+        "selNSGA2": SurvivorScheme("selNSGA2", selNSGA2, selCrowdedTournament, multi_objective=True),
     }
 )
-"""Operators after which every individual keeps each layer's exact kept count.
-
-``cxLayerSwap`` is left out: it keeps the pair's counts, but a child's own only
-when the parents share their densities; ``mutLayerDensity`` keeps only the total."""
-
-
-def _number(check: Callable[[float], bool]) -> Callable[[Any], bool]:
-    return lambda v: isinstance(v, int | float) and not isinstance(v, bool) and check(v)
-
-
-ARG_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
-    "indpb": (_number(lambda v: 0 <= v <= 1), "must be in [0, 1]"),
-    "sigma": (_number(lambda v: v > 0), "must be > 0"),
-    "alpha": (_number(lambda v: v >= 0), "must be >= 0"),
-    "fraction": (_number(lambda v: 0 < v <= 1), "must be in (0, 1]"),
-    "grow": (lambda v: v in GROWTH, "must be one of " + ", ".join(map(repr, GROWTH))),
-    "by": (lambda v: v in PRUNING, "must be one of " + ", ".join(map(repr, PRUNING))),
-    "low": (_number(lambda v: 0 <= v < 1), "must be in [0, 1)"),
-    "high": (_number(lambda v: 0 < v <= 1), "must be in (0, 1]"),
-}
-"""Hyper-parameter name -> (range check, what would be valid), as the operators check them."""
-
-SURVIVORS: dict[str, Callable[..., Any]] = {"selElitistTournament": selElitistTournament, "selNSGA2": selNSGA2}
-"""Survivor scheme name -> function ``(individuals, k, *, elitism, tournsize) -> survivors``."""
-
-PARENT_SELECTION: dict[str, Callable[..., Any]] = {"selNSGA2": selCrowdedTournament}
-"""Survivor scheme name -> its own parent selection ``(individuals, k, *, tournsize)``; any other scheme's parents
-are drawn by ``deap.tools.selTournament``."""
 
 __all__ = [
-    "ARG_CHECKS",
     "CROSSOVERS",
-    "CROSSOVER_DEFAULTS",
-    "DENSITY_PRESERVING",
     "GROWTH",
     "INITS",
-    "LEARNED_NEEDED",
+    "KINDS",
     "MUTATIONS",
-    "MUTATION_DEFAULTS",
-    "PARENT_SELECTION",
+    "OPERATORS",
     "PRUNING",
     "SURVIVORS",
+    "Operator",
+    "SurvivorScheme",
     "cxInitBlend",
     "cxLayerSwap",
     "cxMaskUniform",
@@ -173,7 +172,9 @@ __all__ = [
     "mutMaskResize",
     "mutMaskSwap",
     "mutSignFlip",
+    "register_operator",
     "selCrowdedTournament",
     "selElitistTournament",
     "selNSGA2",
+    "traits_needed",
 ]

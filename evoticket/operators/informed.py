@@ -9,7 +9,7 @@ was largest, as RigL does (Evci et al. 2020, arXiv:1911.11134).
 
 The operator keeps DEAP's contract (in place, tensors replaced, fitness left alone, ``(individual,)``
 returned; randomness only from the keyword ``rng``). An evaluator returns the traits when an operator
-of the run needs them (:data:`LEARNED_NEEDED`).
+of the run needs them (each operator's registry entry says what it needs: :data:`evoticket.operators.OPERATORS`).
 """
 
 from __future__ import annotations
@@ -261,19 +261,11 @@ def _grow(
     return chosen
 
 
-def _needs(kwargs: dict, *, grows: bool, prunes: bool) -> str:
+def needs_traits(kwargs: dict, *, grows: bool, prunes: bool) -> str:
+    """What an informed operator needs an evaluation to return with ``kwargs``: ``"gradients"`` when it grows by
+    the dense gradient, ``"magnitudes"`` when it prunes by fine-tuned magnitude, else ``"none"``."""
     if grows and kwargs.get("grow", "gradient") == "gradient":
         return "gradients"
     if prunes and kwargs.get("by", "magnitude") == "magnitude":
         return "magnitudes"
     return "none"
-
-
-LEARNED_NEEDED = {
-    "mutMagnitudeSwap": lambda kwargs: "gradients" if kwargs.get("grow") == "gradient" else "magnitudes",
-    "mutMaskGrow": lambda kwargs: _needs(kwargs, grows=True, prunes=False),
-    "mutMaskPrune": lambda kwargs: _needs(kwargs, grows=False, prunes=True),
-    "mutMaskResize": lambda kwargs: _needs(kwargs, grows=True, prunes=True),
-}
-"""Operator name -> ``kwargs -> what it needs an evaluation to return`` (a kind of
-:data:`evoticket.genome.LEARNED_KINDS`)."""

@@ -18,7 +18,7 @@ draws a 62-bit seed from the run's operator generator, runs the operator on a fr
 
 Every operator calls :func:`evoticket.genome.note_variation`, which sets ``recipe = None``: a
 variation that is not seeded (an unwrapped operator, ``ga.seeded = false``) or that depends on more than
-its seed (the informed operators read fine-tuned traits, :data:`evoticket.operators.LEARNED_NEEDED`)
+its seed (the informed operators read fine-tuned traits, :meth:`evoticket.operators.Operator.needed`)
 leaves the ticket without a recipe. The evolution loop writes each new individual's tree into its
 record (``recipe`` in ``individuals.jsonl``) and then resets it to ``{"uid": u}``.
 

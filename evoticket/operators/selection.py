@@ -1,9 +1,10 @@
 """Survivor selection: which of parents + offspring form the next population.
 
-DEAP's ``eaMuPlusLambda`` leaves survival to the toolbox; evoticket registers its survivor scheme
-as ``toolbox.survive(individuals, k)``, so a new scheme (NSGA-II, :func:`selNSGA2`) is a
-toolbox entry, not a branch in the loop; its parent selection (``toolbox.select``) is the scheme's own
-(:data:`evoticket.operators.PARENT_SELECTION`). Randomness: Python's ``random``, as DEAP's selections.
+DEAP's ``eaMuPlusLambda`` and ``eaMuCommaLambda`` leave survival to ``toolbox.select(individuals, mu)``;
+evoticket registers its survivor scheme there (``ga.survival``), so a new scheme (NSGA-II, :func:`selNSGA2`)
+is a toolbox entry, not a branch in the loop. Parents come from ``toolbox.select_parents``, the scheme's own
+(:data:`evoticket.operators.SURVIVORS`), as in DEAP's NSGA-II example. Randomness: Python's ``random``, as
+DEAP's selections.
 """
 
 from __future__ import annotations

@@ -2,8 +2,10 @@
 
 :func:`plot_run` writes every figure that applies to a run as PNG and PDF into its plot folder:
 ``fitness``, ``lineage``, ``lineage_fitness``, ``operators``, ``density``, ``diversity`` (from the
-records) and ``masks`` (from ``best_ticket.pt``); for an IMP run ``imp_rounds`` instead of the population figures
-(:data:`GA_ONLY`); for a multi-objective run ``pareto`` (with an IMP run's rounds overlaid when one is given). A figure whose inputs are absent (a campaign still
+records) and ``masks`` (from ``best_ticket.pt``); the population figures (:data:`POPULATION_FIGURES`) only for a
+run whose records hold a population (:func:`evoticket.plots.common.has_population`); ``imp_rounds`` for a run
+whose records hold rounds with their own random control; for a multi-objective run ``pareto`` (with an IMP run's
+rounds overlaid when one is given). A figure whose inputs are absent (a campaign still
 running: no summary, no best ticket yet) is skipped or drawn without them.
 """
 
@@ -35,11 +37,9 @@ FIGURES = {
 }
 """Figure name -> drawing function ``(run_dir) -> Figure | None``, after ``fitness``."""
 
-GA_ONLY = frozenset({"lineage", "lineage_fitness", "operators", "diversity"})
-"""Figures of a genetic algorithm's population, skipped for another method (an IMP run has one line of rounds)."""
-
-POPULATION_METHODS = frozenset({"ga", "supermask_ga"})
-"""Methods whose runs hold a population per generation (the :data:`GA_ONLY` figures apply)."""
+POPULATION_FIGURES = frozenset({"lineage", "lineage_fitness", "operators", "diversity"})
+"""Figures of a population, skipped for a method whose records hold one network per row (IMP's rounds, a one-run
+method's run)."""
 
 
 def plot_run(
@@ -69,9 +69,9 @@ def plot_run(
     """
     run_dir = common.require_run(run_dir)
     written = common.save_all(draw_fitness(run_dir, x_axis=x_axis), out_dir, "fitness", formats)
-    ga = common.run_method(run_dir) in POPULATION_METHODS
+    population = common.has_population(run_dir)
     for name, draw in FIGURES.items():
-        if name in GA_ONLY and not ga:
+        if name in POPULATION_FIGURES and not population:
             continue
         fig = draw_pareto(run_dir, imp_run) if name == "pareto" else draw(run_dir)
         if fig is not None:
@@ -87,8 +87,7 @@ def plot_run(
 
 __all__ = [
     "FIGURES",
-    "GA_ONLY",
-    "POPULATION_METHODS",
+    "POPULATION_FIGURES",
     "X_AXES",
     "ancestors",
     "draw_density",

@@ -7,6 +7,7 @@ as an uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -85,44 +86,63 @@ def read_individuals(run_dir: Path) -> list[dict[str, Any]]:
     return records.read_individuals(run_dir) if paths.individuals_jsonl(run_dir).is_file() else []
 
 
-ONE_RUN_TITLES: dict[str, Any] = {
-    "dense": lambda c: f"dense training, {c['train']['steps']} steps",
-    "random": lambda c: f"random mask, {c['train']['steps']} steps",
-    "gmp": lambda c: (
-        f"gradual magnitude pruning from {c['gmp']['start']:g} to {c['gmp']['end']:g} of {c['train']['steps']} steps"
-    ),
-    "rigl": lambda c: (
-        f"{'RigL' if c['rigl']['grow'] == 'gradient' else 'SET'}, update every "
-        f"{c['rigl']['delta_t']} steps, {c['train']['steps']} steps"
-    ),
-    "edge_popup": lambda c: f"edge-popup (frozen {c['model']['init']} weights), {c['train']['steps']} steps",
-    "bn_only": lambda c: f"BatchNorm parameters only, {c['train']['steps']} steps",
-    "output_only": lambda c: f"output layer only, {c['train']['steps']} steps",
-}
-"""Method -> the second line's tail of a one-run method's figure titles, from its configuration."""
+def read_report(run_dir: Path) -> dict[str, Any] | None:
+    """What the run's method calls things (:meth:`evoticket.methods.Method.report`): from ``summary.json`` when the
+    run finished, else ``method.json`` (written when the run was created); ``None`` for a run of an earlier evoticket."""
+    summary = read_summary(run_dir)
+    if summary is not None and summary.get("report"):
+        return summary["report"]
+    path = paths.method_report(run_dir)
+    if path.is_file():
+        return json.loads(path.read_text(encoding="utf-8"))
+    return None
 
 
 def run_title(run_dir: Path, what: str) -> str:
-    """A figure title: ``what`` then the run's name and its data set, model, density and fine-tuning (IMP: rounds)."""
+    """A figure title: ``what`` then the run's name, and its data set, model, density and method in the method's own
+    words (:func:`read_report`)."""
     title = f"{what}: {Path(run_dir).name}"
     c = read_config(run_dir)
     if c is not None:
+        report = read_report(run_dir) or {}
         try:
             span = c["ticket"].get("density_range") or []
-            density = f"densities {span[0]:g}-{span[1]:g}" if span else f"density {c['ticket']['density']}"
-            title += f"\n{c['data']['name']}, {c['model']['name']}, {density}, "
-            method = c.get("method", "ga")
-            if method == "imp":
-                title += f"IMP: prune {c['imp']['rate']:g} per round, {c['imp']['steps']} steps per round"
-            elif method in ONE_RUN_TITLES:
-                title += ONE_RUN_TITLES[method](c)
-            elif method == "supermask_ga":
-                title += "supermask search (no gradient)"
+            if span:
+                density = f"densities {span[0]:g}-{span[1]:g}"
             else:
-                title += f"{c['finetune']['mode']} fine-tuning, {c['finetune']['steps']} steps"
+                density = report.get("density") or f"density {c['ticket']['density']}"
+            subtitle = report.get("subtitle") or str(c.get("method", "ga"))
+            title += f"\n{c['data']['name']}, {c['model']['name']}, {density}, {subtitle}"
         except KeyError:
             title = title.split("\n")[0]
     return title
+
+
+def has_population(run_dir: Path) -> bool:
+    """Whether the run's records hold a population per generation (the lineage, operators and diversity figures
+    apply): the method's report says so; for a run without one, whether any generation evaluated several individuals."""
+    report = read_report(run_dir)
+    if report is not None and "population" in report:
+        return bool(report["population"])
+    return any(int(r.get("nevals") or 0) > 1 for r in records.read_generations(run_dir))
+
+
+def units(run_dir: Path) -> tuple[str, str]:
+    """What one row of the run's ``generations.csv`` is, singular and plural (``generation``, ``round``, ``run``).
+
+    From the method's report; for a run written before reports existed, from its records: rows that each hold one
+    trained network with its own training curve are a one-run method's run, rows that each hold a trained network's
+    test accuracy without one are rounds (IMP's), anything else generations.
+    """
+    report = read_report(run_dir)
+    if report is not None and "unit" in report:
+        return report["unit"], report.get("units", report["unit"] + "s")
+    recs = read_individuals(run_dir)
+    if recs and any("curve" in r for r in recs):
+        return "run", "runs"
+    if recs and all("test_acc" in r for r in recs):
+        return "round", "rounds"
+    return "generation", "generations"
 
 
 def fitness(record: dict[str, Any]) -> float:
@@ -158,13 +178,16 @@ def save_all(fig: Any, plot_dir: Path, name: str, formats: tuple[str, ...] = FOR
 def run_method(run_dir: Path) -> str:
     """The method that found the run's tickets: ``"ga"``, ``"imp"``, ...
 
-    From ``summary.json`` (a finished run), else ``config.toml``'s ``method``, else ``"imp"`` when the
-    individual records carry ``test_acc`` (only IMP's rounds do) and ``"ga"`` otherwise.
+    From ``summary.json`` (a finished run), else the method's report (``method.json``), else ``config.toml``'s
+    ``method``, else ``"ga"`` (the default).
     """
     summary = read_summary(run_dir)
     if summary is not None and summary.get("method"):
         return str(summary["method"])
+    report = read_report(run_dir)
+    if report is not None and report.get("method"):
+        return str(report["method"])
     config = read_config(run_dir)
     if config is not None and config.get("method"):
         return str(config["method"])
-    return "imp" if any("test_acc" in r for r in read_individuals(run_dir)) else "ga"
+    return "ga"

@@ -68,7 +68,8 @@ def _percent(density: float) -> str:
 
 
 def draw_imp_rounds(run_dir: Path) -> Any:
-    """The IMP figure of a run (a matplotlib Figure), or ``None`` for another method or without rounds.
+    """The IMP figure of a run (a matplotlib Figure), or ``None`` for a run whose unit is not the round or without
+    rounds.
 
     Args:
         run_dir: a run directory; its ``individuals.jsonl`` holds one record per IMP round, its
@@ -78,7 +79,7 @@ def draw_imp_rounds(run_dir: Path) -> Any:
         EvoticketError: if ``run_dir`` is not a run directory.
     """
     run_dir = common.require_run(run_dir)
-    if common.run_method(run_dir) != "imp":
+    if common.units(run_dir)[0] != "round":
         return None
     rows = [r for r in imp_rounds(common.read_individuals(run_dir)) if r["test_acc"] is not None]
     if not rows:

@@ -7,6 +7,10 @@ and long-format, and lineage lives in them (uid and parents), not in deep copies
 
 from __future__ import annotations
 
+SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
+"""The compute meter's three counts (:mod:`evoticket.training.meter`), as every record, generation row and summary
+names them: optimizer steps, training FLOPs, evaluation FLOPs."""
+
 INDIVIDUAL_FIELDS = (
     "uid",
     "generation",

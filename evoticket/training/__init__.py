@@ -1,42 +1,46 @@
 """The one batched training engine of every method, and its compute meter.
 
-:func:`train` runs P stacked networks through one loop with step callbacks
-(:mod:`.callbacks`) and a trainable scope (:mod:`.scopes`); :mod:`.meter` counts what it spends;
-:mod:`.memory` sizes population chunks; :mod:`.optimizer` holds :class:`MaskedOptimizer`.
+Cut by concept:
+
+* :mod:`.state`: :class:`TrainState`, what the loop and its callbacks share, and how a stretch of steps runs;
+* :mod:`.loop`: :func:`train`, the one loop;
+* :mod:`.callbacks`: step callbacks (evaluate, early stopping, save weights, mask updates);
+* :mod:`.gradients`: autograd's gradient and edge-popup's straight-through scores;
+* :mod:`.population`: the GA's fine-tuning of a population in memory-sized blocks (:func:`finetune_tickets`);
+* :mod:`.full`: full training with early stopping (:func:`train_early_stopping`);
+* :mod:`.results`: one result type per batch (:class:`BatchResult`) and one per ticket (:class:`TicketResult`);
+* :mod:`.scopes` (what trains), :mod:`.optimizer` (:class:`MaskedOptimizer`), :mod:`.meter` (what it costs),
+  :mod:`.memory` (how many fit), :mod:`.batches` (the minibatch sequence), :mod:`.evaluate` (accuracy and loss).
 """
 
 from __future__ import annotations
 
 from evoticket.training.batches import STAGE_BYTES, minibatch_indices, minibatches
 from evoticket.training.callbacks import EARLY_STOPPING, Callback, EarlyStopping, Evaluate, MaskUpdate, SaveWeights
-from evoticket.training.engine import (
-    AutogradGradient,
-    BatchResult,
-    ScoreGradient,
-    TrainResult,
-    TrainState,
-    dense_gradient,
-    effective_params,
-    finetune_stacked,
-    finetune_tickets,
-    topk_masks,
-    train,
-    train_early_stopping,
-    train_flops_per_example,
-    train_steps,
-)
 from evoticket.training.evaluate import EVAL_BATCH, evaluate_params, evaluate_ticket, nonfinite
+from evoticket.training.full import train_early_stopping
+from evoticket.training.gradients import AutogradGradient, ScoreGradient, topk_masks
+from evoticket.training.loop import train
 from evoticket.training.memory import POPULATION_BLOCK, bytes_per_individual, chunk_size, population_chunk
-from evoticket.training.meter import SPENT_KEYS, Meter, backward_flops, forward_flops, kept_counts, output_positions
+from evoticket.training.meter import (
+    Meter,
+    backward_flops,
+    forward_flops,
+    kept_counts,
+    output_positions,
+    train_flops_per_example,
+)
 from evoticket.training.optimizer import MaskedOptimizer, make_optimizer
+from evoticket.training.population import finetune_stacked, finetune_tickets, learned_traits, population_block
+from evoticket.training.results import BatchResult, TicketResult
 from evoticket.training.scopes import SCOPES, Scope, get_scope
+from evoticket.training.state import TrainState, effective_params
 
 __all__ = [
     "EARLY_STOPPING",
     "EVAL_BATCH",
     "POPULATION_BLOCK",
     "SCOPES",
-    "SPENT_KEYS",
     "STAGE_BYTES",
     "AutogradGradient",
     "BatchResult",
@@ -49,12 +53,11 @@ __all__ = [
     "SaveWeights",
     "Scope",
     "ScoreGradient",
-    "TrainResult",
+    "TicketResult",
     "TrainState",
     "backward_flops",
     "bytes_per_individual",
     "chunk_size",
-    "dense_gradient",
     "effective_params",
     "evaluate_params",
     "evaluate_ticket",
@@ -63,15 +66,16 @@ __all__ = [
     "forward_flops",
     "get_scope",
     "kept_counts",
+    "learned_traits",
     "make_optimizer",
     "minibatch_indices",
     "minibatches",
     "nonfinite",
     "output_positions",
+    "population_block",
     "population_chunk",
     "topk_masks",
     "train",
     "train_early_stopping",
     "train_flops_per_example",
-    "train_steps",
 ]

@@ -1,7 +1,7 @@
 """Step callbacks of the training engine: what happens between optimizer steps.
 
 The engine's loop is closed (as OpenLTH's): behaviour is added by callbacks, each due at some
-steps. A callback is called with the :class:`evoticket.training.engine.TrainState` after the
+steps. A callback is called with the :class:`evoticket.training.state.TrainState` after the
 steps before it have run (step 0: before any training). Due steps:
 
 * ``every = k``: steps 0, k, 2k, ... and the last step;
@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
 
 import torch
 
-if TYPE_CHECKING:
-    from evoticket.training.engine import TrainState
+from evoticket.training.state import TrainState
 
 
 class Callback:

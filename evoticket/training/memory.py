@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from evoticket.config import FinetuneConfig
+from evoticket.config import OptimizerConfig
 from evoticket.models import Architecture
 from evoticket.training.evaluate import EVAL_BATCH
 
@@ -17,7 +17,7 @@ On the CPU a larger population runs in blocks of this size, whose activations st
 blocks of 64). Blocks share the minibatch sequence, so results do not change."""
 
 
-def bytes_per_individual(arch: Architecture, cfg: FinetuneConfig, n_val: int, density: float = 1.0) -> int:
+def bytes_per_individual(arch: Architecture, cfg: OptimizerConfig, n_val: int, density: float = 1.0) -> int:
     """Estimated peak memory one individual adds to a batched fine-tuning (bytes).
 
     Counts, per parameter, the stacked theta0 and mask, the effective weights,
@@ -29,7 +29,7 @@ def bytes_per_individual(arch: Architecture, cfg: FinetuneConfig, n_val: int, de
 
     Args:
         arch: the architecture.
-        cfg: uses ``batch_size``.
+        cfg: the optimizer's settings (uses ``batch_size``).
         n_val: validation examples (the evaluation chunk is ``min(n_val, EVAL_BATCH)``).
         density: fraction of prunable weights kept, in [0, 1]; 1 gives an upper bound.
     """
@@ -57,27 +57,39 @@ def _activation_units(arch: Architecture) -> int:
     return units
 
 
-def chunk_size(arch: Architecture, cfg: FinetuneConfig, n_val: int, density: float = 1.0) -> int:
-    """Largest population chunk whose estimated memory fits ``cfg.max_memory_mb`` (>= 1).
+def chunk_size(
+    arch: Architecture, cfg: OptimizerConfig, n_val: int, density: float = 1.0, *, max_memory_mb: float = 2048.0
+) -> int:
+    """Largest population chunk whose estimated memory fits ``max_memory_mb`` (``campaign.max_memory_mb``; >= 1).
 
     Args:
         arch, cfg, n_val, density: as for :func:`bytes_per_individual`.
+        max_memory_mb: the memory budget of one batched training (MiB), > 0.
     """
-    budget = cfg.max_memory_mb * 2**20
+    budget = max_memory_mb * 2**20
     return max(1, int(budget // bytes_per_individual(arch, cfg, n_val, density)))
 
 
 def population_chunk(
-    arch: Architecture, cfg: FinetuneConfig, n_val: int, density: float = 1.0, device: str | torch.device = "cpu"
+    arch: Architecture,
+    cfg: OptimizerConfig,
+    n_val: int,
+    density: float = 1.0,
+    device: str | torch.device = "cpu",
+    *,
+    max_memory_mb: float = 2048.0,
+    block: int = 0,
 ) -> int:
     """Individuals :func:`finetune_tickets` fine-tunes together on ``device`` (>= 1).
 
-    The smaller of :func:`chunk_size` (the memory budget) and the device's
-    :data:`POPULATION_BLOCK`.
+    The smaller of :func:`chunk_size` (the memory budget) and the block: ``block`` when given
+    (``campaign.population_block``), else the device's :data:`POPULATION_BLOCK`.
 
     Args:
         arch, cfg, n_val, density: as for :func:`bytes_per_individual`.
         device: where the work runs.
+        max_memory_mb: the memory budget (MiB), > 0.
+        block: most individuals per batched computation; 0: the device's default.
     """
-    block = POPULATION_BLOCK.get(torch.device(device).type, 2**62)
-    return min(chunk_size(arch, cfg, n_val, density), block)
+    block = block or POPULATION_BLOCK.get(torch.device(device).type, 2**62)
+    return min(chunk_size(arch, cfg, n_val, density, max_memory_mb=max_memory_mb), block)

@@ -34,9 +34,8 @@ from dataclasses import dataclass, field
 import torch
 
 from evoticket.models import Architecture
-
-SPENT_KEYS = ("train_steps", "train_flops", "eval_flops")
-"""The meter's three counts, as every record, generation row and summary names them."""
+from evoticket.records import SPENT_KEYS
+from evoticket.training.scopes import Scope, get_scope
 
 
 def output_positions(arch: Architecture) -> dict[str, int]:
@@ -168,3 +167,25 @@ class Meter:
     def totals(self) -> dict[str, int]:
         """Sums over the population: ``{"train_steps", "train_flops", "eval_flops"}``."""
         return {f: int(getattr(self, f).sum()) for f in SPENT_KEYS}
+
+
+def train_flops_per_example(
+    arch: Architecture, kept: Mapping[str, torch.Tensor | int], scope: str | Scope = "kept"
+) -> torch.Tensor:
+    """FLOPs of one training example (forward and backward pass) in the training loop, as the meter counts them.
+
+    Args:
+        arch: the architecture.
+        kept: weight name -> kept weights, ``(P,)`` or an int (every prunable layer).
+        scope: the trainable scope; ``scores`` (edge-popup) computes every weight's gradient.
+
+    Returns:
+        ``(P,)`` int64 FLOPs (a 0-d tensor for int counts); a step of batch B costs B times this.
+    """
+    scope = get_scope(scope, arch)
+    if scope.scores:
+        weights = frozenset(arch.weight_names)
+        back = backward_flops(arch, kept, weights, dense_weight_grads=weights)
+    else:
+        back = backward_flops(arch, kept, scope.trainable(arch))
+    return forward_flops(arch, kept) + back

@@ -6,24 +6,24 @@ from collections.abc import Sequence
 
 import torch
 
-from evoticket.config import FinetuneConfig
+from evoticket.config import OptimizerConfig
 
 
-def make_optimizer(params: Sequence[torch.Tensor], cfg: FinetuneConfig) -> torch.optim.Optimizer:
-    """The optimizer of ``finetune.optimizer`` over dense stacked parameters.
+def make_optimizer(params: Sequence[torch.Tensor], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """The optimizer of ``optimizer.optimizer`` over dense stacked parameters.
 
     Uses the multi-tensor (``foreach``) implementation: one update over all
-    stacked tensors per step. :func:`finetune_stacked` uses the faster
-    :class:`MaskedOptimizer` instead; this one remains for callers that want a
-    plain ``torch.optim`` optimizer (:func:`train_steps` accepts both).
+    stacked tensors per step. The training loop uses the faster
+    :class:`MaskedOptimizer` for weights; this one serves edge-popup's scores and
+    callers that want a plain ``torch.optim`` optimizer.
     """
     if cfg.optimizer == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
 
 
-def _packed_optimizer(params: list[torch.Tensor], cfg: FinetuneConfig) -> torch.optim.Optimizer:
-    """``finetune.optimizer`` over packed vectors: the fused kernel where this torch has one, else ``foreach``."""
+def _packed_optimizer(params: list[torch.Tensor], cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """``optimizer.optimizer`` over packed vectors: the fused kernel where this torch has one, else ``foreach``."""
     if cfg.optimizer == "adam":
         kind, kwargs = torch.optim.Adam, {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     else:
@@ -35,7 +35,7 @@ def _packed_optimizer(params: list[torch.Tensor], cfg: FinetuneConfig) -> torch.
 
 
 class MaskedOptimizer:
-    """``finetune.optimizer`` (Adam or SGD) over the kept weights of stacked tickets only.
+    """``optimizer.optimizer`` (Adam or SGD) over the kept weights of stacked tickets only.
 
     A pruned weight has zero gradient, so its momentum, Adam moments and
     (coupled) weight decay stay zero and it never moves: updating the kept
@@ -63,7 +63,7 @@ class MaskedOptimizer:
         ValueError: if a parameter is not contiguous.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], cfg: FinetuneConfig) -> None:
+    def __init__(self, params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], cfg: OptimizerConfig) -> None:
         self.dense: dict[str, torch.Tensor] = {}
         self.packed: dict[str, torch.Tensor] = {}
         self.index: dict[str, torch.Tensor] = {}

@@ -94,9 +94,22 @@ def test_campaign_writes_every_promised_file(fast_config, tmp_path):
         c = summary["controls"][key]
         assert len(c["test_acc"]) == 2 and 0 <= c["test_acc_mean"] <= 1
         assert all(s in (0, 10, 20) for s in c["best_step"])
-    assert summary["controls"]["dense"]["density"] == 1.0
+    assert summary["controls"]["dense"]["density"] == summary["controls"]["dense_scratch"]["density"] == 1.0
     assert summary["controls"]["random"]["density"] == pytest.approx(summary["controls"]["ticket"]["density"])
-    assert isinstance(summary["winning_ticket"], bool) and summary["verdict"]
+    starts = {k: (c["theta0"], c["mask"]) for k, c in summary["controls"].items()}
+    assert starts == {
+        "ticket": ("ticket", "ticket"),
+        "dense": ("ticket", "none"),
+        "random": ("ticket", "random"),
+        "reinit": ("fresh", "ticket"),
+        "dense_scratch": ("fresh", "none"),
+        "random_scratch": ("fresh", "random"),
+    }
+    # the fast config is Baldwinian: theta0 is an initialisation, and the verdict compares with dense from scratch
+    assert summary["theta0"] == {"kind": "init", "text": "an initialisation"}
+    ticket_acc, scratch = (summary["controls"][k]["test_acc_mean"] for k in ("ticket", "dense_scratch"))
+    assert summary["winning_ticket"] == (ticket_acc >= scratch - fast_config.campaign.winning_tolerance)
+    assert f"vs {scratch:.4f} for a dense network trained from scratch" in summary["verdict"]
     assert summary["individuals_evaluated"] == len(inds)
     assert len(summary["hall_of_fame"]) == 5
     # the compute meter: per generation and in all, search and final comparison apart
@@ -107,7 +120,7 @@ def test_campaign_writes_every_promised_file(fast_config, tmp_path):
         assert g["eval_flops"] == sum(r["eval_flops"] for r in rows)
     compute = summary["compute"]
     assert compute["search"] == {k: sum(r[k] for r in inds) for k in ("train_steps", "train_flops", "eval_flops")}
-    assert compute["final_comparison"]["train_steps"] == 4 * 2 * 20  # 4 controls, 2 seeds, 20 steps
+    assert compute["final_comparison"]["train_steps"] == 6 * 2 * 20  # 6 controls, 2 seeds, 20 steps
     assert compute["final_comparison"]["train_flops"] == sum(summary["controls"][k]["train_flops"] for k in CONTROLS)
     assert (
         compute["total"]["train_flops"] == compute["search"]["train_flops"] + compute["final_comparison"]["train_flops"]
@@ -189,6 +202,11 @@ def test_controls_share_theta0_and_density(fast_config):
         assert torch.equal(controls["random"].theta0[name], ticket.theta0[name])
         assert torch.equal(controls["reinit"].masks[name], mask)
         assert not torch.equal(controls["reinit"].theta0[name], ticket.theta0[name])
+        # from scratch: the same fresh theta0 as reinit, no mask or the same random mask as random
+        assert torch.equal(controls["dense_scratch"].theta0[name], controls["reinit"].theta0[name])
+        assert bool(controls["dense_scratch"].masks[name].all())
+        assert torch.equal(controls["random_scratch"].theta0[name], controls["reinit"].theta0[name])
+        assert torch.equal(controls["random_scratch"].masks[name], controls["random"].masks[name])
 
 
 def test_a_diverging_individual_is_flagged_and_the_campaign_goes_on(fast_config, tmp_path):

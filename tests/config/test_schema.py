@@ -22,18 +22,8 @@ DEFAULTS = {
     "data": {"name": "mnist1d", "root": "", "val_fraction": 0.1, "seed": 0},
     "model": {"name": "mlp", "hidden": [], "init": "kaiming_normal"},
     "ticket": {"density": 0.1, "layer_densities": {}},
-    "finetune": {
-        "steps": 34,
-        "lr": 0.02,
-        "optimizer": "adam",
-        "momentum": 0.9,
-        "weight_decay": 0.0,
-        "batch_size": 100,
-        "mode": "lamarckian",
-        "inherit_step": 0,
-        "minibatches": "generation",
-        "max_memory_mb": 2048.0,
-    },
+    "optimizer": {"optimizer": "adam", "lr": 0.02, "momentum": 0.9, "weight_decay": 0.0, "batch_size": 100},
+    "finetune": {"steps": 34, "mode": "lamarckian", "inherit_step": 0, "minibatches": "generation"},
     "ga": {
         "population": 8,
         "offspring": 0,
@@ -70,6 +60,8 @@ DEFAULTS = {
         "final_seeds": 3,
         "final_eval_every": 100,
         "winning_tolerance": 0.01,
+        "max_memory_mb": 2048.0,
+        "population_block": 0,
         "progress": True,
     },
 }
@@ -87,7 +79,7 @@ OVERRIDES = [
 @pytest.fixture(scope="module")
 def custom() -> CampaignConfig:
     """A configuration that differs from the defaults in every kind of field (ints, tuples, nested tables)."""
-    return CampaignConfig().with_overrides([*OVERRIDES, "finetune.lr=1", "campaign.progress=false"])
+    return CampaignConfig().with_overrides([*OVERRIDES, "optimizer.lr=1", "campaign.progress=false"])
 
 
 def config_error(overrides: list[str]) -> str:
@@ -174,7 +166,7 @@ def test_hash_is_stable_and_tracks_every_key(custom):
     assert custom.hash() != default.hash()
     changed = {
         default.with_overrides([o]).hash()
-        for o in ["ga.population=25", "finetune.lr=0.03", "data.name=digits", "campaign.progress=false"]
+        for o in ["ga.population=25", "optimizer.lr=0.03", "data.name=digits", "campaign.progress=false"]
     }
     assert len(changed) == 4 and default.hash() not in changed
     # key order does not matter
@@ -196,7 +188,7 @@ def test_overrides_give_typed_values(custom):
     assert config.ticket.layer_densities == {"fc1.weight": 0.2}
     # everything else untouched
     assert config.ga.num_offspring == 32 and config.finetune.steps == 34
-    assert custom.finetune.lr == 1.0 and type(custom.finetune.lr) is float
+    assert custom.optimizer.lr == 1.0 and type(custom.optimizer.lr) is float
     assert custom.campaign.progress is False
 
 
@@ -221,9 +213,9 @@ def test_override_values_are_parsed_as_toml():
 
 
 def test_int_given_to_a_float_field_becomes_a_float():
-    config = CampaignConfig().with_overrides(["finetune.lr=1", "ticket.density=1", "ga.cxpb=0"])
-    assert (config.finetune.lr, config.ticket.density, config.ga.cxpb) == (1.0, 1.0, 0.0)
-    assert all(type(v) is float for v in (config.finetune.lr, config.ticket.density, config.ga.cxpb))
+    config = CampaignConfig().with_overrides(["optimizer.lr=1", "ticket.density=1", "ga.cxpb=0"])
+    assert (config.optimizer.lr, config.ticket.density, config.ga.cxpb) == (1.0, 1.0, 0.0)
+    assert all(type(v) is float for v in (config.optimizer.lr, config.ticket.density, config.ga.cxpb))
     assert "lr = 1.0" in config.to_toml()
 
 
@@ -244,18 +236,21 @@ def test_layer_density_override_keeps_the_dotted_weight_name():
         (
             "traning.steps=1",
             "traning: unknown section (did you mean 'train'?)",
-            ["valid: method, data, model, ticket, finetune, ga, imp, train, gmp, rigl, edge_popup, budget, campaign"],
+            [
+                "valid: method, data, model, ticket, optimizer, finetune, ga, imp, train, gmp, rigl, edge_popup, "
+                "budget, campaign"
+            ],
         ),
         ("ga.populaton=3", "ga.populaton: unknown key", ["did you mean 'ga.population'", "ga.offspring"]),
         ('ga.population="ten"', "ga.population:", ["must be an integer", "'ten'"]),
         ("ga.population=true", "ga.population:", ["must be an integer", "bool"]),
         ("ga.population=1.5", "ga.population:", ["must be an integer"]),
-        ('finetune.lr="fast"', "finetune.lr:", ["must be a number", "'fast'"]),
+        ('optimizer.lr="fast"', "optimizer.lr:", ["must be a number", "'fast'"]),
         ("ga.population=0", "ga.population:", ["must be >= 2", "got 0"]),
         ("ticket.density=0", "ticket.density:", ["must be in (0, 1]"]),
         ("ticket.density=1.5", "ticket.density:", ["must be in (0, 1]", "1.5"]),
         ("data.val_fraction=1.0", "data.val_fraction:", ["must be in (0, 1)"]),
-        ("finetune.momentum=1.0", "finetune.momentum:", ["must be in [0, 1)"]),
+        ("optimizer.momentum=1.0", "optimizer.momentum:", ["must be in [0, 1)"]),
         ("ga.cxpb=2", "ga.cxpb:", ["must be in [0, 1]"]),
         ("finetune.mode=darwinian", "finetune.mode:", ["'baldwinian'", "'lamarckian'", "'darwinian'"]),
         ("model.init=xavier", "model.init:", ["'kaiming_normal'", "'glorot_normal'", "'signed_constant'"]),
@@ -281,10 +276,10 @@ def test_layer_density_override_keeps_the_dotted_weight_name():
         ("ga.operator_args.mutMaskSwap=0.1", "ga.operator_args.mutMaskSwap:", ["must be a table"]),
         ("ticket.layer_densities.fc1.weight=0", "ticket.layer_densities:", ["must be in (0, 1]"]),
         ("ga.elitism=40", "ga.elitism:", ["must be <= ga.population (8)", "got 40"]),
-        ("finetune.lr=nan", "finetune.lr:", ["must be a finite number", "nan"]),
-        ("finetune.lr=inf", "finetune.lr:", ["must be a finite number", "inf"]),
-        ("finetune.lr=-inf", "finetune.lr:", ["must be a finite number"]),
-        ("finetune.lr=1" + "0" * 400, "finetune.lr:", ["must be a finite number"]),
+        ("optimizer.lr=nan", "optimizer.lr:", ["must be a finite number", "nan"]),
+        ("optimizer.lr=inf", "optimizer.lr:", ["must be a finite number", "inf"]),
+        ("optimizer.lr=-inf", "optimizer.lr:", ["must be a finite number"]),
+        ("optimizer.lr=1" + "0" * 400, "optimizer.lr:", ["must be a finite number"]),
         ("ga.population.x=1", "ga.population:", ["is not a table"]),
         ("ga.population=" + "9" * 23, "ga.population:", ["must be a 64-bit integer", "9" * 23]),
         ("ga.generations=1e300", "ga.generations:", ["must be a 64-bit integer"]),
@@ -330,7 +325,7 @@ def test_elitism_is_checked_against_the_new_population():
         ({"ga": {"mutations": ["mutMaskSwap", 3]}}, "ga.mutations[1]: must be a string"),
         ({"ga": {"mutations": "mutMaskSwap"}}, "ga.mutations: must be a list"),
         ({"campaign": {"progress": 1}}, "campaign.progress: must be true or false"),
-        ({"finetune": {"lr": 10**400}}, "finetune.lr: must be a finite number"),
+        ({"optimizer": {"lr": 10**400}}, "optimizer.lr: must be a finite number"),
     ],
 )
 def test_bad_dict_names_the_key(raw, starts):
@@ -387,10 +382,10 @@ def test_missing_file_and_directory(tmp_path):
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "+nan"])
 def test_non_finite_float_in_a_file(tmp_path, value):
     path = tmp_path / "nan.toml"
-    path.write_text(f"[finetune]\nlr = {value}\n", encoding="utf-8")
+    path.write_text(f"[optimizer]\nlr = {value}\n", encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert str(info.value).startswith("finetune.lr: must be a finite number")
+    assert str(info.value).startswith("optimizer.lr: must be a finite number")
 
 
 def test_file_with_a_bad_key_names_the_key(tmp_path):
@@ -549,3 +544,58 @@ def test_cli_run_starts_a_run_or_gives_a_one_line_error(overrides):
             assert lines[-1].startswith(("evoticket: error:", "evoticket run: error:")), lines
             assert "Traceback" not in err.getvalue()
             assert not runs.exists() or not any(runs.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("finetune.lr", "optimizer.lr"),
+        ("finetune.optimizer", "optimizer.optimizer"),
+        ("finetune.batch_size", "optimizer.batch_size"),
+        ("finetune.momentum", "optimizer.momentum"),
+        ("finetune.weight_decay", "optimizer.weight_decay"),
+        ("finetune.max_memory_mb", "campaign.max_memory_mb"),
+    ],
+)
+def test_a_moved_key_names_its_new_place(tmp_path, old, new):
+    """evoticket 0.2's optimizer keys in [finetune] get one line naming where they live now, from --set and files;
+    a run's own stored configuration of that time is migrated instead."""
+    with pytest.raises(ConfigError, match=rf"^{re.escape(old)}: moved to {re.escape(new)} \("):
+        CampaignConfig().with_overrides([f"{old}=0.5"])
+    section, key = old.split(".")
+    path = tmp_path / "old.toml"
+    path.write_text(f"[{section}]\n{key} = 0.5\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"^{re.escape(old)}: moved to {re.escape(new)} "):
+        load_config(path)
+    value = {"optimizer": "sgd", "batch_size": 50}.get(key, 0.5)
+    migrated = CampaignConfig.from_stored({section: {key: value, "steps": 7}})
+    assert migrated.lookup(new) == value and migrated.finetune.steps == 7
+
+
+def test_a_registered_section_is_read_written_and_reached_by_name():
+    """register_section: a plugin's own section is read from --set, written in to_dict, checked, and reached as
+    config.NAME; without it the name is an unknown section."""
+    import dataclasses
+
+    from evoticket.config import register_section, unregister_section
+
+    @dataclasses.dataclass(frozen=True)
+    class ToyConfig:
+        width: int = dataclasses.field(default=3, metadata={"check": lambda v: None if v >= 1 else "must be >= 1"})
+        """How wide; >= 1."""
+
+    with pytest.raises(ConfigError, match=r"^toy: unknown section"):
+        CampaignConfig().with_overrides(["toy.width=4"])
+    register_section("toy", ToyConfig)
+    try:
+        config = CampaignConfig().with_overrides(["toy.width=4"])
+        assert config.toy == ToyConfig(width=4) and config.section("toy").width == 4
+        assert config.to_dict()["toy"] == {"width": 4} and config.flat()["toy.width"] == 4
+        assert CampaignConfig.from_dict(config.to_dict()) == config
+        assert CampaignConfig().toy.width == 3
+        with pytest.raises(ConfigError, match=r"^toy.width: must be >= 1, got 0"):
+            CampaignConfig().with_overrides(["toy.width=0"])
+        with pytest.raises(ValueError, match="not a free section name"):
+            register_section("ga", ToyConfig)
+    finally:
+        unregister_section("toy")

@@ -13,20 +13,14 @@ from deap import algorithms
 from evoticket.core.device import host_memory_bytes
 from evoticket.core.errors import ConfigError
 from evoticket.core.seeds import derive_seed
-from evoticket.evolution import (
-    WORST_FITNESS,
-    PopulationEvaluator,
-    batched_map,
-    evolve,
-    make_toolbox,
-)
+from evoticket.evolution import PopulationEvaluator, batched_map, check_toolbox, evolve, make_toolbox
 from evoticket.models import build_architecture
-from evoticket.resolve import check_memory
+from evoticket.records import WORST_FITNESS
 
 
 def test_toolbox_registers_everything(fast_config):
     toolbox = make_toolbox(fast_config)
-    for name in ("individual", "population", "mate", "mutate", "select", "evaluate", "map", "clone"):
+    for name in ("individual", "population", "mate", "mutate", "select", "select_parents", "evaluate", "map", "clone"):
         assert hasattr(toolbox, name), name
     pop = toolbox.population(n=3)
     assert all(abs(ind.total_density() - 0.1) < 0.01 for ind in pop)
@@ -182,21 +176,21 @@ def test_memory_check_names_the_key_and_how_much_fits(fast_config, override):
     key = override.split("=")[0]
     config = fast_config.with_overrides([override])
     arch = build_architecture(config.model.name, (40,), 10, config.model.hidden)
-    check_memory(fast_config, arch, n_train=3600, available=2**30)  # the small campaign fits in 1 GiB
+    check_toolbox(fast_config, arch, n_train=3600, available=2**30)  # the small campaign fits in 1 GiB
     with pytest.raises(ConfigError, match=f"^{key}: .*which this machine's 1 GiB cannot hold") as info:
-        check_memory(config, arch, n_train=3600, available=2**30)
+        check_toolbox(config, arch, n_train=3600, available=2**30)
     fits = int(re.search(r"at most about ([\d,]+) would fit", str(info.value)).group(1).replace(",", ""))
     assert 1000 < fits < int(override.split("=")[1])
-    check_memory(fast_config.with_overrides([f"{key}={fits}"]), arch, n_train=3600, available=2**30)
+    check_toolbox(fast_config.with_overrides([f"{key}={fits}"]), arch, n_train=3600, available=2**30)
     with pytest.raises(ConfigError):
-        check_memory(fast_config.with_overrides([f"{key}={fits + fits // 50}"]), arch, n_train=3600, available=2**30)
+        check_toolbox(fast_config.with_overrides([f"{key}={fits + fits // 50}"]), arch, n_train=3600, available=2**30)
 
 
 def test_memory_check_refuses_a_network_too_big_for_the_machine(fast_config):
     config = fast_config.with_overrides(["model.hidden=[5000000]"])
     arch = build_architecture(config.model.name, (40,), 10, config.model.hidden)
     with pytest.raises(ConfigError, match=r"^model.hidden: \[5000000\] makes a mlp of 255,000,010 parameters"):
-        check_memory(config, arch, n_train=3600, available=2**30)
+        check_toolbox(config, arch, n_train=3600, available=2**30)
 
 
 def test_memory_check_is_part_of_the_toolbox(fast_config, monkeypatch):
@@ -226,7 +220,7 @@ def test_the_evaluator_is_pure_and_the_loop_applies_its_results(fast_config):
     batch = toolbox.backend.evaluate(pop, 0, return_weights=True)
     assert [ind.uid for ind in pop] == [None, None, None] and all(ind.eval_record is None for ind in pop)
     assert all(torch.equal(ind.theta0[k], b[k]) for ind, b in zip(pop, before, strict=True) for k in b)
-    assert [set(r.fields) for r in batch.results] == [
+    assert [set(r.fields) for r in batch.tickets()] == [
         {
             "val_acc_before",
             "val_loss_before",
@@ -238,10 +232,10 @@ def test_the_evaluator_is_pure_and_the_loop_applies_its_results(fast_config):
             "eval_flops",
         }
     ] * 3
-    apply_results(pop, batch.results, toolbox.counter, 0, lamarckian=True)
+    apply_results(pop, batch.tickets(), toolbox.counter, 0, lamarckian=True)
     assert [ind.uid for ind in pop] == [0, 1, 2]
     assert [ind.eval_record["generation"] for ind in pop] == [0, 0, 0]
-    for ind, res in zip(pop, batch.results, strict=True):
+    for ind, res in zip(pop, batch.tickets(), strict=True):
         kept = ind.masks["fc1.weight"]
         assert torch.equal(ind.theta0["fc1.weight"][kept], res.weights["fc1.weight"][kept])
 

@@ -19,6 +19,7 @@ from evoticket.evolution import make_toolbox
 from evoticket.evolution.cache import content_key, settings_text
 from evoticket.evolution.evaluator import Evaluator
 from evoticket.genome import Ticket, compact_learned, known_magnitudes, learned_nbytes, merge_learned
+from evoticket.methods import resolve_run
 from evoticket.methods.ga import ga_costs, halving_steps
 from evoticket.operators import cxMaskUniform, initTicket, mutLayerDensity, mutMagnitudeSwap
 from evoticket.records import read_individuals
@@ -34,7 +35,7 @@ SMALL = [
     "finetune.mode=baldwinian",
     "ga.halving_rungs=1",
     "ga.mutations=['mutMaskSwap']",
-    "finetune.batch_size=50",
+    "optimizer.batch_size=50",
     "campaign.final_steps=20",
     "campaign.final_eval_every=10",
     "campaign.final_seeds=1",
@@ -124,10 +125,10 @@ def test_a_crossover_child_inherits_both_parents_traits():
 def test_the_evaluator_returns_traits_and_counts_the_dense_gradient_pass():
     resolved = resolve(config())
     tickets = [ticket(seed=s) for s in range(3)]
-    ev = Evaluator(resolved.arch, resolved.splits, resolved.config.finetune, 0)
-    plain = ev.evaluate(tickets, 0).results
-    magnitudes = ev.evaluate(tickets, 0, learned="magnitudes").results
-    gradients = ev.evaluate(tickets, 0, learned="gradients").results
+    ev = Evaluator(resolved.arch, resolved.splits, resolved.config.finetune, resolved.config.optimizer, 0)
+    plain = ev.evaluate(tickets, 0).tickets()
+    magnitudes = ev.evaluate(tickets, 0, learned="magnitudes").tickets()
+    gradients = ev.evaluate(tickets, 0, learned="gradients").tickets()
     assert plain[0].learned is None and magnitudes[0].learned["gradients"] == {}
     for a, b, t in zip(magnitudes, gradients, tickets, strict=True):
         assert a.fitness == b.fitness  # the gradient pass does not change the fine-tuning
@@ -228,7 +229,7 @@ def test_lamarckian_rewinding_inherits_the_weights_at_step_k():
         [ticket()],
         resolved.arch,
         resolved.splits,
-        cfg.finetune,
+        cfg.optimizer,
         tb.evaluator.backend.evaluator.minibatch_seed(0),
         steps=2,
         return_weights=True,
@@ -278,25 +279,27 @@ def test_the_fitness_cache_serves_unchanged_parents_under_fixed_minibatches(tmp_
 
 def test_content_keys_change_with_the_genome_the_settings_and_the_minibatches():
     t = ticket()
-    cfg = config().finetune
-    key = content_key(t, settings_text(cfg, {}), 0)
-    assert key == content_key(t.clone(), settings_text(cfg, {}), 0)
+    cfg, opt = config().finetune, config().optimizer
+    key = content_key(t, settings_text(cfg, opt, {}), 0)
+    assert key == content_key(t.clone(), settings_text(cfg, opt, {}), 0)
     flipped = t.clone()
     flat = flipped.masks["fc1.weight"].reshape(-1).clone()
     flat[0] = not bool(flat[0])
     flipped.masks["fc1.weight"] = flat.view(t.masks["fc1.weight"].shape)
     moved = t.clone()
     moved.theta0["fc2.bias"] = moved.theta0["fc2.bias"] + 1e-3
-    other = config("finetune.lr=0.01").finetune
+    other = config("optimizer.lr=0.01").optimizer
+    steps = config("finetune.steps=7").finetune
     keys = {
         key,
-        content_key(flipped, settings_text(cfg, {}), 0),
-        content_key(moved, settings_text(cfg, {}), 0),
-        content_key(t, settings_text(other, {}), 0),
-        content_key(t, settings_text(cfg, {}), 1),
-        content_key(t, settings_text(cfg, {"halving_rungs": 2}), 0),
+        content_key(flipped, settings_text(cfg, opt, {}), 0),
+        content_key(moved, settings_text(cfg, opt, {}), 0),
+        content_key(t, settings_text(cfg, other, {}), 0),
+        content_key(t, settings_text(steps, opt, {}), 0),
+        content_key(t, settings_text(cfg, opt, {}), 1),
+        content_key(t, settings_text(cfg, opt, {"halving_rungs": 2}), 0),
     }
-    assert len(keys) == 6
+    assert len(keys) == 7
 
 
 def test_a_lamarckian_run_bypasses_the_cache(tmp_path):
@@ -338,7 +341,7 @@ def test_bad_lever_settings_name_the_key(tmp_path):
         ("finetune.minibatches=sometimes", "finetune.minibatches"),
     ):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as e:
-            resolve(config(override))
+            resolve_run(config(override))
         assert "\n" not in str(e.value)
     with pytest.raises(ConfigError, match=r"ga\.halving_rungs: .* needs finetune\.steps >= 1"):
         config("ga.halving_rungs=2", "finetune.steps=0")

@@ -18,10 +18,10 @@ from evoticket.core import faults, paths
 from evoticket.core.errors import ConfigError, Interrupted
 from evoticket.evolution.objectives import Objectives, objective_weights
 from evoticket.genome import Ticket, compact_learned, known_magnitudes
+from evoticket.methods import resolve_run
 from evoticket.operators import (
-    ARG_CHECKS,
-    MUTATION_DEFAULTS,
     MUTATIONS,
+    OPERATORS,
     initTicket,
     mutMaskGrow,
     mutMaskPrune,
@@ -38,7 +38,7 @@ SMALL = [
     "ga.offspring=6",
     "ga.generations=3",
     "finetune.steps=6",
-    "finetune.batch_size=50",
+    "optimizer.batch_size=50",
     "campaign.final_steps=20",
     "campaign.final_eval_every=10",
     "campaign.final_seeds=1",
@@ -139,8 +139,9 @@ def test_density_bounds_hold_and_mutMaskResize_turns_back_at_a_bound():
         mutMaskPrune(ticket(), by="largest", rng=torch.Generator())
     for name in ("mutMaskGrow", "mutMaskPrune", "mutMaskResize"):
         assert name in MUTATIONS
-        for arg, value in MUTATION_DEFAULTS[name].items():
-            assert arg in ARG_CHECKS and ARG_CHECKS[arg][0](value), (name, arg)
+        op = OPERATORS[name]
+        for arg, value in op.defaults.items():
+            assert arg in op.checks and op.checks[arg][0](value), (name, arg)
 
 
 # ---------------------------------------------------------------------------
@@ -201,7 +202,7 @@ def test_bad_multi_objective_settings_name_the_key():
         (["ga.operator_args.mutMaskResize.high=1.5"], "ga.operator_args.mutMaskResize.high"),
     ):
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")) as e:
-            resolve(config(*more))
+            resolve_run(config(*more))
         assert "\n" not in str(e.value)
 
 

@@ -61,6 +61,18 @@ methods = ["ga"]
     assert config.model.hidden == (16,) and config.campaign.seed == 0
 
 
+def test_base_settings_of_a_method_reach_only_its_cells(tmp_path):
+    """[base] is what every cell starts from: a method's own section there ([finetune], [ga], [imp], ...) reaches
+    only the cells of methods that read it, so one file can hold the GA's fine-tuning and IMP's rounds."""
+    exp = load_experiment(
+        write(tmp_path, TINY.replace("[base]", "[base]\nfinetune.mode = 'baldwinian'\nimp.rate = 0.3"))
+    )
+    by_method = {c.method: c for c in exp.cells}
+    assert by_method["ga"].overrides["finetune"]["mode"] == "baldwinian" and "imp" not in by_method["ga"].overrides
+    assert by_method["imp"].overrides["imp"]["rate"] == 0.3 and "finetune" not in by_method["imp"].overrides
+    assert "finetune" not in by_method["dense"].overrides and "imp" not in by_method["dense"].overrides
+
+
 @pytest.mark.parametrize(
     ("edit", "starts"),
     [
@@ -72,8 +84,12 @@ methods = ["ga"]
         (("densities = [0.5]", "densities = [1.5]"), "experiment.densities: must be numbers in (0, 1]"),
         (("seeds = [0, 1]", "seeds = []"), "experiment.seeds: must be a non-empty list"),
         (
-            ("[base]", "[base]\nga.population = 12"),
+            ("[datasets.mnist1d]", "[datasets.mnist1d]\nga.population = 12"),
             "cell dense-mnist1d-d0.5-uniform-x1-s0: ga.population: a setting of",
+        ),
+        (
+            ("[variants.imp]", "[variants.imp]\nfinetune.steps = 12"),
+            "cell imp-mnist1d-d0.5-uniform-x1-s0: finetune.steps: a setting of",
         ),
         (("[experiment]", "[experimnt]"), "experimnt: unknown table of an experiment file"),
     ],
@@ -124,7 +140,7 @@ def test_statistics_against_a_hand_computation():
 
 COMMON = [
     "model.hidden=[16]",
-    "finetune.batch_size=50",
+    "optimizer.batch_size=50",
     "campaign.final_steps=20",
     "campaign.final_eval_every=10",
     "campaign.final_seeds=1",

@@ -24,7 +24,7 @@ TINY = [
     "imp.steps=30",
     "imp.eval_every=10",
     "ticket.density=0.4",
-    "finetune.batch_size=50",
+    "optimizer.batch_size=50",
     "campaign.final_steps=20",
     "campaign.final_eval_every=10",
     "campaign.final_seeds=2",
@@ -123,7 +123,7 @@ def test_late_rewinding_resets_survivors_to_the_weights_at_step_k(tmp_path):
     th, masks = stack_tickets([ticket0.cls(ticket0.rewind, ticket0.next_masks, "kaiming_normal", ticket0.init_std)])
     batches = minibatch_indices(3600, 30, 50, derive_seed(0, "imp", 0))
     ten = finetune_stacked(
-        resolved.arch, th, masks, resolved.splits, config.finetune, batches[:10], return_weights=True
+        resolved.arch, th, masks, resolved.splits, config.optimizer, batches[:10], return_weights=True
     )
     for k, v in result.best.theta0.items():
         assert torch.equal(v, ten.weights[k][0])
@@ -151,7 +151,7 @@ def test_a_killed_imp_run_resumes_to_the_same_files(tmp_path, cli):
     assert cli(killed, TINY, "run", "--name", "r", kill_at="records:3").returncode == -9
     done = cli(killed, TINY, "run", "--name", "r", "--resume")
     assert done.returncode == 0, done.stderr
-    assert "resuming runs/r after generation 1" in done.stderr
+    assert "resuming runs/r after round 1" in done.stderr
     for name in ("individuals.jsonl", "best_ticket.pt", "config.toml"):
         assert (straight / "runs" / "r" / name).read_bytes() == (killed / "runs" / "r" / name).read_bytes(), name
     a, b = (json.loads((root / "runs" / "r" / "summary.json").read_text()) for root in (straight, killed))

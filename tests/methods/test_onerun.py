@@ -12,14 +12,15 @@ from evoticket.campaign import resume_campaign, run_campaign
 from evoticket.config import CampaignConfig, load_config
 from evoticket.core import faults, paths
 from evoticket.core.errors import ConfigError, Interrupted
-from evoticket.genome import kept_count, load_ticket_state
+from evoticket.genome import keep_largest, kept_count, load_ticket_state
 from evoticket.methods import METHODS, resolve_run
-from evoticket.methods.onerun import cubic_density, drop_and_grow, keep_largest, rigl_fraction
+from evoticket.methods.gmp import cubic_density
+from evoticket.methods.rigl import drop_and_grow, rigl_fraction
 from evoticket.records import read_generations, read_individuals
 
 COMMON = [
     "model.hidden=[24]",
-    "finetune.batch_size=50",
+    "optimizer.batch_size=50",
     "campaign.final_steps=20",
     "campaign.final_eval_every=10",
     "campaign.final_seeds=2",
@@ -103,7 +104,7 @@ def test_each_method_end_to_end_records_summary_and_best_ticket(method, tmp_path
     s = result.summary
     rows, gens = read_individuals(run_dir), read_generations(run_dir)
     assert s["method"] == method
-    assert set(s["controls"]) == {"ticket", "dense", "random", "reinit"}
+    assert set(s["controls"]) == {"ticket", "dense", "random", "reinit", "dense_scratch", "random_scratch"}
     own = s[method]
     assert 0 <= own["test_acc"] <= 1 and own["train_steps"] >= 0
     ticket, _, _ = load_ticket_state(paths.best_ticket(run_dir))
@@ -187,7 +188,7 @@ def test_a_one_run_method_killed_while_recording_resumes_to_the_same_files(tmp_p
     assert cli(killed, [*COMMON, *TINY["rigl"]], "run", "--name", "r", kill_at="records:1").returncode == -9
     done = cli(killed, [*COMMON, *TINY["rigl"]], "run", "--name", "r", "--resume")
     assert done.returncode == 0, done.stderr
-    assert "resuming runs/r after generation -1" in done.stderr
+    assert "resuming runs/r after its start" in done.stderr
     for name in ("individuals.jsonl", "generations.csv", "best_ticket.pt"):
         a, b = ((root / "runs" / "r" / name).read_bytes() for root in (straight, killed))
         if name == "generations.csv":  # wall-time columns differ

@@ -20,12 +20,10 @@ from evoticket import models
 from evoticket.genome import Ticket, ensure_creator
 from evoticket.models import build_architecture
 from evoticket.operators import (
-    CROSSOVER_DEFAULTS,
     CROSSOVERS,
-    DENSITY_PRESERVING,
     INITS,
-    MUTATION_DEFAULTS,
     MUTATIONS,
+    Operator,
     cxInitBlend,
     cxLayerSwap,
     cxMaskUniform,
@@ -36,10 +34,12 @@ from evoticket.operators import (
     mutMaskSwap,
     mutSignFlip,
 )
+from evoticket.operators import OPERATORS as REGISTRY
 
 FITNESS = (0.5, 1.25)
 OPERATORS = {**MUTATIONS, **CROSSOVERS}
-DEFAULTS = {**MUTATION_DEFAULTS, **CROSSOVER_DEFAULTS}
+DEFAULTS = {name: dict(REGISTRY[name].defaults) for name in OPERATORS}
+DENSITY_PRESERVING = frozenset(name for name in OPERATORS if REGISTRY[name].density_preserving)
 
 
 def gen(seed: int) -> torch.Generator:
@@ -115,14 +115,62 @@ def check_types(ticket: Ticket, arch) -> None:
 
 
 def test_registries_consistent():
-    assert set(MUTATION_DEFAULTS) == set(MUTATIONS)
-    assert set(CROSSOVER_DEFAULTS) == set(CROSSOVERS)
+    """One registry: the views by kind are its entries, each entry's defaults pass its own checks."""
+    assert set(REGISTRY) == {*INITS, *MUTATIONS, *CROSSOVERS}
+    assert all(REGISTRY[n].kind == "mutation" for n in MUTATIONS) and all(
+        REGISTRY[n].kind == "crossover" for n in CROSSOVERS
+    )
     assert DENSITY_PRESERVING <= set(OPERATORS)
     assert "cxLayerSwap" not in DENSITY_PRESERVING
     assert "mutMaskFlip" not in DENSITY_PRESERVING
-    for name, fn in {**INITS, **OPERATORS}.items():
-        assert fn.__name__ == name
+    for name, op in REGISTRY.items():
+        assert op.func.__name__ == name
         assert name.startswith(("init", "mut", "cx"))
+        assert all(op.checks[arg][0](value) for arg, value in op.defaults.items() if arg in op.checks), name
+    assert REGISTRY["mutMagnitudeSwap"].needed({"grow": "gradient"}) == "gradients"
+    assert REGISTRY["mutMagnitudeSwap"].needed({"grow": "random"}) == "magnitudes"
+    assert REGISTRY["mutMaskSwap"].needed() == "none"
+
+
+def test_a_registered_operator_joins_its_kind_and_reports_what_it_needs():
+    """register_operator: the new entry appears in the view of its kind, its arguments are checked, and the traits it
+    needs are read from a toolbox that registered it (a user's own DEAP search sets nothing by hand)."""
+    import functools
+
+    from evoticket.core.errors import ConfigError
+    from evoticket.operators import register_operator, traits_needed
+
+    def mutTestOnly(individual, strength=1.0, *, rng):
+        return (individual,)
+
+    entry = Operator(
+        "mutTestOnly",
+        mutTestOnly,
+        "mutation",
+        {"strength": 1.0},
+        {"strength": (lambda v: v > 0, "must be > 0")},
+        needs=lambda kw: "magnitudes" if kw["strength"] > 2 else "none",
+    )
+    register_operator(entry)
+    try:
+        assert MUTATIONS["mutTestOnly"] is mutTestOnly and "mutTestOnly" not in CROSSOVERS
+        with pytest.raises(ConfigError, match=r"^ga.operator_args.mutTestOnly.strength: must be > 0, got -1"):
+            entry.check_arguments({"strength": -1})
+        with pytest.raises(
+            ConfigError, match=r"^ga.operator_args.mutTestOnly.power: unknown argument; valid: strength"
+        ):
+            entry.check_arguments({"power": 1})
+        toolbox = base.Toolbox()
+        toolbox.register("mutate", mutTestOnly, strength=3.0, rng=gen(0))
+        toolbox.register("mate", cxMaskUniform, rng=gen(0))
+        assert traits_needed(toolbox.mutate, toolbox.mate) == "magnitudes"
+        toolbox.register("mutate", functools.partial(mutTestOnly, strength=1.0))
+        assert traits_needed(toolbox.mutate, toolbox.mate) == "none"
+        with pytest.raises(ValueError, match="registered already"):
+            register_operator(Operator("mutTestOnly", mutMaskSwap, "mutation"))
+    finally:
+        REGISTRY.pop("mutTestOnly", None)
+    assert "mutTestOnly" not in MUTATIONS
 
 
 # -------------------------------------------------------------------- contract

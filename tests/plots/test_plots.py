@@ -196,12 +196,12 @@ def test_imp_rounds_table_keeps_each_round_and_its_random_control():
 
 
 def test_an_imp_run_draws_imp_rounds_and_no_population_figure(tmp_path):
-    from evoticket.plots import GA_ONLY
+    from evoticket.plots import POPULATION_FIGURES
 
     for name, summary in (("done", IMP_SUMMARY), ("running", None)):  # running: told by records' test_acc
         run = write_run(tmp_path / name, IMP, summary)
         stems = {p.stem for p in plot_run(run, tmp_path / name / "plots")}
-        assert {"fitness", "imp_rounds"} <= stems and not stems & GA_ONLY
+        assert {"fitness", "imp_rounds"} <= stems and not stems & POPULATION_FIGURES
     assert "imp_rounds" not in {p.stem for p in plot_run(write_run(tmp_path / "ga", TREE, SUMMARY), tmp_path / "g")}
 
 

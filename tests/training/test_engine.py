@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import pytest
 import torch
 import torch.nn.functional as F
 from torch.nn.utils import prune
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from evoticket.config import FinetuneConfig
+from evoticket.config import OptimizerConfig
 from evoticket.core.device import resolve_device
 from evoticket.core.errors import ConfigError
 from evoticket.data import Splits
@@ -80,9 +78,9 @@ def test_batched_equals_serial(model, optimizer):
     splits = toy_splits(features=24)
     hidden = TEST_HIDDEN[model]
     arch = build_architecture(model, (24,), 4, hidden)
-    cfg = FinetuneConfig(steps=15, lr=1e-2, optimizer=optimizer, batch_size=16, weight_decay=1e-4)
+    cfg = OptimizerConfig(lr=1e-2, optimizer=optimizer, batch_size=16, weight_decay=1e-4)
     tickets = tickets_for(arch, 5)
-    batches = minibatch_indices(120, cfg.steps, cfg.batch_size, seed=3)
+    batches = minibatch_indices(120, 15, cfg.batch_size, seed=3)
     theta0, masks = stack_tickets(tickets)
     result = finetune_stacked(arch, theta0, masks, splits, cfg, batches, return_weights=True)
     for i, ticket in enumerate(tickets):
@@ -97,7 +95,7 @@ def test_batched_equals_serial(model, optimizer):
 def test_pruned_weights_stay_exactly_zero():
     splits = toy_splits()
     arch = build_architecture("mlp", (20,), 4, [32, 16])
-    cfg = FinetuneConfig(steps=30, lr=5e-2, batch_size=20, weight_decay=1e-3)
+    cfg = OptimizerConfig(lr=5e-2, batch_size=20, weight_decay=1e-3)
     tickets = tickets_for(arch, 4, density=0.2)
     theta0, masks = stack_tickets(tickets)
     result = finetune_stacked(arch, theta0, masks, splits, cfg, minibatch_indices(120, 30, 20, 0), return_weights=True)
@@ -110,8 +108,8 @@ def test_step_zero_accuracy_is_untrained_and_steps_zero_is_supermask():
     splits = toy_splits()
     arch = build_architecture("mlp", (20,), 4, [16])
     tickets = tickets_for(arch, 3)
-    cfg = FinetuneConfig(steps=0)
-    result = finetune_tickets(tickets, arch, splits, cfg, seed=0, return_weights=True)
+    cfg = OptimizerConfig()
+    result = finetune_tickets(tickets, arch, splits, cfg, seed=0, steps=0, return_weights=True)
     assert torch.equal(result.val_acc, result.val_acc_before)
     for i, t in enumerate(tickets):
         for name, w in t.effective_weights().items():
@@ -122,12 +120,12 @@ def test_chunking_does_not_change_results():
     splits = toy_splits()
     arch = build_architecture("mlp", (20,), 4, [16, 8])
     tickets = tickets_for(arch, 7)
-    cfg = FinetuneConfig(steps=10, batch_size=16)
-    whole = finetune_tickets(tickets, arch, splits, cfg, seed=5)
+    cfg = OptimizerConfig(batch_size=16)
+    whole = finetune_tickets(tickets, arch, splits, cfg, seed=5, steps=10)
     per_one = bytes_per_individual(arch, cfg, 40)
-    tiny = dataclasses.replace(cfg, max_memory_mb=2.5 * per_one / 2**20)
-    assert chunk_size(arch, tiny, 40) == 2
-    chunked = finetune_tickets(tickets, arch, splits, tiny, seed=5)
+    tiny = 2.5 * per_one / 2**20
+    assert chunk_size(arch, cfg, 40, max_memory_mb=tiny) == 2
+    chunked = finetune_tickets(tickets, arch, splits, cfg, seed=5, steps=10, max_memory_mb=tiny)
     torch.testing.assert_close(chunked.val_loss, whole.val_loss, atol=1e-5, rtol=0)
     assert torch.equal(chunked.val_acc, whole.val_acc)
 
@@ -137,11 +135,11 @@ def test_common_random_numbers_order_independent():
     splits = toy_splits()
     arch = build_architecture("mlp", (20,), 4, [16])
     tickets = tickets_for(arch, 4)
-    cfg = FinetuneConfig(steps=10, batch_size=16)
-    together = finetune_tickets(tickets, arch, splits, cfg, seed=9)
-    alone = finetune_tickets(tickets[2:3], arch, splits, cfg, seed=9)
+    cfg = OptimizerConfig(batch_size=16)
+    together = finetune_tickets(tickets, arch, splits, cfg, seed=9, steps=10)
+    alone = finetune_tickets(tickets[2:3], arch, splits, cfg, seed=9, steps=10)
     assert together.val_loss[2].item() == pytest.approx(alone.val_loss[0].item(), abs=1e-5)
-    other_seed = finetune_tickets(tickets[2:3], arch, splits, cfg, seed=10)
+    other_seed = finetune_tickets(tickets[2:3], arch, splits, cfg, seed=10, steps=10)
     assert other_seed.val_loss[0].item() != pytest.approx(alone.val_loss[0].item(), abs=1e-7)
 
 
@@ -149,12 +147,12 @@ def test_nonfinite_individual_is_flagged_and_others_unaffected():
     splits = toy_splits()
     arch = build_architecture("mlp", (20,), 4, [16])
     tickets = tickets_for(arch, 3)
-    cfg = FinetuneConfig(steps=8, batch_size=16)
-    clean = finetune_tickets(tickets, arch, splits, cfg, seed=1)
+    cfg = OptimizerConfig(batch_size=16)
+    clean = finetune_tickets(tickets, arch, splits, cfg, seed=1, steps=8)
     poisoned = tickets[1].clone()
     poisoned.theta0 = dict(poisoned.theta0)
     poisoned.theta0["fc1.bias"] = torch.full_like(poisoned.theta0["fc1.bias"], float("nan"))
-    result = finetune_tickets([tickets[0], poisoned, tickets[2]], arch, splits, cfg, seed=1)
+    result = finetune_tickets([tickets[0], poisoned, tickets[2]], arch, splits, cfg, seed=1, steps=8)
     assert result.nonfinite.tolist() == [False, True, False]
     for i in (0, 2):
         assert result.val_loss[i].item() == pytest.approx(clean.val_loss[i].item(), abs=1e-6)
@@ -164,8 +162,8 @@ def test_nonfinite_individual_is_flagged_and_others_unaffected():
 def test_diverging_learning_rate_is_flagged():
     splits = toy_splits()
     arch = build_architecture("mlp", (20,), 4, [16])
-    cfg = FinetuneConfig(steps=20, batch_size=16, optimizer="sgd", lr=1e6, momentum=0.9)
-    result = finetune_tickets(tickets_for(arch, 2, density=1.0), arch, splits, cfg, seed=0)
+    cfg = OptimizerConfig(batch_size=16, optimizer="sgd", lr=1e6, momentum=0.9)
+    result = finetune_tickets(tickets_for(arch, 2, density=1.0), arch, splits, cfg, seed=0, steps=20)
     assert result.nonfinite.all()
 
 
@@ -183,7 +181,7 @@ def test_minibatch_indices_epochs_without_replacement():
 def test_early_stopping_reports_test_at_min_val_loss():
     splits = toy_splits(n_train=200)
     arch = build_architecture("mlp", (20,), 4, [32])
-    cfg = FinetuneConfig(lr=2e-2, batch_size=20)
+    cfg = OptimizerConfig(lr=2e-2, batch_size=20)
     tickets = tickets_for(arch, 2, density=1.0)
     theta0, masks = stack_tickets(tickets)
     res = train_early_stopping(arch, theta0, masks, splits, cfg, minibatch_indices(200, 60, 20, 0), eval_every=20)
@@ -224,12 +222,12 @@ def test_training_calls_no_mkl_vml_op(model):
     splits = toy_splits(features=24)
     hidden = TEST_HIDDEN[model]
     arch = build_architecture(model, (24,), 4, hidden)
-    cfg = FinetuneConfig(steps=3, batch_size=16)
+    cfg = OptimizerConfig(batch_size=16)
     tickets = tickets_for(arch, 80)  # 80 * 4 classes * 16 examples > one 2048-element grain
     theta0, masks = stack_tickets(tickets)
     recorder = OpRecorder()
     with recorder:
-        finetune_tickets(tickets, arch, splits, cfg, seed=0)
+        finetune_tickets(tickets, arch, splits, cfg, seed=0, steps=3)
         train_early_stopping(arch, theta0, masks, splits, cfg, minibatch_indices(120, 3, 16, seed=0), eval_every=2)
     assert {"_softmax", "_log_softmax"} & recorder.names  # the recorder sees the loss
     assert not recorder.names & VML_OPS, sorted(recorder.names & VML_OPS)
@@ -249,7 +247,7 @@ def test_cuda_matches_cpu():
     splits = toy_splits()
     arch = build_architecture("mlp", (20,), 4, [16])
     tickets = tickets_for(arch, 4)
-    cfg = FinetuneConfig(steps=10, batch_size=16)
-    cpu = finetune_tickets(tickets, arch, splits, cfg, seed=2)
-    gpu = finetune_tickets(tickets, arch, splits.to("cuda"), cfg, seed=2)
+    cfg = OptimizerConfig(batch_size=16)
+    cpu = finetune_tickets(tickets, arch, splits, cfg, seed=2, steps=10)
+    gpu = finetune_tickets(tickets, arch, splits.to("cuda"), cfg, seed=2, steps=10)
     torch.testing.assert_close(gpu.val_loss, cpu.val_loss, atol=1e-3, rtol=0)

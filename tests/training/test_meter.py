@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evoticket.config import FinetuneConfig
+from evoticket.config import OptimizerConfig
 from evoticket.data import Splits
 from evoticket.genome import Ticket, stack_tickets
 from evoticket.models import MODELS, build_architecture
@@ -102,8 +102,8 @@ def test_engine_meters_steps_examples_and_evaluations(model):
     g = torch.Generator().manual_seed(1)
     tickets = [initTicket(Ticket, arch, 0.3, rng=g) for _ in range(3)]
     splits = toy_splits()
-    cfg = FinetuneConfig(steps=7, batch_size=20)
-    result = finetune_tickets(tickets, arch, splits, cfg, seed=0)
+    cfg = OptimizerConfig(batch_size=20)
+    result = finetune_tickets(tickets, arch, splits, cfg, seed=0, steps=7)
     _, masks = stack_tickets(tickets)
     kept = kept_counts(arch, masks)
     per_example = forward_flops(arch, kept) + backward_flops(arch, kept, SCOPES["kept"].trainable(arch))

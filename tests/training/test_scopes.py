@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evoticket.config import FinetuneConfig
+from evoticket.config import OptimizerConfig
 from evoticket.core.errors import ConfigError
 from evoticket.data import Splits
 from evoticket.genome import Ticket, stack_tickets
@@ -36,7 +36,7 @@ def stack(arch, p=3, density=0.3, seed=0):
     return stack_tickets([initTicket(Ticket, arch, density, rng=g) for _ in range(p)])
 
 
-CFG = FinetuneConfig(steps=12, lr=2e-2, batch_size=20)
+CFG = OptimizerConfig(lr=2e-2, batch_size=20)
 BATCHES = minibatch_indices(100, 12, 20, seed=1)
 
 

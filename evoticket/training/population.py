@@ -1,0 +1,198 @@
+"""Population fine-tuning: the GA's short training of many tickets at once, in blocks that fit memory.
+
+:func:`finetune_tickets` stacks P tickets and runs :func:`evoticket.training.loop.train` on them in
+population blocks (:func:`population_block`): validation before and after, optionally the fine-tuned
+weights, the weights at a rewinding step and what fine-tuning learned (fine-tuned magnitudes,
+dense-gradient growth candidates). Every individual of a call sees the same minibatch sequence (common
+random numbers), and the block size is a function of the batch alone (never of where it runs), so a
+backend that splits a batch at block boundaries (:mod:`evoticket.evolution.ray_backend`) computes every
+block exactly as a local run does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from evoticket.config import OptimizerConfig
+from evoticket.data import Splits
+from evoticket.genome import Ticket, compact_learned, stack_tickets
+from evoticket.models import Architecture
+from evoticket.training.batches import minibatch_indices
+from evoticket.training.callbacks import Callback, Evaluate, SaveWeights
+from evoticket.training.evaluate import nonfinite, now
+from evoticket.training.loop import train
+from evoticket.training.memory import population_chunk
+from evoticket.training.results import BatchResult
+from evoticket.training.scopes import Scope
+from evoticket.training.state import TrainState
+
+
+class _Timed(Evaluate):
+    """Validation before and after training, with the wall time of evaluations and of training."""
+
+    def __init__(self, device: torch.device) -> None:
+        super().__init__()
+        self.device = device
+        self.eval_seconds = 0.0
+        self.train_start = 0.0
+        self.train_seconds = 0.0
+
+    def __call__(self, state: TrainState) -> None:
+        if state.step > 0:
+            self.train_seconds = now(self.device) - self.train_start
+        start = now(self.device)
+        super().__call__(state)
+        self.eval_seconds += now(self.device) - start
+        self.train_start = now(self.device)
+
+
+def learned_traits(state: TrainState, kind: str) -> list:
+    """What the networks of ``state`` learned: their magnitudes and, for ``"gradients"``, RigL's growth candidates.
+
+    The dense gradient is taken on the minibatch of the last step (or the first one, before any
+    step); its cost, one forward and one backward pass with dense weight gradients, is added to
+    the meter's training FLOPs.
+
+    Args:
+        state: the state after training.
+        kind: ``"magnitudes"`` or ``"gradients"``.
+
+    Returns:
+        One :data:`evoticket.genome.Learned` per network (:func:`evoticket.genome.compact_learned`).
+    """
+    grads = None
+    if kind == "gradients" and len(state.batches):
+        grads = state.dense_gradient(state.batches[max(0, state.step - 1)])
+    return compact_learned({k: state.params[k] for k in state.masks}, state.masks, grads)
+
+
+def finetune_stacked(
+    arch: Architecture,
+    theta0: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor],
+    splits: Splits,
+    cfg: OptimizerConfig,
+    batches: torch.Tensor,
+    *,
+    return_weights: bool = False,
+    scope: str | Scope = "kept",
+    learned: str = "none",
+    inherit_step: int = 0,
+) -> BatchResult:
+    """Fine-tune P stacked networks together, then evaluate them on validation.
+
+    Args:
+        arch, theta0, masks, splits, cfg, batches, scope: as for :func:`evoticket.training.train`.
+        return_weights: also return the fine-tuned weights (on the CPU).
+        learned: ``"none"``, ``"magnitudes"`` (return each network's fine-tuned magnitudes) or
+            ``"gradients"`` (also the dense gradient's largest pruned positions, from one dense
+            backward pass on the last step's minibatch, its FLOPs added to the meter, as RigL counts it).
+        inherit_step: with ``return_weights``, also return the weights at this step as ``rewound``
+            (late rewinding as inheritance, Frankle et al. 2019, arXiv:1903.01611); 0 or
+            ``len(batches)``: none (the final weights are the ones to inherit).
+
+    Returns:
+        The :class:`BatchResult` of the P networks, with the wall time of the training steps and of the
+        two validation passes.
+    """
+    timer = _Timed(splits.device)
+    callbacks: list[Callback] = [timer]
+    rewind = return_weights and 0 < inherit_step < len(batches)
+    if rewind:
+        callbacks.append(SaveWeights([inherit_step]))
+    state = train(arch, theta0, masks, splits, cfg, batches, scope=scope, callbacks=callbacks)
+    (before, after) = timer.history[0], timer.history[-1]
+    bad = state.bad | nonfinite(state.params, after["val_loss"])
+    return BatchResult(
+        val_acc_before=before["val_acc"].cpu(),
+        val_loss_before=before["val_loss"].cpu(),
+        val_acc=after["val_acc"].cpu(),
+        val_loss=after["val_loss"].cpu(),
+        nonfinite=bad.cpu(),
+        meter=state.meter,
+        weights={k: v.detach().cpu() for k, v in state.params.items()} if return_weights else None,
+        rewound={k: v.cpu() for k, v in callbacks[-1].saved[inherit_step].items()} if rewind else None,
+        learned=learned_traits(state, learned) if learned != "none" else None,
+        train_seconds=timer.train_seconds,
+        eval_seconds=timer.eval_seconds,
+    )
+
+
+def population_block(
+    tickets: Sequence[Ticket],
+    arch: Architecture,
+    n_val: int,
+    cfg: OptimizerConfig,
+    device: str | torch.device,
+    *,
+    max_memory_mb: float = 2048.0,
+    limit: int = 0,
+) -> int:
+    """How many of ``tickets`` one batched computation holds: :func:`evoticket.training.memory.population_chunk`
+    at the highest density among them (``limit``, or the device's block, or fewer to fit ``max_memory_mb``); >= 1.
+
+    A function of the whole batch, the settings and the device type only, so every backend cuts a batch into the
+    same blocks (``limit``: ``campaign.population_block``, 0 for the device's default).
+    """
+    density = max((t.total_density() for t in tickets), default=1.0)
+    return population_chunk(arch, cfg, n_val, density, device, max_memory_mb=max_memory_mb, block=limit)
+
+
+def finetune_tickets(
+    tickets: Sequence[Ticket],
+    arch: Architecture,
+    splits: Splits,
+    cfg: OptimizerConfig,
+    seed: int,
+    *,
+    steps: int,
+    max_memory_mb: float = 2048.0,
+    block: int | None = None,
+    return_weights: bool = False,
+    learned: str = "none",
+    inherit_step: int = 0,
+) -> BatchResult:
+    """Fine-tune and evaluate P tickets in population blocks that fit the memory budget.
+
+    Args:
+        tickets: the P tickets (CPU tensors).
+        arch: their architecture.
+        splits: the data; its device is where the work runs.
+        cfg: the optimizer's settings (``[optimizer]``).
+        seed: seed of the minibatch sequence (shared by all P).
+        steps: optimizer steps, >= 0.
+        max_memory_mb: memory budget of one block (MiB; ``campaign.max_memory_mb``).
+        block: networks per batched computation; default :func:`population_block` of ``tickets``.
+        return_weights: also return the fine-tuned weights.
+        learned, inherit_step: as for :func:`finetune_stacked`.
+
+    Returns:
+        The concatenated :class:`BatchResult`, in the order of ``tickets``, with the blocks' training and
+        evaluation times summed.
+    """
+    device = splits.device
+    batches = minibatch_indices(splits.x_train.shape[0], steps, cfg.batch_size, seed, device)
+    if block is None:
+        block = population_block(tickets, arch, splits.x_val.shape[0], cfg, device, max_memory_mb=max_memory_mb)
+    parts = []
+    for start in range(0, len(tickets), block):
+        theta0, masks = stack_tickets(tickets[start : start + block], device)
+        parts.append(
+            finetune_stacked(
+                arch,
+                theta0,
+                masks,
+                splits,
+                cfg,
+                batches,
+                return_weights=return_weights,
+                learned=learned,
+                inherit_step=inherit_step,
+            )
+        )
+    return BatchResult.concat(parts)
+
+
+__all__ = ["finetune_stacked", "finetune_tickets", "learned_traits", "population_block"]
