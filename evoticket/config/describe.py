@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import difflib
 import inspect
 import math
 import re
@@ -89,7 +90,11 @@ def describe_keys(key: str | None = None) -> list[ConfigKey]:
             return [_top_level_key(key)]
         if key in sections:
             return _section_keys(key)
-        raise ConfigError(unknown_key(key, [*top_level, *sections], "key or section"))
+        # a key given without its section ("population") is offered with it ("ga.population")
+        names = {f"{s}.{f.name}": f.name for s, cls in sections.items() for f in dataclasses.fields(cls)}
+        close = difflib.get_close_matches(key, set(names.values()), n=1)
+        in_sections = [dotted for dotted, name in names.items() if name in close]
+        raise ConfigError(unknown_key(key, [*top_level, *sections, *in_sections], "key or section"))
     if section in top_level:
         raise ConfigError(unknown_key(key, [section]))
     if section not in sections:

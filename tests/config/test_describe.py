@@ -101,6 +101,7 @@ def test_a_section_gives_its_keys_only():
     [
         ("ga.populaton", ["ga.populaton: unknown key", "did you mean 'ga.population'?", "ga.elitism"]),
         ("gaa", ["gaa: unknown key or section", "did you mean 'ga'?", "method"]),
+        ("populaton", ["populaton: unknown key or section", "did you mean 'ga.population'?"]),
         ("gaa.population", ["gaa: unknown section", "did you mean 'ga'?"]),
         ("method.name", ["method.name: unknown key", "'method'"]),
         ("ga.operator_args.mutMaskSwap", ["unknown key", "did you mean 'ga.operator_args'?"]),
