@@ -161,7 +161,8 @@ def format_toml(entries: Sequence[ConfigKey], *, width: int = 100) -> str:
     """Render key descriptions as a commented TOML configuration file, every key at its default.
 
     Each key is one ``KEY = DEFAULT  # TYPE, VALID`` line under its docstring as comment lines; top-level keys
-    come first, then one ``[SECTION]`` table per section. Of every key (``describe_keys()``) it is a complete
+    come first, then one ``[SECTION]`` table per section (in the order the sections first appear in
+    ``entries``). Of every key (``describe_keys()``) it is a complete
     configuration file that ``evoticket run FILE`` accepts unchanged: read back, it equals
     ``CampaignConfig().to_dict()``. A key without a default TOML can write is left commented out.
 
@@ -176,8 +177,9 @@ def format_toml(entries: Sequence[ConfigKey], *, width: int = 100) -> str:
         "# An evoticket configuration with every key at its default (`evoticket config --toml`).",
         "# Every key is optional: keep only those you change. `evoticket config KEY` describes one.",
     ]
+    first = {e.section: i for i, e in reversed(list(enumerate(entries)))}
     section = ""
-    for entry in sorted(entries, key=lambda e: bool(e.section)):  # top-level keys before any table
+    for entry in sorted(entries, key=lambda e: (bool(e.section), first[e.section])):  # top level, then tables
         if entry.section != section:
             lines += ["", "", f"[{_toml_key(entry.section)}]", *_wrap(_plain_text(entry.section_doc), width, "# ")]
             section = entry.section
@@ -288,7 +290,8 @@ def _class_summary(cls: type) -> str:
 
 
 def _attribute_entry(docstring: str, name: str) -> str:
-    """The text of ``name``'s entry in a Google-style ``Attributes:`` section, on one line; "" if none."""
+    """The text of ``name``'s entry in a Google-style ``Attributes:`` section, on one line and capitalised; "" if
+    none."""
     lines = inspect.cleandoc(docstring).splitlines()
     if "Attributes:" not in lines:
         return ""
@@ -307,7 +310,8 @@ def _attribute_entry(docstring: str, name: str) -> str:
             found = [match.group(1)] if match else None
         elif found is not None and line.strip():
             found.append(line.strip())
-    return " ".join(found).strip() if found else ""
+    text = " ".join(found).strip() if found else ""
+    return text[:1].upper() + text[1:]
 
 
 # ---------------------------------------------------------------------------

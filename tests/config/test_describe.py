@@ -88,7 +88,7 @@ def test_types_in_toml_terms(key, expected):
 def test_top_level_key_from_the_campaign_config():
     (method,) = describe_keys("method")
     assert (method.key, method.section, method.type, method.default) == ("method", "", "string", TOP_LEVEL["method"])
-    assert "method that finds tickets" in method.doc
+    assert method.doc.startswith("The method that finds tickets")
 
 
 def test_a_section_gives_its_keys_only():
@@ -227,6 +227,13 @@ def test_the_toml_file_of_one_section_or_key_is_a_partial_configuration():
     assert tomllib.loads(format_toml(describe_keys("ga"))) == {"ga": CampaignConfig().to_dict()["ga"]}
     assert tomllib.loads(format_toml(describe_keys("ga.population"))) == {"ga": {"population": 8}}
     assert tomllib.loads(format_toml(describe_keys("method"))) == {"method": "ga"}
+    mixed = [*describe_keys("ga.population"), *describe_keys("method"), *describe_keys("imp.rate")]
+    mixed += describe_keys("ga.elitism")
+    assert tomllib.loads(format_toml(mixed)) == {
+        "method": "ga",
+        "ga": {"population": 8, "elitism": 2},
+        "imp": {"rate": 0.2},
+    }
 
 
 @pytest.mark.parametrize(
