@@ -7,7 +7,8 @@ continues one from its last checkpoint; ``evoticket plot RUN_DIR [--out DIR]`` d
 ``evoticket compare RUN_DIR ... [--out DIR] [--name NAME]`` overlays several runs and tabulates them;
 ``evoticket experiment CONFIG [--name NAME] [--resume]`` runs a grid of methods at equal compute;
 ``evoticket export RUN_DIR --compact | --format sparse`` writes its ticket as a recipe or with sparse
-weights; ``evoticket bench`` measures batched
+weights; ``evoticket config [KEY] [--toml]`` describes every configuration key (type, default, range,
+meaning); ``evoticket bench`` measures batched
 fine-tuning. A user mistake is reported as one line on stderr with exit status
 2 and no traceback; Ctrl-C stops after the current generation's checkpoint
 with status 130 and prints the resume command; SIGTERM (as a batch scheduler sends
@@ -17,6 +18,7 @@ before SIGKILL) does the same with status 143.
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
 import warnings
@@ -26,11 +28,19 @@ from pathlib import Path
 from evoticket import __version__
 from evoticket.core.errors import DivergedError, EvoticketError, Interrupted, StorageError
 
+CONFIG_KEYS_HINT = "`evoticket config` lists every key with its type, default, valid range and meaning"
+"""Where a command that takes configuration keys points to them (its ``--set`` help or its epilog)."""
+
 
 def _add_overrides(parser: argparse.ArgumentParser, help_text: str) -> None:
-    """``--set SECTION.KEY=VALUE`` (repeatable) and ``--no-progress``."""
+    """``--set SECTION.KEY=VALUE`` (repeatable, its help pointing to ``evoticket config``) and ``--no-progress``."""
     parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE", help=help_text
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help=f"{help_text}; {CONFIG_KEYS_HINT}",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -81,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
         "run",
         help="run an evolution campaign (the default MNIST-1D campaign without CONFIG)",
         description="Run an evolution campaign and write runs/NAME/ and plots/NAME/.",
+        epilog=f"Configuration keys: {CONFIG_KEYS_HINT}; `evoticket config --toml` prints a complete, commented "
+        "configuration file to start from.",
     )
     run.add_argument("config", nargs="?", metavar="CONFIG", help="TOML configuration file (default: built-in defaults)")
     _add_overrides(run, "override one configuration key, e.g. --set ga.population=32 (repeatable)")
@@ -132,6 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="run a grid of methods x seeds x densities x data sets at equal compute (resumable)",
         description="Run an experiment file's cells under runs/NAME/cells/ and write runs/NAME/results.csv, "
         "results.md and the figures in plots/NAME/; --resume skips finished cells and resumes a killed one.",
+        epilog=f"The experiment file's [base], [datasets.*] and [variants.*] tables take campaign configuration keys: "
+        f"{CONFIG_KEYS_HINT}.",
     )
     experiment.add_argument("config", metavar="CONFIG", help="experiment file, e.g. configs/why-not-both-quick.toml")
     experiment.add_argument("--name", help="experiment name (default: the file's stem)")
@@ -182,6 +196,24 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--seed", type=int, default=0, help="sparse: which final-comparison seed (default: 0)")
     export.add_argument("--control", default="ticket", help="sparse: which control (default: ticket)")
     export.add_argument("--out", metavar="PATH", help="output file (never overwrites an existing one)")
+    config = sub.add_parser(
+        "config",
+        help="describe the configuration keys: type, default, valid range and meaning",
+        description="Print every configuration key (or one section's, or one key) with its type, default, valid "
+        "range and docstring, one key per block whose first line starts with the dotted key (grep-friendly). "
+        "--toml prints them as a commented TOML file at the defaults, which `evoticket run FILE` accepts.",
+    )
+    config.add_argument(
+        "key",
+        nargs="?",
+        metavar="KEY",
+        help="a section (ga), a dotted key (ga.population) or a top-level key (method); default: every key",
+    )
+    config.add_argument(
+        "--toml",
+        action="store_true",
+        help="print a TOML configuration file instead: every key at its default, its docstring as comments",
+    )
     bench = sub.add_parser(
         "bench",
         help="measure batched fine-tuning against a per-individual loop and torch.func.vmap",
@@ -191,6 +223,19 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", dest="json_path", metavar="PATH", help="also write the rows as JSON to PATH")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
     return parser
+
+
+def _config(args: argparse.Namespace) -> int:
+    from evoticket.config import describe_keys, format_keys, format_toml
+
+    entries = describe_keys(args.key)
+    if args.toml:
+        print(format_toml(entries), end="")
+        return 0
+    one_key = len(entries) == 1 and entries[0].key == args.key
+    width = min(max(shutil.get_terminal_size((100, 24)).columns, 60), 100)
+    print(format_keys(entries, headers=not one_key, width=width), end="")
+    return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -343,6 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "experiment": _experiment,
         "bench": _bench,
         "export": _export,
+        "config": _config,
     }
     try:
         return commands[args.command](args)

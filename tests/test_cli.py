@@ -203,6 +203,101 @@ def test_unknown_option_is_a_usage_error(capsys):
 
 
 # ---------------------------------------------------------------------------
+# evoticket config: every key, its type, default, range and docstring
+
+
+def config_cli(capsys, *args: str) -> str:
+    """``evoticket config ARGS`` in this process: its stdout (the status must be 0, stderr empty)."""
+    code = cli.main(["config", *args])
+    captured = capsys.readouterr()
+    assert code == 0 and captured.err == "", captured.err
+    return captured.out
+
+
+def key_lines(text: str) -> list[str]:
+    """The lines of ``evoticket config`` output that start a key (not a header, comment or docstring)."""
+    return [line for line in text.splitlines() if line and not line[0].isspace() and line[0] not in "[#"]
+
+
+def test_config_lists_every_key_with_its_default(capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = config_cli(capsys)
+    defaults = CampaignConfig().flat()
+    lines = key_lines(out)
+    assert [line.split(" ", 1)[0] for line in lines] == list(defaults)
+    for line, (key, value) in zip(lines, defaults.items(), strict=True):
+        shown = line.removeprefix(f"{key} = ").rsplit("  (", 1)[0]
+        assert tomllib.loads(f"v = {shown}")["v"] == value, line
+    for section in CampaignConfig().to_dict():
+        if section != "method":
+            assert f"\n[{section}]\n" in f"\n{out}"
+    assert "ga.population = 8  (integer, >= 2)\n    Population size mu; >= 2.\n" in out
+    assert max(len(line) for line in out.splitlines() if line.startswith("    ")) <= 80
+
+
+def test_config_of_a_section_prints_its_keys_only(capsys):
+    out = config_cli(capsys, "ga")
+    assert out.startswith("[ga]\n")
+    assert [line.split(" ", 1)[0] for line in key_lines(out)] == [
+        key for key in CampaignConfig().flat() if key.startswith("ga.")
+    ]
+    assert "[" not in "".join(line[:1] for line in out.splitlines()[1:])  # one header
+
+
+@pytest.mark.parametrize(
+    ("key", "first_line"),
+    [("ga.population", "ga.population = 8  (integer, >= 2)"), ("method", 'method = "ga"  (string)')],
+)
+def test_config_of_one_key_prints_that_key_only(capsys, key, first_line):
+    lines = config_cli(capsys, key).splitlines()
+    assert lines[0] == first_line
+    assert len(lines) > 1 and all(line.startswith("    ") for line in lines[1:])  # its docstring, indented
+
+
+@pytest.mark.parametrize(
+    ("key", "fragments"),
+    [
+        ("ga.populaton", ["ga.populaton: unknown key", "did you mean 'ga.population'?"]),
+        ("gaa", ["gaa: unknown key or section", "did you mean 'ga'?"]),
+        ("gaa.population", ["gaa: unknown section", "did you mean 'ga'?"]),
+    ],
+)
+def test_config_of_an_unknown_key_is_a_one_line_error(capsys, key, fragments):
+    code = cli.main(["config", key])
+    captured = capsys.readouterr()
+    assert_user_error(code, captured.err, *fragments)
+    assert captured.out == ""
+
+
+def test_config_of_an_unknown_key_in_a_subprocess(tmp_path):
+    proc = run_cli(["config", "optimizer.lrr"], tmp_path)
+    assert_user_error(proc.returncode, proc.stderr, "optimizer.lrr: unknown key", "did you mean 'optimizer.lr'?")
+    assert proc.stdout == ""
+
+
+def test_config_toml_is_a_configuration_file_run_accepts_unchanged(capsys, tmp_path, monkeypatch):
+    text = config_cli(capsys, "--toml")
+    assert tomllib.loads(text) == CampaignConfig().to_dict()
+    path = tmp_path / "defaults.toml"
+    path.write_text(text, encoding="utf-8")
+    assert load_config(path) == CampaignConfig()
+    # run reads the file and every key of it; only the override's bad value is refused
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["run", str(path), "--set", "ga.population=0", *dirs(tmp_path)])
+    assert_user_error(code, capsys.readouterr().err, "ga.population: must be >= 2, got 0")
+    assert_nothing_written(tmp_path)
+    assert tomllib.loads(config_cli(capsys, "ga", "--toml")) == {"ga": CampaignConfig().to_dict()["ga"]}
+
+
+@pytest.mark.parametrize("command", ["run", "resume", "experiment"])
+def test_help_of_commands_taking_keys_points_to_config(capsys, command):
+    with pytest.raises(SystemExit) as info:
+        cli.main([command, "--help"])
+    assert info.value.code == 0
+    assert "evoticket config" in " ".join(capsys.readouterr().out.split())
+
+
+# ---------------------------------------------------------------------------
 # a tiny campaign, end to end
 
 

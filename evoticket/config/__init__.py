@@ -1,4 +1,5 @@
-"""Configuration: the frozen dataclasses (:mod:`.schema`) and how they are read (:mod:`.overrides`).
+"""Configuration: the frozen dataclasses (:mod:`.schema`), how they are read (:mod:`.overrides`) and how
+every key is described from them (:mod:`.describe`, printed by ``evoticket config``).
 
 This stage imports nothing downstream; :func:`evoticket.methods.resolve` runs the checks that need
 a data set, a model or a registry.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
+from evoticket.config.describe import ConfigKey, describe_keys, field_docstrings, format_keys, format_toml
 from evoticket.config.overrides import parse_value, read_toml
 from evoticket.config.schema import (
     MOVED,
@@ -56,6 +58,7 @@ __all__ = [
     "BudgetConfig",
     "CampaignConfig",
     "CampaignSection",
+    "ConfigKey",
     "DataConfig",
     "EdgePopupConfig",
     "FinetuneConfig",
@@ -68,6 +71,10 @@ __all__ = [
     "TicketConfig",
     "TrainConfig",
     "all_sections",
+    "describe_keys",
+    "field_docstrings",
+    "format_keys",
+    "format_toml",
     "load_config",
     "migrate",
     "parse_value",

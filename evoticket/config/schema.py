@@ -44,24 +44,27 @@ from evoticket.core.errors import ConfigError
 Check = Callable[[Any], str | None]
 
 
-def _check(fn: Callable[[Any], bool], valid: str) -> dict[str, Check]:
-    """Field metadata: ``fn(value)`` must hold, else the error says ``valid``."""
-    return {"check": lambda v: None if fn(v) else valid}
+def _check(fn: Callable[[Any], bool], valid: str) -> dict[str, Check | str]:
+    """Field metadata: ``fn(value)`` must hold, else the error says ``valid``.
+
+    ``valid`` is also kept, as ``metadata["valid"]``, for the key's description (``evoticket config``).
+    """
+    return {"check": lambda v: None if fn(v) else valid, "valid": valid}
 
 
-def _choice(*names: str) -> dict[str, Check]:
+def _choice(*names: str) -> dict[str, Check | str]:
     return _check(lambda v: v in names, "must be one of " + ", ".join(repr(n) for n in names))
 
 
-def _at_least(lo: float) -> dict[str, Check]:
+def _at_least(lo: float) -> dict[str, Check | str]:
     return _check(lambda v: v >= lo, f"must be >= {lo}")
 
 
-def _positive() -> dict[str, Check]:
+def _positive() -> dict[str, Check | str]:
     return _check(lambda v: v > 0 and math.isfinite(v), "must be a finite number > 0")
 
 
-def _probability() -> dict[str, Check]:
+def _probability() -> dict[str, Check | str]:
     return _check(lambda v: 0.0 <= v <= 1.0, "must be in [0, 1]")
 
 
