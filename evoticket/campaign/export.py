@@ -20,7 +20,8 @@ import torch
 from evoticket.core import paths
 from evoticket.core.errors import EvoticketError
 from evoticket.core.io import atomic_open
-from evoticket.genome import Ticket, load_ticket_state
+from evoticket.genome import Ticket
+from evoticket.genome.files import read_ticket_file
 from evoticket.operators.recipe import (
     ancestry,
     encode_recipe,
@@ -143,7 +144,7 @@ def write_recipe(run_dir: Path, out: Path, *, weights: str = "float32") -> dict[
     if weights not in ("float32", "float16"):
         raise EvoticketError(f"--weights: must be float32 or float16, got {weights!r}")
     source = paths.best_ticket(run_dir)
-    best, arch, config = load_ticket_state(source)
+    best, arch, config = read_ticket_file(source)
     trees: dict[int, Any] = {}
     if paths.individuals_jsonl(run_dir).is_file():
         for record in read_individuals(run_dir):

@@ -1,9 +1,11 @@
-"""Ticket files: a ticket with its architecture and configuration, written whole, read back as a module.
+"""Ticket files: a ticket with its architecture and configuration, written whole, read back.
 
 ``best_ticket.pt`` holds the best ticket's theta0, masks, lineage and fitness; ``trained_ticket.pt``
 the networks the final comparison trained from it (every seed and control, at the early-stopping
-step). Both load as a plain ``torch.nn.Module`` with :func:`load_ticket`, masks applied the way
-``torch.nn.utils.prune`` does.
+step). The public loader is :func:`evoticket.load_ticket` (these files and recipes, as a plain
+``torch.nn.Module``, masks applied the way ``torch.nn.utils.prune`` does); the readers here are its
+helpers: :func:`read_ticket_file` gives ``best_ticket.pt``'s genome, :func:`read_ticket_module` either
+file as a module, :func:`masked_module` builds the module.
 """
 
 from __future__ import annotations
@@ -69,8 +71,11 @@ def _canonical(obj: Any) -> Any:
     return obj
 
 
-def load_ticket_state(path: str | Path) -> tuple[Ticket, Architecture, CampaignConfig]:
-    """Read a ticket file written by a campaign.
+def read_ticket_file(path: str | Path) -> tuple[Ticket, Architecture, CampaignConfig]:
+    """Read the genome in a ticket file written by a campaign (``best_ticket.pt``).
+
+    The ticket is the DEAP individual with its fitness, theta0 at every position and masks; for the
+    network as a module use :func:`evoticket.load_ticket`.
 
     Returns:
         ``(ticket, architecture, config)``.
@@ -130,8 +135,8 @@ def select_trained(path: Path, data: dict[str, Any], *, seed: int, control: str)
     return seeds[seed][control]
 
 
-def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> nn.Module:
-    """Load a saved ticket as a plain ``torch.nn.Module``.
+def read_ticket_module(path: str | Path, *, seed: int = 0, control: str = "ticket") -> nn.Module:
+    """Read a ticket file as a plain ``torch.nn.Module`` (:func:`evoticket.load_ticket`'s reader of ``.pt`` files).
 
     ``best_ticket.pt`` gives the ticket at its initial weights theta0; ``trained_ticket.pt`` gives
     the network the final comparison trained from it (``control`` and ``seed`` choose which), with

@@ -41,8 +41,8 @@ import torch
 from torch import nn
 
 from evoticket.core.errors import EvoticketError
-from evoticket.genome import Ticket, files
-from evoticket.genome.files import masked_module
+from evoticket.genome import Ticket
+from evoticket.genome.files import masked_module, read_ticket_module
 from evoticket.models import Architecture, architecture_from_dict
 
 RECIPE_FORMAT = "evoticket-recipe-v1"
@@ -416,20 +416,24 @@ def read_recipe_file(path: str | Path) -> tuple[Ticket, Architecture, dict[str, 
 def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> nn.Module:
     """Load a ticket in any of its forms as a plain ``torch.nn.Module``: ``evoticket.load_ticket``.
 
-    A recipe file (``evoticket export RUN_DIR --compact``) is replayed and gives the ticket at theta0 with
-    its masks applied; ``best_ticket.pt`` and ``trained_ticket.pt`` are read by
-    :func:`evoticket.genome.load_ticket` (same arguments).
+    ``best_ticket.pt`` gives the ticket at its initial weights theta0; ``trained_ticket.pt`` the network the
+    final comparison trained from it (``seed`` and ``control`` choose which), with the weights of its
+    early-stopping step; a recipe file (``evoticket export RUN_DIR --compact``) is replayed and gives the ticket
+    at theta0, as ``best_ticket.pt`` does. The masks are applied the way ``torch.nn.utils.prune`` does: each
+    pruned layer has a ``weight_orig`` parameter, a ``weight_mask`` buffer and
+    ``weight = weight_orig * weight_mask``, so training the module keeps pruned weights at zero.
 
     Args:
         path: a recipe, ``best_ticket.pt`` or ``trained_ticket.pt`` file.
-        seed: which final-comparison seed (``trained_ticket.pt`` only).
-        control: which control (``trained_ticket.pt`` only).
+        seed: which final-comparison seed (``trained_ticket.pt`` only), in [0, campaign.final_seeds).
+        control: ``ticket``, ``dense``, ``random`` or ``reinit`` (``trained_ticket.pt`` only).
 
     Returns:
-        The module, on the CPU, in training mode; masked layers carry ``weight_orig`` and ``weight_mask``.
+        The module, on the CPU, in training mode.
 
     Raises:
-        EvoticketError: if the file is missing or is not an evoticket ticket or recipe.
+        EvoticketError: if the file is missing or is not an evoticket ticket or recipe, or the seed or control
+            does not exist in it.
     """
     path = Path(path)
     if path.is_file():
@@ -438,4 +442,4 @@ def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> 
         if is_recipe(head):
             ticket, arch, _ = read_recipe_file(path)
             return masked_module(arch, ticket.theta0, ticket.masks)
-    return files.load_ticket(path, seed=seed, control=control)
+    return read_ticket_module(path, seed=seed, control=control)

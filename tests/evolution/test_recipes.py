@@ -17,7 +17,7 @@ from evoticket.campaign import RunRecorder, run_campaign
 from evoticket.campaign.export import export_run
 from evoticket.core import paths
 from evoticket.core.errors import EvoticketError
-from evoticket.genome import load_ticket_state
+from evoticket.genome.files import read_ticket_file
 from evoticket.operators.recipe import ancestry, decode_recipe, read_recipe_file, replay
 from evoticket.plots import plot_run
 from evoticket.plots.compare import compare_runs
@@ -69,7 +69,7 @@ def test_a_seeded_baldwinian_ticket_replays_bit_for_bit_from_its_recipe(tmp_path
     recipe = result.run_dir / "best_ticket.recipe"
     payload = decode_recipe(recipe.read_bytes())
     assert payload["stored"] is None and len(payload["nodes"]) >= 2
-    best, arch, _ = load_ticket_state(paths.best_ticket(result.run_dir))
+    best, arch, _ = read_ticket_file(paths.best_ticket(result.run_dir))
     ticket, _, _ = read_recipe_file(recipe)
     for k in best.theta0:
         assert torch.equal(ticket.theta0[k], best.theta0[k]), k
@@ -96,7 +96,7 @@ def test_what_cannot_be_replayed_is_stored_float32_exactly_float16_approximately
     half = export_run(lam.run_dir, fmt="recipe", out=tmp_path / "lam16.recipe", weights="float16")
     assert not half.report["exact"] and 0 < half.report["max_abs_error"] < 1e-2
     assert half.report["recipe_bytes"] < exact.report["recipe_bytes"]
-    best, _, _ = load_ticket_state(paths.best_ticket(lam.run_dir))
+    best, _, _ = read_ticket_file(paths.best_ticket(lam.run_dir))
     back, _, _ = read_recipe_file(tmp_path / "lam32.recipe")
     for k, v in best.effective_weights().items():
         assert torch.equal(back.effective_weights()[k], v), k
