@@ -150,7 +150,7 @@ def read_ticket_module(path: str | Path, *, seed: int = 0, control: str = "ticke
         control: ``ticket``, ``dense``, ``random`` or ``reinit`` (``trained_ticket.pt`` only).
 
     Returns:
-        The module, on the CPU, in training mode.
+        The module, on the CPU, in training mode, with ``network_only = False`` (:func:`masked_module`).
 
     Raises:
         EvoticketError: if the file is missing or is not an evoticket ticket, or the seed or
@@ -170,16 +170,26 @@ def read_ticket_module(path: str | Path, *, seed: int = 0, control: str = "ticke
     return masked_module(arch, state, masks)
 
 
-def masked_module(arch: Architecture, state: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> nn.Module:
+def masked_module(
+    arch: Architecture,
+    state: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor],
+    *,
+    network_only: bool = False,
+) -> nn.Module:
     """``arch``'s module with ``state`` loaded and ``masks`` applied as ``torch.nn.utils.prune`` does.
 
     Args:
         arch: the architecture.
         state: parameter (and BatchNorm buffer) name -> tensor.
         masks: weight name -> bool tensor of the weight's shape.
+        network_only: whether ``state`` holds only the masked network: its values at pruned positions are
+            placeholders (0.0), not the ticket's theta0 (a recipe written with ``--network-only``).
 
     Returns:
-        The module, on the CPU, in training mode (``weight = weight_orig * weight_mask`` per masked layer).
+        The module, on the CPU, in training mode (``weight = weight_orig * weight_mask`` per masked layer),
+        with a plain attribute ``network_only`` (bool): when ``True``, ``weight_orig`` at pruned positions is
+        not the ticket's and only ``weight_orig * weight_mask`` is.
     """
     from torch.nn.utils import prune
 
@@ -188,4 +198,5 @@ def masked_module(arch: Architecture, state: dict[str, torch.Tensor], masks: dic
     for name, mask in masks.items():
         layer = module.get_submodule(name.rsplit(".", 1)[0])
         prune.custom_from_mask(layer, "weight", mask)
+    module.network_only = bool(network_only)
     return module
