@@ -23,6 +23,9 @@ each stage imports only the stages before it (checked by import-linter, see ``se
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
 __version__ = "0.2.0"
 
 from evoticket import operators, records
@@ -30,7 +33,7 @@ from evoticket.campaign import CampaignResult, RunRecorder, resume_campaign, run
 from evoticket.config import CampaignConfig, load_config
 from evoticket.core.errors import BudgetError, ConfigError, DataError, EvoticketError
 from evoticket.evolution import evolve, make_toolbox
-from evoticket.genome import Ticket, load_ticket_state
+from evoticket.genome import Ticket
 from evoticket.operators.recipe import load_ticket
 
 __all__ = [
@@ -46,10 +49,24 @@ __all__ = [
     "evolve",
     "load_config",
     "load_ticket",
-    "load_ticket_state",
     "make_toolbox",
     "operators",
     "records",
     "resume_campaign",
     "run_campaign",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """``load_ticket_state``, removed in favour of :func:`load_ticket`, still given for a while with a warning."""
+    if name == "load_ticket_state":
+        from evoticket.genome.files import read_ticket_file
+
+        warnings.warn(
+            "evoticket.load_ticket_state is deprecated and will be removed; use evoticket.load_ticket(path) for the "
+            "network, or evoticket.genome.files.read_ticket_file(path) for (ticket, architecture, config)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return read_ticket_file
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -191,7 +191,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights",
         choices=("float32", "float16"),
         default="float32",
-        help="recipe: how weights that cannot be replayed are stored (float32: exact; default float32)",
+        help="recipe: how weights that cannot be replayed are stored (float32: exact; float16: rounded, half the "
+        "bytes; default float32)",
+    )
+    export.add_argument(
+        "--network-only",
+        action="store_true",
+        help="recipe: store only what the masked network needs (masks, kept weights, biases), not theta0 at the "
+        "pruned positions: a smaller file that is a network, not a genome (it reads back with 0.0 there, marked "
+        "network_only)",
     )
     export.add_argument("--seed", type=int, default=0, help="sparse: which final-comparison seed (default: 0)")
     export.add_argument("--control", default="ticket", help="sparse: which control (default: ticket)")
@@ -257,23 +265,42 @@ def _export(args: argparse.Namespace) -> int:
         fmt=fmt,
         out=Path(args.out) if args.out else None,
         weights=args.weights,
+        network_only=args.network_only,
         seed=args.seed,
         control=args.control,
     )
     r = result.report
     if fmt == "recipe":
-        print(
-            f"recipe {r['recipe_bytes']:,} bytes ({r['nodes']} individuals replayed; "
-            f"replays {', '.join(r['replayed']) or 'nothing'}; stores {', '.join(r['stored']) or 'nothing'}"
-            f"{' as ' + r['weights'] if 'theta0' in r['stored'] else ''}); float32 state dict "
-            f"{r['state_dict_float32_bytes']:,} bytes ({r['ratio_float32']:.1f}x), gzip-compressed "
-            f"{r['state_dict_gzip_bytes']:,} bytes ({r['ratio_gzip']:.1f}x); round trip "
-            + ("exact" if r["exact"] else f"max abs weight error {r['max_abs_error']:.3g}")
-        )
+        print(_recipe_line(r, network_only=args.network_only))
     else:
         print(f"sparse ticket {r['bytes']:,} bytes")
     print(result.path)
     return 0
+
+
+def _recipe_line(r: dict, *, network_only: bool) -> str:
+    """The one line ``evoticket export --compact`` prints: sizes, what is replayed and stored, the round trip."""
+    stores = [("kept weights" if r["network_only"] else "theta0") if part == "theta0" else part for part in r["stored"]]
+    line = (
+        f"recipe {r['recipe_bytes']:,} bytes ({r['nodes']} individuals replayed; "
+        f"replays {', '.join(r['replayed']) or 'nothing'}; stores {', '.join(stores) or 'nothing'}"
+        f"{' as ' + r['weights'] if 'theta0' in r['stored'] else ''}); float32 state dict "
+        f"{r['state_dict_float32_bytes']:,} bytes ({r['ratio_float32']:.1f}x), gzip-compressed "
+        f"{r['state_dict_gzip_bytes']:,} bytes ({r['ratio_gzip']:.1f}x); "
+    )
+    if r["network_only"]:
+        line += (
+            f"network only: theta0 at pruned positions not stored ({r['pruned_not_stored']:,} of "
+            f"{r['theta0_entries']:,} entries read back as 0.0); masked network "
+        )
+        return line + (
+            "exact" if r["network_exact"] else f"rounded to {r['weights']}, max abs error {r['max_abs_error']:.3g}"
+        )
+    if network_only:
+        line += "--network-only: nothing to leave out (the replay rebuilds theta0 at the pruned positions); "
+    if r["exact"]:
+        return line + "round trip exact (every theta0 entry and mask bit for bit)"
+    return line + f"round trip not exact: theta0 rounded to {r['weights']}, max abs error {r['max_abs_error']:.3g}"
 
 
 def _plot(args: argparse.Namespace) -> int:

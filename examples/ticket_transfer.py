@@ -75,8 +75,8 @@ from evoticket.core.seeds import derive_seed, seed_everything
 from evoticket.data import Splits
 from evoticket.genome import random_masks_like
 from evoticket.models import Architecture
-from evoticket.resolve import resolve
 from evoticket.records import SPENT_KEYS
+from evoticket.resolve import resolve
 
 ARMS = ("transferred", "transferred_mask", "random", "target_searched", "dense")
 """Rows of the table, in the order printed (see the module docstring)."""

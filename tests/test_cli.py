@@ -25,9 +25,10 @@ import pytest
 import torch
 
 import evoticket
-from evoticket import cli, load_ticket, load_ticket_state
+from evoticket import cli, load_ticket
 from evoticket.config import CampaignConfig, load_config
 from evoticket.core.errors import EvoticketError
+from evoticket.genome.files import read_ticket_file
 
 FAST_SETS = [
     "ga.population=4",
@@ -405,7 +406,7 @@ def test_load_ticket_gives_a_pruned_module(tiny_run):
     masks = {name[: -len("_mask")]: b for name, b in module.named_buffers() if name.endswith("weight_mask")}
     assert set(masks) == set(best["density"]) == {"fc1.weight", "fc2.weight"}
     params = dict(module.named_parameters())
-    ticket, arch, config = load_ticket_state(path)
+    ticket, arch, config = read_ticket_file(path)
     assert config == load_config(root / "runs" / "t1" / "config.toml")
     kept = total = 0
     for name, mask in masks.items():
@@ -421,6 +422,22 @@ def test_load_ticket_gives_a_pruned_module(tiny_run):
     assert kept / total == pytest.approx(best["density_total"])
     out = module(torch.zeros(3, *arch.input_shape))
     assert out.shape == (3, 10)
+
+
+def test_load_ticket_is_the_one_public_loader_and_the_old_names_warn(tiny_run):
+    root, proc = tiny_run
+    assert proc.returncode == 0, proc.stderr
+    path = root / "runs" / "t1" / "best_ticket.pt"
+    assert "load_ticket" in evoticket.__all__ and "load_ticket_state" not in evoticket.__all__
+    assert not {"load_ticket", "load_ticket_state"} & set(evoticket.genome.__all__)
+    with pytest.warns(DeprecationWarning, match=r"evoticket\.load_ticket\(path\)"):
+        ticket, _, _ = evoticket.load_ticket_state(path)
+    with pytest.warns(DeprecationWarning, match=r"evoticket\.load_ticket\(path"):
+        module = evoticket.genome.load_ticket(path)
+    assert torch.equal(module.fc1.weight_orig.detach(), ticket.theta0["fc1.weight"])
+    assert torch.equal(load_ticket(path).fc1.weight_orig.detach(), ticket.theta0["fc1.weight"])
+    with pytest.raises(AttributeError):
+        evoticket.genome.no_such_loader  # noqa: B018
 
 
 def test_load_ticket_refuses_missing_and_junk_files(tmp_path, recwarn):

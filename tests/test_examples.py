@@ -44,5 +44,6 @@ def test_multi_objective_compares_the_front_with_imp(tmp_path, monkeypatch, caps
 def test_compact_ticket_round_trips_exactly(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = load("compact_ticket").main(["--generations", "2", "--hidden", "[16]"])
-    assert out["exact"] and out["same_outputs"] and out["stored"] == [] and out["nodes"] >= 1
+    assert out["exact"] and out["same_outputs"] and out["same_genome"] and out["stored"] == [] and out["nodes"] >= 1
+    assert not out["network_only"]
     assert out["recipe_bytes"] < out["state_dict_gzip_bytes"]

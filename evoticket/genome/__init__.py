@@ -2,12 +2,17 @@
 
 :mod:`.ticket` holds :class:`Ticket` (copy-on-write clones, lineage, pickling) and stacking;
 :mod:`.masks` the random masks; :mod:`.allocation` the per-layer densities (uniform, ERK, LTH); :mod:`.creator` the DEAP classes per fitness weights;
-:mod:`.files` the ticket files and :func:`load_ticket`; :mod:`.sparse` sparse CSR ticket files for inference
-(:func:`write_sparse`, :func:`load_sparse`); :mod:`.learned` what fine-tuning learned (magnitudes, gradients).
+:mod:`.files` the ticket files (read back by :func:`evoticket.load_ticket`, the one public loader); :mod:`.sparse`
+sparse CSR ticket files for inference (:func:`write_sparse`, :func:`load_sparse`); :mod:`.learned` what fine-tuning
+learned (magnitudes, gradients).
 """
 
 from __future__ import annotations
 
+import warnings
+from typing import Any
+
+from evoticket.genome import files
 from evoticket.genome.allocation import (
     ALLOCATIONS,
     erk_densities,
@@ -19,8 +24,6 @@ from evoticket.genome.creator import FITNESS_WEIGHTS, ensure_creator
 from evoticket.genome.files import (
     TICKET_FORMAT,
     TRAINED_FORMAT,
-    load_ticket,
-    load_ticket_state,
     save_ticket,
     save_trained,
 )
@@ -66,8 +69,6 @@ __all__ = [
     "layer_densities",
     "learned_nbytes",
     "load_sparse",
-    "load_ticket",
-    "load_ticket_state",
     "lth_densities",
     "merge_learned",
     "note_crossover",
@@ -83,3 +84,21 @@ __all__ = [
     "ticket_from_state",
     "write_sparse",
 ]
+
+_DEPRECATED = {
+    "load_ticket": ("read_ticket_module", "evoticket.load_ticket(path, seed=..., control=...)"),
+    "load_ticket_state": ("read_ticket_file", "evoticket.genome.files.read_ticket_file(path)"),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The names this package exported before ``evoticket.load_ticket`` became the one loader, with a warning."""
+    if name in _DEPRECATED:
+        helper, instead = _DEPRECATED[name]
+        warnings.warn(
+            f"evoticket.genome.{name} is deprecated and will be removed; use {instead}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return getattr(files, helper)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

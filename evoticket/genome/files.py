@@ -1,9 +1,11 @@
-"""Ticket files: a ticket with its architecture and configuration, written whole, read back as a module.
+"""Ticket files: a ticket with its architecture and configuration, written whole, read back.
 
 ``best_ticket.pt`` holds the best ticket's theta0, masks, lineage and fitness; ``trained_ticket.pt``
 the networks the final comparison trained from it (every seed and control, at the early-stopping
-step). Both load as a plain ``torch.nn.Module`` with :func:`load_ticket`, masks applied the way
-``torch.nn.utils.prune`` does.
+step). The public loader is :func:`evoticket.load_ticket` (these files and recipes, as a plain
+``torch.nn.Module``, masks applied the way ``torch.nn.utils.prune`` does); the readers here are its
+helpers: :func:`read_ticket_file` gives ``best_ticket.pt``'s genome, :func:`read_ticket_module` either
+file as a module, :func:`masked_module` builds the module.
 """
 
 from __future__ import annotations
@@ -69,8 +71,11 @@ def _canonical(obj: Any) -> Any:
     return obj
 
 
-def load_ticket_state(path: str | Path) -> tuple[Ticket, Architecture, CampaignConfig]:
-    """Read a ticket file written by a campaign.
+def read_ticket_file(path: str | Path) -> tuple[Ticket, Architecture, CampaignConfig]:
+    """Read the genome in a ticket file written by a campaign (``best_ticket.pt``).
+
+    The ticket is the DEAP individual with its fitness, theta0 at every position and masks; for the
+    network as a module use :func:`evoticket.load_ticket`.
 
     Returns:
         ``(ticket, architecture, config)``.
@@ -130,8 +135,8 @@ def select_trained(path: Path, data: dict[str, Any], *, seed: int, control: str)
     return seeds[seed][control]
 
 
-def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> nn.Module:
-    """Load a saved ticket as a plain ``torch.nn.Module``.
+def read_ticket_module(path: str | Path, *, seed: int = 0, control: str = "ticket") -> nn.Module:
+    """Read a ticket file as a plain ``torch.nn.Module`` (:func:`evoticket.load_ticket`'s reader of ``.pt`` files).
 
     ``best_ticket.pt`` gives the ticket at its initial weights theta0; ``trained_ticket.pt`` gives
     the network the final comparison trained from it (``control`` and ``seed`` choose which), with
@@ -145,7 +150,7 @@ def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> 
         control: ``ticket``, ``dense``, ``random`` or ``reinit`` (``trained_ticket.pt`` only).
 
     Returns:
-        The module, on the CPU, in training mode.
+        The module, on the CPU, in training mode, with ``network_only = False`` (:func:`masked_module`).
 
     Raises:
         EvoticketError: if the file is missing or is not an evoticket ticket, or the seed or
@@ -165,16 +170,26 @@ def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> 
     return masked_module(arch, state, masks)
 
 
-def masked_module(arch: Architecture, state: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> nn.Module:
+def masked_module(
+    arch: Architecture,
+    state: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor],
+    *,
+    network_only: bool = False,
+) -> nn.Module:
     """``arch``'s module with ``state`` loaded and ``masks`` applied as ``torch.nn.utils.prune`` does.
 
     Args:
         arch: the architecture.
         state: parameter (and BatchNorm buffer) name -> tensor.
         masks: weight name -> bool tensor of the weight's shape.
+        network_only: whether ``state`` holds only the masked network: its values at pruned positions are
+            placeholders (0.0), not the ticket's theta0 (a recipe written with ``--network-only``).
 
     Returns:
-        The module, on the CPU, in training mode (``weight = weight_orig * weight_mask`` per masked layer).
+        The module, on the CPU, in training mode (``weight = weight_orig * weight_mask`` per masked layer),
+        with a plain attribute ``network_only`` (bool): when ``True``, ``weight_orig`` at pruned positions is
+        not the ticket's and only ``weight_orig * weight_mask`` is.
     """
     from torch.nn.utils import prune
 
@@ -183,4 +198,5 @@ def masked_module(arch: Architecture, state: dict[str, torch.Tensor], masks: dic
     for name, mask in masks.items():
         layer = module.get_submodule(name.rsplit(".", 1)[0])
         prune.custom_from_mask(layer, "weight", mask)
+    module.network_only = bool(network_only)
     return module

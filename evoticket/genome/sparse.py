@@ -6,7 +6,7 @@
 stays stored), the rest (biases, BatchNorm, unmasked weights) dense. :func:`load_sparse` reads it
 back as a plain ``torch.nn.Module`` for inference whose masked ``Linear`` layers are
 :class:`SparseLinear` (a torch sparse CSR weight, multiplied with ``torch.addmm``); its outputs
-equal those of the dense masked module of :func:`evoticket.genome.load_ticket` in eval mode up to
+equal those of the dense masked module of :func:`evoticket.load_ticket` in eval mode up to
 float rounding (the sums run in another order).
 
 Convolutions (``cnn1d``) are stored in CSR too, as ``(out, in * kernel)``, but loaded dense: torch
@@ -82,7 +82,7 @@ class SparseLinear(nn.Module):
     ``y = x W^T + b`` computed as ``addmm(b, W, x^T)^T``: CSR times a dense matrix, the one sparse
     product torch runs fast on the CPU (MKL) and CUDA (cuSPARSE). The output is a transposed view of
     a contiguous ``(out, B)`` tensor, so a following :class:`SparseLinear` reads its input with no copy.
-    No gradient flows into the weight (use :func:`evoticket.genome.load_ticket` to train).
+    No gradient flows into the weight (use :func:`evoticket.load_ticket` to train).
 
     Args:
         weight: ``(out, in)`` sparse CSR float tensor.
@@ -216,7 +216,7 @@ def load_sparse(path: str | Path) -> nn.Module:
     Masked ``Linear`` layers become :class:`SparseLinear` with the stored CSR weight (exactly the
     mask's nnz); convolutions are densified (torch has no sparse convolution); biases and BatchNorm
     are dense. The forward pass equals that of the dense masked module
-    (:func:`evoticket.genome.load_ticket` with the same seed and control, in eval mode) up to float
+    (:func:`evoticket.load_ticket` with the same seed and control, in eval mode) up to float
     rounding: inputs ``(B, *input_shape)`` -> logits ``(B, num_classes)``.
 
     Args:

@@ -22,8 +22,13 @@ its seed (the informed operators read fine-tuned traits, :meth:`evoticket.operat
 leaves the ticket without a recipe. The evolution loop writes each new individual's tree into its
 record (``recipe`` in ``individuals.jsonl``) and then resets it to ``{"uid": u}``.
 
-What cannot be derived is stored (:func:`pack_stored`): bit-packed masks and the kept weights (and
-every unmasked parameter) as float32 (exact) or float16. A file (:func:`write_recipe_file`,
+What cannot be derived is stored (:func:`pack_stored`): bit-packed masks, the kept weights, every
+unmasked parameter (biases) and theta0 at the pruned positions that the replay does not rebuild, as float32
+(exact) or float16 (rounded). A recipe is the ticket's whole genome unless its document says
+``"network_only": true``: then it stores only what the masked network ``theta0 * mask`` needs, theta0 at
+the pruned positions reads as 0.0, and the ticket (:func:`read_recipe_file`) and module
+(:func:`load_ticket`) it gives carry ``network_only = True``. A recipe written before the marker existed
+that stores weights stored only the kept ones, and is read as network only. A file (:func:`encode_recipe`,
 :func:`read_recipe_file`) is gzip-compressed JSON, binary parts in base64.
 """
 
@@ -32,7 +37,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +46,8 @@ import torch
 from torch import nn
 
 from evoticket.core.errors import EvoticketError
-from evoticket.genome import Ticket, files
-from evoticket.genome.files import masked_module
+from evoticket.genome import Ticket
+from evoticket.genome.files import masked_module, read_ticket_module
 from evoticket.models import Architecture, architecture_from_dict
 
 RECIPE_FORMAT = "evoticket-recipe-v1"
@@ -240,19 +245,29 @@ def _unb64(text: str, dtype: Any) -> np.ndarray:
     return np.frombuffer(base64.b64decode(text), dtype=dtype)
 
 
-def pack_stored(ticket: Ticket, *, masks: bool = True, weights: bool = True, dtype: str = "float32") -> dict[str, Any]:
+def pack_stored(
+    ticket: Ticket,
+    *,
+    masks: bool = True,
+    weights: bool = True,
+    pruned: bool | Iterable[str] = True,
+    dtype: str = "float32",
+) -> dict[str, Any]:
     """The parts of a ticket a recipe cannot derive, compactly.
 
     Args:
         ticket: the ticket.
         masks: store its masks, bit-packed (``numpy.packbits``, 1 bit per weight).
         weights: store its kept weights (theta0 at the mask's kept positions, in flat order) and every
-            unmasked parameter (biases), as ``dtype``; the pruned positions of theta0 are not stored.
-        dtype: ``"float32"`` (exact) or ``"float16"``.
+            unmasked parameter (biases), as ``dtype``.
+        pruned: with ``weights``, which masked layers also get theta0 at their pruned positions stored (in flat
+            order, as ``dtype``): ``True`` every one, ``False`` none (a network-only recipe), or the weight
+            names of those the replay does not rebuild.
+        dtype: ``"float32"`` (exact) or ``"float16"`` (rounded).
 
     Returns:
         A JSON-ready dict: ``masks`` (weight name -> base64), ``weights`` (parameter name -> base64),
-        ``dtype``, ``shapes`` (parameter name -> shape).
+        ``pruned`` (weight name -> base64), ``dtype``, ``shapes`` (parameter name -> shape).
 
     Raises:
         ValueError: for a ``dtype`` other than those of :data:`WEIGHT_DTYPES`.
@@ -264,21 +279,37 @@ def pack_stored(ticket: Ticket, *, masks: bool = True, weights: bool = True, dty
         out["masks"] = {k: _b64(np.packbits(m.reshape(-1).numpy())) for k, m in ticket.masks.items()}
     if weights:
         np_dtype = WEIGHT_DTYPES[dtype]
-        values = {}
+        layers = set(ticket.masks) if pruned is True else set() if pruned is False else set(pruned)
+        values, rest = {}, {}
         for name, value in ticket.theta0.items():
             flat = value.reshape(-1)
             if name in ticket.masks:
-                flat = flat[ticket.masks[name].reshape(-1)]
+                kept = ticket.masks[name].reshape(-1)
+                if name in layers:
+                    rest[name] = _b64(flat[~kept].numpy().astype(np_dtype))
+                flat = flat[kept]
             values[name] = _b64(flat.numpy().astype(np_dtype))
         out["weights"] = values
+        out["pruned"] = rest
     return out
 
 
-def unpack_stored(stored: Mapping[str, Any], base: Ticket | None) -> tuple[dict, dict]:
+def unpack_stored(
+    stored: Mapping[str, Any], base: Ticket | None, *, network_only: bool = False
+) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """``(theta0, masks)`` from :func:`pack_stored`'s dict, the parts it lacks taken from ``base``.
 
-    Stored weights fill the kept positions; pruned positions come from ``base`` (a replay) when there is one,
-    else are 0.0. Float16 weights are widened to float32.
+    Stored weights fill the kept positions; the pruned positions of a masked layer come from its stored
+    ``pruned`` values, else from ``base`` (the replay, which the writer checked rebuilds them); in a
+    network-only recipe they are 0.0. Float16 values are widened to float32.
+
+    Args:
+        stored: the ``stored`` dict of a recipe document.
+        base: the replayed ticket, or ``None`` when the recipe has no graph.
+        network_only: whether the document is a network-only recipe (theta0 at pruned positions not stored).
+
+    Returns:
+        ``(theta0, masks)``: parameter name -> float32 tensor, weight name -> bool tensor.
 
     Raises:
         ValueError: when a part is neither stored nor in ``base``.
@@ -297,20 +328,40 @@ def unpack_stored(stored: Mapping[str, Any], base: Ticket | None) -> tuple[dict,
         raise ValueError("recipe: stores no masks and has no replay to take them from")
     if "weights" in stored:
         np_dtype = WEIGHT_DTYPES[stored["dtype"]]
+        pruned = stored.get("pruned") or {}
         theta0 = {}
         for name, text in stored["weights"].items():
             values = torch.from_numpy(_unb64(text, np_dtype).astype(np.float32))
-            if name in masks:
-                full = base.theta0[name].reshape(-1).clone() if base is not None else torch.zeros(masks[name].numel())
-                full[masks[name].reshape(-1)] = values
-                theta0[name] = full.view(shapes[name])
-            else:
+            if name not in masks:
                 theta0[name] = values.view(shapes[name]).clone()
+                continue
+            kept = masks[name].reshape(-1)
+            full = torch.zeros(kept.numel())
+            full[kept] = values
+            if name in pruned:
+                full[~kept] = torch.from_numpy(_unb64(pruned[name], np_dtype).astype(np.float32))
+            elif not network_only:  # network only: left at 0.0
+                if base is None:
+                    raise ValueError(f"recipe: stores no theta0 at the pruned positions of {name} and has no replay")
+                full[~kept] = base.theta0[name].reshape(-1)[~kept]
+            theta0[name] = full.view(shapes[name])
     elif base is not None:
         theta0 = dict(base.theta0)
     else:
         raise ValueError("recipe: stores no weights and has no replay to take them from")
     return theta0, masks
+
+
+def is_network_only(payload: Mapping[str, Any]) -> bool:
+    """Whether a recipe document holds only the masked network, not theta0 at the pruned positions.
+
+    Its ``network_only`` marker when it has one; a recipe written before the marker existed is network only
+    when it stores weights (it stored only the kept ones).
+    """
+    if "network_only" in payload:
+        return bool(payload["network_only"])
+    stored = payload.get("stored") or {}
+    return "weights" in stored
 
 
 # ------------------------------------------------------------------ files
@@ -324,8 +375,11 @@ def recipe_payload(
     nodes: Mapping[int, dict[str, Any]],
     stored: Mapping[str, Any] | None,
     meta: Mapping[str, Any] | None = None,
+    *,
+    network_only: bool = False,
 ) -> dict[str, Any]:
-    """The JSON document of a recipe: format, architecture, root uid, graph (uid -> tree), stored parts, metadata."""
+    """The JSON document of a recipe: format, architecture, root uid, graph (uid -> tree), stored parts, metadata,
+    and ``network_only`` (``True`` when theta0 at the pruned positions is not stored, :func:`is_network_only`)."""
     return {
         "format": RECIPE_FORMAT,
         "architecture": arch.to_dict(),
@@ -335,6 +389,7 @@ def recipe_payload(
         "nodes": {str(k): v for k, v in sorted(nodes.items())},
         "stored": dict(stored) if stored else None,
         "meta": dict(meta or {}),
+        "network_only": bool(network_only),
     }
 
 
@@ -368,7 +423,9 @@ def ticket_from_recipe(payload: Mapping[str, Any]) -> tuple[Ticket, Architecture
     """Rebuild a ticket from a recipe document: replay its graph, then apply its stored parts.
 
     Returns:
-        ``(ticket, architecture)``; the ticket is a plain :class:`evoticket.genome.Ticket` with the root's uid.
+        ``(ticket, architecture)``; the ticket is a plain :class:`evoticket.genome.Ticket` with the root's uid and
+        an attribute ``network_only`` (bool, :func:`is_network_only`): when ``True`` its theta0 at the pruned
+        positions is 0.0, not the ticket's, and it is a network, not a genome to evolve or to draw controls from.
 
     Raises:
         ValueError: when the document is inconsistent (no graph and nothing stored, an unknown operator).
@@ -376,6 +433,7 @@ def ticket_from_recipe(payload: Mapping[str, Any]) -> tuple[Ticket, Architecture
     arch = architecture_from_dict(payload["architecture"])
     nodes = {int(k): v for k, v in (payload.get("nodes") or {}).items()}
     root = payload.get("root")
+    network_only = is_network_only(payload)
     base = None
     if nodes:
         try:
@@ -384,20 +442,23 @@ def ticket_from_recipe(payload: Mapping[str, Any]) -> tuple[Ticket, Architecture
             raise ValueError(f"recipe: its graph refers to {e}, which it does not hold") from None
     stored = payload.get("stored")
     if stored:
-        theta0, masks = unpack_stored(stored, base)
+        theta0, masks = unpack_stored(stored, base, network_only=network_only)
     elif base is not None:
         theta0, masks = base.theta0, base.masks
     else:
         raise ValueError("recipe: holds neither a graph nor stored parts")
     init_std = payload.get("init_std") or (base.init_std if base is not None else {})
-    return Ticket(theta0, masks, payload["init_scheme"], init_std, uid=root), arch
+    ticket = Ticket(theta0, masks, payload["init_scheme"], init_std, uid=root)
+    ticket.network_only = network_only
+    return ticket, arch
 
 
 def read_recipe_file(path: str | Path) -> tuple[Ticket, Architecture, dict[str, Any]]:
     """Read a recipe file and rebuild its ticket.
 
     Returns:
-        ``(ticket, architecture, payload)``.
+        ``(ticket, architecture, payload)``; ``ticket.network_only`` says whether it is only the masked network
+        (:func:`ticket_from_recipe`).
 
     Raises:
         EvoticketError: if the file is missing or not a valid recipe (one line naming the file).
@@ -416,20 +477,30 @@ def read_recipe_file(path: str | Path) -> tuple[Ticket, Architecture, dict[str, 
 def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> nn.Module:
     """Load a ticket in any of its forms as a plain ``torch.nn.Module``: ``evoticket.load_ticket``.
 
-    A recipe file (``evoticket export RUN_DIR --compact``) is replayed and gives the ticket at theta0 with
-    its masks applied; ``best_ticket.pt`` and ``trained_ticket.pt`` are read by
-    :func:`evoticket.genome.load_ticket` (same arguments).
+    ``best_ticket.pt`` gives the ticket at its initial weights theta0; ``trained_ticket.pt`` the network the
+    final comparison trained from it (``seed`` and ``control`` choose which), with the weights of its
+    early-stopping step; a recipe file (``evoticket export RUN_DIR --compact``) is replayed and gives the ticket
+    at theta0, as ``best_ticket.pt`` does. The masks are applied the way ``torch.nn.utils.prune`` does: each
+    pruned layer has a ``weight_orig`` parameter, a ``weight_mask`` buffer and
+    ``weight = weight_orig * weight_mask``, so training the module keeps pruned weights at zero.
+
+    Every module it returns has a plain attribute ``network_only`` (bool). It is ``True`` only for a recipe
+    that holds just the masked network (written with ``--network-only``, or by evoticket before the marker
+    existed): ``weight_orig`` at the pruned positions is then 0.0, not the ticket's theta0, so the module
+    gives the ticket's outputs and trains like it, but is no genome (rewinding, a ``random`` control or
+    further evolution would need those values).
 
     Args:
         path: a recipe, ``best_ticket.pt`` or ``trained_ticket.pt`` file.
-        seed: which final-comparison seed (``trained_ticket.pt`` only).
-        control: which control (``trained_ticket.pt`` only).
+        seed: which final-comparison seed (``trained_ticket.pt`` only), in [0, campaign.final_seeds).
+        control: ``ticket``, ``dense``, ``random`` or ``reinit`` (``trained_ticket.pt`` only).
 
     Returns:
-        The module, on the CPU, in training mode; masked layers carry ``weight_orig`` and ``weight_mask``.
+        The module, on the CPU, in training mode, with ``network_only`` set.
 
     Raises:
-        EvoticketError: if the file is missing or is not an evoticket ticket or recipe.
+        EvoticketError: if the file is missing or is not an evoticket ticket or recipe, or the seed or control
+            does not exist in it.
     """
     path = Path(path)
     if path.is_file():
@@ -437,5 +508,5 @@ def load_ticket(path: str | Path, *, seed: int = 0, control: str = "ticket") -> 
             head = f.read(2)
         if is_recipe(head):
             ticket, arch, _ = read_recipe_file(path)
-            return masked_module(arch, ticket.theta0, ticket.masks)
-    return files.load_ticket(path, seed=seed, control=control)
+            return masked_module(arch, ticket.theta0, ticket.masks, network_only=ticket.network_only)
+    return read_ticket_module(path, seed=seed, control=control)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from evoticket.core import paths
-from evoticket.genome import load_ticket_state
+from evoticket.genome.files import read_ticket_file
 from evoticket.plots import common
 
 
@@ -30,7 +30,7 @@ def draw_masks(ticket_path: Path, run_dir: Path | None = None) -> Any:
     if not ticket_path.is_file():
         return None
     plt = common.pyplot()
-    ticket, _, config = load_ticket_state(ticket_path)
+    ticket, _, config = read_ticket_file(ticket_path)
     masks = {name: m.reshape(m.shape[0], -1).to("cpu").numpy() for name, m in ticket.masks.items()}
     names = list(masks)
     fig = plt.figure(figsize=(2 * common.COLUMN_WIDTH, 4.6), constrained_layout=True)

@@ -9,12 +9,12 @@ import tomllib
 import pytest
 import torch
 
-from evoticket import records
+from evoticket import load_ticket, records
 from evoticket.campaign import CONTROLS, control_tickets, run_campaign
 from evoticket.config import CampaignConfig
 from evoticket.core import paths
 from evoticket.core.errors import EvoticketError, RunExistsError
-from evoticket.genome import load_ticket, load_ticket_state
+from evoticket.genome.files import read_ticket_file
 from evoticket.records import GENERATION_COLUMNS, TIMING_COLUMNS
 
 
@@ -79,7 +79,7 @@ def test_campaign_writes_every_promised_file(fast_config, tmp_path):
     assert set(inds[0]["density"]) == {"fc1.weight", "fc2.weight"}
     assert all(abs(r["density_total"] - 0.1) < 0.01 for r in inds)
     # the best ticket
-    ticket, arch, cfg = load_ticket_state(paths.best_ticket(run_dir))
+    ticket, arch, cfg = read_ticket_file(paths.best_ticket(run_dir))
     assert cfg == fast_config and arch.name == "mlp"
     assert ticket.uid == result.summary["best"]["uid"]
     assert ticket.fitness.values[0] == gens[-1]["val_acc_max"]  # best of the final population

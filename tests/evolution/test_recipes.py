@@ -17,8 +17,8 @@ from evoticket.campaign import RunRecorder, run_campaign
 from evoticket.campaign.export import export_run
 from evoticket.core import paths
 from evoticket.core.errors import EvoticketError
-from evoticket.genome import load_ticket_state
-from evoticket.operators.recipe import ancestry, decode_recipe, read_recipe_file, replay
+from evoticket.genome.files import read_ticket_file, save_ticket
+from evoticket.operators.recipe import ancestry, decode_recipe, encode_recipe, read_recipe_file, replay
 from evoticket.plots import plot_run
 from evoticket.plots.compare import compare_runs
 
@@ -69,7 +69,7 @@ def test_a_seeded_baldwinian_ticket_replays_bit_for_bit_from_its_recipe(tmp_path
     recipe = result.run_dir / "best_ticket.recipe"
     payload = decode_recipe(recipe.read_bytes())
     assert payload["stored"] is None and len(payload["nodes"]) >= 2
-    best, arch, _ = load_ticket_state(paths.best_ticket(result.run_dir))
+    best, arch, _ = read_ticket_file(paths.best_ticket(result.run_dir))
     ticket, _, _ = read_recipe_file(recipe)
     for k in best.theta0:
         assert torch.equal(ticket.theta0[k], best.theta0[k]), k
@@ -87,23 +87,130 @@ def test_a_seeded_baldwinian_ticket_replays_bit_for_bit_from_its_recipe(tmp_path
     export = export_run(result.run_dir, fmt="recipe", out=tmp_path / "again.recipe")
     assert export.report["exact"] and export.report["ratio_float32"] > 2
     assert (tmp_path / "again.recipe").read_bytes() == recipe.read_bytes()
+    assert payload["network_only"] is False and evoticket.load_ticket(recipe).network_only is False
+    # network only asked: the replay rebuilds theta0 everywhere, so nothing is left out and the file is the same
+    proc = cli(tmp_path, [], "export", str(result.run_dir), "--compact", "--network-only", "--out", "net.recipe")
+    assert proc.returncode == 0 and "nothing to leave out" in proc.stdout and "round trip exact" in proc.stdout
+    assert (tmp_path / "net.recipe").read_bytes() == recipe.read_bytes()
 
 
-def test_what_cannot_be_replayed_is_stored_float32_exactly_float16_approximately(tmp_path):
-    lam = campaign(tmp_path, "finetune.mode=lamarckian", "ga.mutations=['mutMagnitudeSwap']", name="lam")
-    exact = export_run(lam.run_dir, fmt="recipe", out=tmp_path / "lam32.recipe")
-    assert exact.report["exact"] and exact.report["stored"] == ["theta0", "masks"] and exact.report["nodes"] == 0
+@pytest.fixture(scope="module")
+def lam(tmp_path_factory):
+    """A Lamarckian run with an informed mutation: nothing of its best ticket replays (read-only for the tests)."""
+    root = tmp_path_factory.mktemp("lam")
+    return campaign(root, "finetune.mode=lamarckian", "ga.mutations=['mutMagnitudeSwap']", name="lam")
+
+
+def pruned_values(ticket, name: str) -> torch.Tensor:
+    """theta0 of layer ``name`` at its pruned positions (flat)."""
+    return ticket.theta0[name][~ticket.masks[name]]
+
+
+def test_a_lamarckian_ticket_round_trips_its_whole_genome_float32_exactly_float16_approximately(lam, tmp_path, cli):
+    best, _, _ = read_ticket_file(paths.best_ticket(lam.run_dir))
+    assert all(bool((pruned_values(best, k) != 0).all()) for k in best.masks)  # nothing replays them, no 0.0 fills
+    proc = cli(tmp_path, [], "export", str(lam.run_dir), "--compact", "--out", str(tmp_path / "lam32.recipe"))
+    assert proc.returncode == 0, proc.stderr
+    assert "round trip exact (every theta0 entry and mask bit for bit)" in proc.stdout
+    assert "network only" not in proc.stdout
+    back, _, payload = read_recipe_file(tmp_path / "lam32.recipe")
+    assert payload["network_only"] is False and back.network_only is False and payload["nodes"] == {}
+    assert back.theta0.keys() == best.theta0.keys() and back.masks.keys() == best.masks.keys()
+    for k, v in best.theta0.items():  # every entry, pruned positions included
+        assert torch.equal(back.theta0[k].view(torch.int32), v.view(torch.int32)), k
+    for k, m in best.masks.items():
+        assert torch.equal(back.masks[k], m), k
+    module = evoticket.load_ticket(tmp_path / "lam32.recipe")
+    assert module.network_only is False
+    assert torch.equal(module.fc1.weight_orig.detach(), best.theta0["fc1.weight"])
     half = export_run(lam.run_dir, fmt="recipe", out=tmp_path / "lam16.recipe", weights="float16")
-    assert not half.report["exact"] and 0 < half.report["max_abs_error"] < 1e-2
-    assert half.report["recipe_bytes"] < exact.report["recipe_bytes"]
-    best, _, _ = load_ticket_state(paths.best_ticket(lam.run_dir))
-    back, _, _ = read_recipe_file(tmp_path / "lam32.recipe")
-    for k, v in best.effective_weights().items():
-        assert torch.equal(back.effective_weights()[k], v), k
+    report = half.report
+    assert not report["exact"] and not report["network_only"] and 0 < report["max_abs_error"] < 1e-2
+    assert report["recipe_bytes"] < (tmp_path / "lam32.recipe").stat().st_size
+    back16, _, _ = read_recipe_file(tmp_path / "lam16.recipe")
+    for k in best.masks:  # rounded, not dropped
+        assert torch.allclose(pruned_values(back16, k), pruned_values(best, k), atol=1e-2), k
+    proc = cli(
+        tmp_path, [], "export", str(lam.run_dir), "--compact", "--weights", "float16", "--out", str(tmp_path / "x")
+    )
+    assert proc.returncode == 0 and "round trip not exact: theta0 rounded to float16, max abs error" in proc.stdout
     unseeded = campaign(tmp_path, *SEEDED, "ga.seeded=false", name="plain")
     assert all(r["recipe"] is None for r in records.read_individuals(unseeded.run_dir) if r["generation"] > 0)
     report = export_run(unseeded.run_dir, fmt="recipe", out=tmp_path / "plain.recipe").report
     assert report["exact"] and report["nodes"] == 0 and "masks" in report["stored"]
+
+
+def test_network_only_keeps_the_masked_network_and_says_so_on_file_ticket_and_module(lam, tmp_path, cli):
+    best, _, _ = read_ticket_file(paths.best_ticket(lam.run_dir))
+    exact = export_run(lam.run_dir, fmt="recipe", out=tmp_path / "exact.recipe").report
+    out = tmp_path / "net.recipe"
+    proc = cli(tmp_path, [], "export", str(lam.run_dir), "--compact", "--network-only", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    pruned = sum(int((~m).sum()) for m in best.masks.values())
+    assert f"network only: theta0 at pruned positions not stored ({pruned:,} of" in proc.stdout
+    assert "masked network exact" in proc.stdout and "round trip exact" not in proc.stdout
+    assert out.stat().st_size < exact["recipe_bytes"] / 2
+    ticket, _, payload = read_recipe_file(out)
+    assert payload["network_only"] is True and payload["stored"]["pruned"] == {}
+    assert ticket.network_only is True
+    for k, v in best.effective_weights().items():
+        assert torch.equal(ticket.effective_weights()[k], v), k
+    for k in best.masks:
+        assert torch.equal(ticket.masks[k], best.masks[k]), k
+        assert bool((pruned_values(ticket, k) == 0).all()) and not torch.equal(ticket.theta0[k], best.theta0[k]), k
+    module, reference = evoticket.load_ticket(out), evoticket.load_ticket(paths.best_ticket(lam.run_dir))
+    assert module.network_only is True and reference.network_only is False
+    x = torch.randn(7, 40)
+    assert torch.equal(module(x), reference(x))  # the same network
+    assert not torch.equal(module.fc1.weight_orig, reference.fc1.weight_orig)  # not the same genome
+    report = export_run(lam.run_dir, fmt="recipe", out=tmp_path / "again.recipe", network_only=True).report
+    assert report["network_only"] and report["network_exact"] and not report["exact"]
+    assert report["pruned_not_stored"] == pruned and report["max_abs_error"] == 0.0
+    assert (tmp_path / "again.recipe").read_bytes() == out.read_bytes()
+
+
+def test_a_recipe_from_before_the_marker_reads_as_network_only(lam, tmp_path):
+    export_run(lam.run_dir, fmt="recipe", out=tmp_path / "net.recipe", network_only=True)
+    old = decode_recipe((tmp_path / "net.recipe").read_bytes())
+    del old["network_only"], old["stored"]["pruned"]  # what evoticket wrote before: kept weights, no marker
+    (tmp_path / "old.recipe").write_bytes(encode_recipe(old))
+    ticket, _, _ = read_recipe_file(tmp_path / "old.recipe")
+    assert ticket.network_only is True and evoticket.load_ticket(tmp_path / "old.recipe").network_only is True
+    assert all(bool((pruned_values(ticket, k) == 0).all()) for k in ticket.masks)
+    seeded = campaign(tmp_path, *SEEDED, "ga.generations=1", name="seeded")  # nothing stored: a genome still
+    export_run(seeded.run_dir, fmt="recipe", out=tmp_path / "seeded.recipe")
+    old = decode_recipe((tmp_path / "seeded.recipe").read_bytes())
+    del old["network_only"]
+    (tmp_path / "old-seeded.recipe").write_bytes(encode_recipe(old))
+    ticket, _, _ = read_recipe_file(tmp_path / "old-seeded.recipe")
+    assert ticket.network_only is False
+
+
+def test_only_the_pruned_positions_the_replay_misses_are_stored(tmp_path):
+    """Masks replayed, theta0 written back (as Lamarckian fine-tuning does) at the kept positions of every layer
+    and at the pruned positions of fc1 only: the exact recipe stores fc1's pruned values and nothing of fc2's."""
+    result = campaign(tmp_path, *SEEDED, "ga.generations=2", name="wb")
+    source = paths.best_ticket(result.run_dir)
+    best, arch, cfg = read_ticket_file(source)
+    gen = torch.Generator().manual_seed(0)
+    theta0 = dict(best.theta0)
+    for k, m in best.masks.items():
+        noise = torch.randn(m.shape, generator=gen)
+        theta0[k] = torch.where(m | (k == "fc1.weight"), theta0[k] + noise, theta0[k])
+    best.theta0 = theta0
+    source.unlink()
+    save_ticket(source, best, arch, cfg)
+    report = export_run(result.run_dir, fmt="recipe", out=tmp_path / "wb.recipe").report
+    assert report["exact"] and report["replayed"] == ["masks"] and report["stored"] == ["theta0"]
+    payload = decode_recipe((tmp_path / "wb.recipe").read_bytes())
+    assert set(payload["stored"]["pruned"]) == {"fc1.weight"} and payload["nodes"]
+    back, _, _ = read_recipe_file(tmp_path / "wb.recipe")
+    for k, v in best.theta0.items():
+        assert torch.equal(back.theta0[k], v), k
+    net = export_run(result.run_dir, fmt="recipe", out=tmp_path / "wb-net.recipe", network_only=True).report
+    assert net["network_only"] and net["network_exact"] and not net["exact"]
+    back, _, _ = read_recipe_file(tmp_path / "wb-net.recipe")
+    assert all(bool((pruned_values(back, k) == 0).all()) for k in back.masks)  # 0.0 wherever not stored
 
 
 def test_export_never_overwrites_and_bad_files_give_one_line_errors(tmp_path, cli):
@@ -113,6 +220,11 @@ def test_export_never_overwrites_and_bad_files_give_one_line_errors(tmp_path, cl
     proc = cli(tmp_path, [], "export", str(result.run_dir), "--compact", "--out", str(out))
     assert proc.returncode == 2 and "already exists" in proc.stderr and "Traceback" not in proc.stderr
     assert out.read_bytes() == b"keep me"
+    proc = cli(tmp_path, [], "export", str(result.run_dir), "--compact", "--network-only", "--out", str(out))
+    assert proc.returncode == 2 and "already exists" in proc.stderr and out.read_bytes() == b"keep me"
+    proc = cli(tmp_path, [], "export", str(result.run_dir), "--format", "sparse", "--network-only")
+    assert proc.returncode == 2 and "--network-only applies to a recipe" in proc.stderr
+    assert "Traceback" not in proc.stderr
     proc = cli(tmp_path, [], "export", str(tmp_path / "nope"), "--compact")
     assert proc.returncode == 2 and "no such run directory" in proc.stderr
     proc = cli(tmp_path, [], "export", str(result.run_dir))

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from evoticket import CampaignConfig, run_campaign
+from evoticket import CampaignConfig, load_ticket, run_campaign
 from evoticket.cli import main
 from evoticket.core import paths
 from evoticket.core.errors import EvoticketError
 from evoticket.data import load_dataset
-from evoticket.genome import SPARSE_FORMAT, SparseLinear, load_sparse, load_ticket, sparse_summary, write_sparse
+from evoticket.genome import SPARSE_FORMAT, SparseLinear, load_sparse, sparse_summary, write_sparse
 from evoticket.genome.files import save_trained
 from evoticket.models import MODELS, build_architecture
 

@@ -12,7 +12,8 @@ from evoticket.campaign import resume_campaign, run_campaign
 from evoticket.config import CampaignConfig, load_config
 from evoticket.core import faults, paths
 from evoticket.core.errors import ConfigError, Interrupted
-from evoticket.genome import keep_largest, kept_count, load_ticket_state
+from evoticket.genome import keep_largest, kept_count
+from evoticket.genome.files import read_ticket_file
 from evoticket.methods import METHODS, resolve_run
 from evoticket.methods.gmp import cubic_density
 from evoticket.methods.rigl import drop_and_grow, rigl_fraction
@@ -107,7 +108,7 @@ def test_each_method_end_to_end_records_summary_and_best_ticket(method, tmp_path
     assert set(s["controls"]) == {"ticket", "dense", "random", "reinit", "dense_scratch", "random_scratch"}
     own = s[method]
     assert 0 <= own["test_acc"] <= 1 and own["train_steps"] >= 0
-    ticket, _, _ = load_ticket_state(paths.best_ticket(run_dir))
+    ticket, _, _ = read_ticket_file(paths.best_ticket(run_dir))
     assert ticket.total_density() == pytest.approx(s["controls"]["ticket"]["density"])
     if method == "supermask_ga":
         assert [g["generation"] for g in gens] == [0, 1, 2]
