@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 
 import pytest
 
@@ -53,8 +55,8 @@ TREE = [
 ]
 
 
-def write_run(root, recs, summary=None):
-    run = root / "runs" / "toy"
+def write_run(root, recs, summary=None, name="toy"):
+    run = root / "runs" / name
     run.mkdir(parents=True)
     w = RecordWriter(run)
     w.write_individuals(recs)
@@ -87,6 +89,11 @@ def write_run(root, recs, summary=None):
     return run
 
 
+def inside(box, figure):
+    """Whether a display-space box lies inside the figure's box."""
+    return figure.x0 <= box.x0 and box.x1 <= figure.x1 and figure.y0 <= box.y0 and box.y1 <= figure.y1
+
+
 SUMMARY = {
     "best": {"uid": 5, "generation": 2, "val_acc": 0.5},
     "hall_of_fame": [{"uid": 5, "generation": 2, "val_acc": 0.5}, {"uid": 3, "generation": 1, "val_acc": 0.45}],
@@ -108,6 +115,43 @@ def test_gains_compare_a_child_with_its_better_parent_and_reevaluations_with_the
     assert out[f"{CX} → {MUT}"] == pytest.approx([0.45 - 0.40, 0.35 - 0.45])  # 0's evaluation before gen 1
     assert out[MUT] == pytest.approx([0.25 - 0.20, 0.50 - 0.45, 0.0 - 0.25])
     assert out[NOISE] == pytest.approx([0.44 - 0.40])
+
+
+# A long lineage in one crowded row: ticket g (generation g) is a mutation of ticket g - 1; odd generations
+# improve on their parent, even ones fall back, so half the steps carry a gain label.
+CHAIN = [rec(0, 0, acc=0.5)] + [
+    rec(g, g, (g - 1,), (MUT,), acc=0.5 + 0.001 * g + (0.01 if g % 2 else 0.0)) for g in range(1, 121)
+]
+CHAIN_SUMMARY = {
+    "best": {"uid": 120, "generation": 120, "val_acc": 0.62},
+    "hall_of_fame": [{"uid": u, "generation": u, "val_acc": 0.6} for u in (60, 61, 63, 64, 119)],
+}
+LONG_NAME = "mnist1d-mlp-a-run-name-as-long-as-evoticket-makes-them-20250611-093015"
+
+
+def test_lineage_title_fits_and_each_uid_label_is_nearest_its_own_node(tmp_path):
+    from evoticket.plots.lineage import draw_lineage, layout
+
+    run = write_run(tmp_path, CHAIN, CHAIN_SUMMARY, name=LONG_NAME)
+    fig = draw_lineage(run)
+    fig.canvas.draw()
+    ax, renderer = fig.axes[0], fig.canvas.get_renderer()
+    assert inside(ax.title.get_window_extent(renderer), fig.bbox)
+    pos = layout(genealogy(CHAIN))  # the chain is its own ancestry
+    shown = {n: ax.transData.transform(p) for n, p in pos.items()}
+    boxes = {int(t.get_text()): t.get_window_extent(renderer) for t in ax.texts}
+    assert sorted(boxes) == [60, 61, 63, 64, 119, 120]
+
+    def distance(point, box):
+        x, y = point
+        return math.hypot(max(box.x0 - x, 0, x - box.x1), max(box.y0 - y, 0, y - box.y1))
+
+    for uid, box in boxes.items():
+        own = distance(shown[uid], box)
+        assert own < min(distance(p, box) for n, p in shown.items() if n != uid), uid
+        assert own < 20  # right next to its ring (display pixels at 100 dpi)
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not any(a.overlaps(b) for a, b in itertools.combinations([*boxes.values(), legend], 2))
 
 
 def test_hall_of_fame_from_the_summary_or_from_the_records(tmp_path):
