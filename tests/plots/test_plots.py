@@ -154,6 +154,21 @@ def test_lineage_title_fits_and_each_uid_label_is_nearest_its_own_node(tmp_path)
     assert not any(a.overlaps(b) for a, b in itertools.combinations([*boxes.values(), legend], 2))
 
 
+def test_lineage_fitness_title_fits_and_gain_labels_do_not_overlap(tmp_path):
+    from evoticket.plots.lineage_fitness import draw_lineage_fitness
+
+    run = write_run(tmp_path, CHAIN, CHAIN_SUMMARY, name=LONG_NAME)
+    fig = draw_lineage_fitness(run)
+    fig.canvas.draw()
+    ax, renderer = fig.axes[0], fig.canvas.get_renderer()
+    assert inside(ax.title.get_window_extent(renderer), fig.bbox)
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert all(t.get_text().endswith(" mut") for t in ax.texts) and len(boxes) >= 10
+    assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
+    assert not any(b.overlaps(ax.get_legend().get_window_extent(renderer)) for b in boxes)
+    assert f"{60 - len(boxes)} of 60 gains not labelled" in ax.get_xlabel()  # the 60 odd generations
+
+
 def test_hall_of_fame_from_the_summary_or_from_the_records(tmp_path):
     g = genealogy(TREE)
     assert hall_of_fame(write_run(tmp_path / "a", TREE, SUMMARY), g) == [5, 3]
