@@ -2,18 +2,27 @@
 
 The winning lineage is :func:`evoticket.plots.lineage.main_line` of the best ticket: from its
 generation-0 founder, through the fitter parent of each crossover, to the best ticket. Each step is
-marked by the operators that made it, and each improvement over its parent is labelled, so the reader
-sees which variation produced each gain; re-evaluations of the same tickets show how noisy a single
-fine-tuning is.
+marked by the operators that made it, and each improvement over its parent is labelled with its gain
+and operators (``+0.012 mut``), so the reader sees which variation produced each gain; re-evaluations
+of the same tickets show how noisy a single fine-tuning is. A label sits next to its ticket, nearer to
+it than to any other ticket of the line, and overlaps no other label (:func:`evoticket.plots.lineage.place_labels`,
+the largest gains first); a long line has more improving steps than there is room for, and the x axis
+says how many were left unlabelled.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from evoticket import records
 from evoticket.plots import common, lineage
+
+_SIZE = 26
+"""Marker area of a lineage ticket (points squared)."""
+_RADIUS = math.sqrt(_SIZE) / 2
+"""Its radius in points: how far from a ticket its gain label starts."""
 
 _SHORT = {"crossover + mutation": "cx+mut", "crossover": "cx", "mutation": "mut", "other": "other"}
 
@@ -46,7 +55,11 @@ def lineage_steps(recs: list[dict[str, Any]], uid: int) -> list[dict[str, Any]]:
 
 
 def draw_lineage_fitness(run_dir: Path) -> Any:
-    """The lineage-fitness figure of a run (a matplotlib Figure), or ``None`` without individual records."""
+    """The lineage-fitness figure of a run (a matplotlib Figure), or ``None`` without individual records.
+
+    Raises:
+        EvoticketError: if ``run_dir`` is not a run directory.
+    """
     plt = common.pyplot()
     recs = common.read_individuals(common.require_run(run_dir))
     if not recs:
@@ -60,7 +73,7 @@ def draw_lineage_fitness(run_dir: Path) -> Any:
     rows = lineage_steps(recs, best)
     line = {r["uid"] for r in rows}
     gens = records.read_generations(run_dir)
-    fig, ax = plt.subplots(figsize=(2 * common.COLUMN_WIDTH, 3.4))
+    fig, ax = plt.subplots(figsize=(2 * common.COLUMN_WIDTH, 4.2))
     ax.plot(
         [g["generation"] for g in gens], [g["val_acc_max"] for g in gens], color="0.6", lw=1, label="population best"
     )
@@ -82,34 +95,36 @@ def draw_lineage_fitness(run_dir: Path) -> Any:
         if pts:
             ax.scatter(
                 *zip(*pts, strict=True),
-                s=26,
+                s=_SIZE,
                 color=colour,
                 edgecolors="white",
                 lw=0.5,
                 zorder=4,
                 label=f"made by {kind}" if kind != "founder" else "generation-0 founder",
             )
-    for i, r in enumerate(rows):
-        if r["gain"] is not None and r["gain"] > 0:
-            ax.annotate(
-                f"+{r['gain']:.3f} {_SHORT[r['kind']]}",
-                (r["generation"], r["val_acc"]),
-                xytext=(0, 7 if i % 2 else -12),
-                textcoords="offset points",
-                fontsize=5.5,
-                ha="center",
-                color="tab:green",
-            )
-    improving = sum(1 for r in rows if r["gain"] is not None and r["gain"] > 0)
+    improving = [i for i, r in enumerate(rows) if r["gain"] is not None and r["gain"] > 0]
     ax.set_xlabel("generation of birth")
     ax.set_ylabel("validation accuracy after fine-tuning")
-    ax.set_title(
-        common.run_title(
-            run_dir,
-            f"Winning lineage of ticket {best}: {len(rows)} tickets, {improving} improving steps "
-            "(fitter parent at each crossover)",
-        )
+    legend = ax.legend(loc="lower right", ncol=2, framealpha=0.9)
+    title = (
+        f"Winning lineage of ticket {best}: {len(rows)} tickets, {len(improving)} improving steps "
+        "(fitter parent at each crossover)"
     )
-    ax.legend(loc="lower right", ncol=2, framealpha=0.9)
-    fig.tight_layout()
+    lineage.fit_title(fig, ax, common.run_title(run_dir, title))
+    # gain labels last: they are placed in display space, so after the layout; the largest gains first
+    improving.sort(key=lambda i: (-rows[i]["gain"], i))
+    placed = lineage.place_labels(
+        ax,
+        [(f"+{rows[i]['gain']:.3f} {_SHORT[rows[i]['kind']]}", i, _RADIUS) for i in improving],
+        list(zip(xs, ys, strict=True)),
+        gaps=(1.0, 3.0),
+        spots=[s for s in lineage.SPOTS if not s.rotation],
+        avoid=[legend.get_window_extent(fig.canvas.get_renderer())],
+        required=False,
+        fontsize=5.5,
+        color="tab:green",
+    )
+    missing = sum(1 for a in placed if a is None)
+    if missing:  # the x label's height does not change: the layout stays right
+        ax.set_xlabel(f"generation of birth ({missing} of {len(placed)} gains not labelled: no room next to them)")
     return fig

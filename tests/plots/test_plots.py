@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 
 import pytest
 
@@ -13,7 +15,7 @@ from evoticket.plots import ancestors, genealogy, plot_fitness, plot_run
 from evoticket.plots.diversity import founder_diversity, jaccard_distance
 from evoticket.plots.fitness import x_values, y_limits
 from evoticket.plots.lineage import hall_of_fame, main_line
-from evoticket.plots.operators import NOISE, gains
+from evoticket.plots.operators import NOISE, compare, draw_operators, gains, what_is_compared
 from evoticket.records import RecordWriter
 
 CX, MUT = "cxMaskUniform", "mutMaskSwap"
@@ -53,8 +55,8 @@ TREE = [
 ]
 
 
-def write_run(root, recs, summary=None):
-    run = root / "runs" / "toy"
+def write_run(root, recs, summary=None, name="toy"):
+    run = root / "runs" / name
     run.mkdir(parents=True)
     w = RecordWriter(run)
     w.write_individuals(recs)
@@ -87,6 +89,11 @@ def write_run(root, recs, summary=None):
     return run
 
 
+def inside(box, figure):
+    """Whether a display-space box lies inside the figure's box."""
+    return figure.x0 <= box.x0 and box.x1 <= figure.x1 and figure.y0 <= box.y0 and box.y1 <= figure.y1
+
+
 SUMMARY = {
     "best": {"uid": 5, "generation": 2, "val_acc": 0.5},
     "hall_of_fame": [{"uid": 5, "generation": 2, "val_acc": 0.5}, {"uid": 3, "generation": 1, "val_acc": 0.45}],
@@ -105,9 +112,132 @@ def test_genealogy_helpers_on_the_hand_made_tree():  # the tree itself: tests/re
 
 def test_gains_compare_a_child_with_its_better_parent_and_reevaluations_with_the_last_one():
     out = gains(TREE)
-    assert out[f"{CX} → {MUT}"] == pytest.approx([0.45 - 0.40, 0.35 - 0.45])  # 0's evaluation before gen 1
+    assert out[f"{CX} → {MUT}"] == pytest.approx([0.45 - 0.44, 0.35 - 0.45])  # 0's re-evaluation in gen 1
     assert out[MUT] == pytest.approx([0.25 - 0.20, 0.50 - 0.45, 0.0 - 0.25])
     assert out[NOISE] == pytest.approx([0.44 - 0.40])
+
+
+def rung(record, last, values=None):
+    """``record`` read at successive-halving rung ``last``, with ``rung_val_acc`` when ``values`` are given."""
+    record = {**record, "rung": last}
+    if values is not None:
+        record["rung_val_acc"] = list(values)
+    return record
+
+
+# Parent 0 reached rung 2 in generation 0 and rung 1 when re-evaluated with its children in generation 1;
+# child 3 stopped at rung 0, child 4 reached rung 1 like 0's re-evaluation, child 5 (of 2, not re-evaluated)
+# reached rung 2 like 2's generation-0 evaluation. The rungs' accuracies rise with training.
+RUNGS = [
+    rung(rec(0, 0, acc=0.60), 2, [0.40, 0.50, 0.60]),
+    rung(rec(1, 0, acc=0.30), 0, [0.30]),
+    rung(rec(2, 0, acc=0.55), 2, [0.35, 0.45, 0.55]),
+    rung(rec(0, 1, acc=0.52, reev=True), 1, [0.42, 0.52]),
+    rung(rec(1, 1, acc=0.33, reev=True), 0, [None]),  # diverged at rung 0: counts as 0.0
+    rung(rec(3, 1, (0,), (MUT,), acc=0.45), 0, [0.45]),
+    rung(rec(4, 1, (0, 1), (CX, MUT), acc=0.50), 1, [0.41, 0.50]),
+    rung(rec(5, 1, (2,), (MUT,), acc=0.58), 2, [0.36, 0.47, 0.58]),
+]
+
+
+def test_gains_compare_at_rung_0_with_the_parents_same_generation_reevaluation():
+    out = compare(RUNGS)
+    assert out.gains[MUT] == pytest.approx([0.45 - 0.42, 0.36 - 0.35])  # 0 re-evaluated in gen 1; 2 not
+    assert out.gains[f"{CX} → {MUT}"] == pytest.approx([0.41 - 0.42])  # the better parent at rung 0
+    assert out.gains[NOISE] == pytest.approx([0.42 - 0.40, 0.0 - 0.30])
+    assert out.left_out == {} and out.at_rung0 == 5 and out.rungs == frozenset()
+    assert gains(RUNGS) == out.gains
+
+
+def test_gains_without_rung_accuracies_keep_only_pairs_at_equal_rungs():
+    old = [{k: v for k, v in r.items() if k != "rung_val_acc"} for r in RUNGS]
+    out = compare(old)
+    # 3 (rung 0) against 0's re-evaluation (rung 1): left out, not 0.45 - 0.52 nor 0.45 - 0.60
+    assert out.gains[MUT] == pytest.approx([0.58 - 0.55])  # 5 and 2 both at rung 2
+    assert f"{CX} → {MUT}" not in out.gains  # 4 at rung 1, parent 1 at rung 0
+    assert out.gains[NOISE] == pytest.approx([0.33 - 0.30])  # 0: rung 2 then rung 1, left out
+    assert out.left_out == {MUT: 1, f"{CX} → {MUT}": 1, NOISE: 1}
+    assert out.at_rung0 == 0 and out.rungs == {0, 2}
+    assert what_is_compared(out, {"finetune": {"steps": 34}, "ga": {"halving_rungs": 3}}) == (
+        "at equal successive-halving rungs"
+    )
+    assert what_is_compared(compare(RUNGS), {"finetune": {"steps": 34}, "ga": {"halving_rungs": 3}}) == (
+        "at rung 0, i.e. after 34 fine-tuning steps"
+    )
+    assert what_is_compared(compare(TREE), {"finetune": {"steps": 10}}) == "after 10 fine-tuning steps"
+
+
+CONFIG = "[finetune]\nsteps = 34\n\n[ga]\nhalving_rungs = 3\n"
+
+
+@pytest.mark.parametrize("with_rungs", [True, False])
+def test_operators_figure_says_what_is_compared_and_what_was_left_out(tmp_path, with_rungs):
+    recs = RUNGS if with_rungs else [{k: v for k, v in r.items() if k != "rung_val_acc"} for r in RUNGS]
+    run = write_run(tmp_path, recs, name="a-run-name-as-long-as-evoticket-makes-them-20250611-093015")
+    paths.config(run).write_text(CONFIG, encoding="utf-8")
+    fig = draw_operators(run)
+    fig.canvas.draw()
+    ax, renderer = fig.axes[0], fig.canvas.get_renderer()
+    title, note = ax.get_title().replace("\n", " "), fig.texts[0].get_text().replace("\n", " ")
+    if with_rungs:
+        assert "at rung 0, i.e. after 34 fine-tuning steps" in title and "left out" not in note
+    else:
+        assert "at equal successive-halving rungs" in title and "3 of 5 pairs left out" in note
+    assert "negative mean does not make an operator useless" in note
+    assert inside(ax.title.get_window_extent(renderer), fig.bbox)
+    assert inside(fig.texts[0].get_window_extent(renderer), fig.bbox)
+
+
+# A long lineage in one crowded row: ticket g (generation g) is a mutation of ticket g - 1; odd generations
+# improve on their parent, even ones fall back, so half the steps carry a gain label.
+CHAIN = [rec(0, 0, acc=0.5)] + [
+    rec(g, g, (g - 1,), (MUT,), acc=0.5 + 0.001 * g + (0.01 if g % 2 else 0.0)) for g in range(1, 121)
+]
+CHAIN_SUMMARY = {
+    "best": {"uid": 120, "generation": 120, "val_acc": 0.62},
+    "hall_of_fame": [{"uid": u, "generation": u, "val_acc": 0.6} for u in (60, 61, 63, 64, 119)],
+}
+LONG_NAME = "mnist1d-mlp-a-run-name-as-long-as-evoticket-makes-them-20250611-093015"
+
+
+def test_lineage_title_fits_and_each_uid_label_is_nearest_its_own_node(tmp_path):
+    from evoticket.plots.lineage import draw_lineage, layout
+
+    run = write_run(tmp_path, CHAIN, CHAIN_SUMMARY, name=LONG_NAME)
+    fig = draw_lineage(run)
+    fig.canvas.draw()
+    ax, renderer = fig.axes[0], fig.canvas.get_renderer()
+    assert inside(ax.title.get_window_extent(renderer), fig.bbox)
+    pos = layout(genealogy(CHAIN))  # the chain is its own ancestry
+    shown = {n: ax.transData.transform(p) for n, p in pos.items()}
+    boxes = {int(t.get_text()): t.get_window_extent(renderer) for t in ax.texts}
+    assert sorted(boxes) == [60, 61, 63, 64, 119, 120]
+
+    def distance(point, box):
+        x, y = point
+        return math.hypot(max(box.x0 - x, 0, x - box.x1), max(box.y0 - y, 0, y - box.y1))
+
+    for uid, box in boxes.items():
+        own = distance(shown[uid], box)
+        assert own < min(distance(p, box) for n, p in shown.items() if n != uid), uid
+        assert own < 20  # right next to its ring (display pixels at 100 dpi)
+    legend = ax.get_legend().get_window_extent(renderer)
+    assert not any(a.overlaps(b) for a, b in itertools.combinations([*boxes.values(), legend], 2))
+
+
+def test_lineage_fitness_title_fits_and_gain_labels_do_not_overlap(tmp_path):
+    from evoticket.plots.lineage_fitness import draw_lineage_fitness
+
+    run = write_run(tmp_path, CHAIN, CHAIN_SUMMARY, name=LONG_NAME)
+    fig = draw_lineage_fitness(run)
+    fig.canvas.draw()
+    ax, renderer = fig.axes[0], fig.canvas.get_renderer()
+    assert inside(ax.title.get_window_extent(renderer), fig.bbox)
+    boxes = [t.get_window_extent(renderer) for t in ax.texts]
+    assert all(t.get_text().endswith(" mut") for t in ax.texts) and len(boxes) >= 10
+    assert not any(a.overlaps(b) for a, b in itertools.combinations(boxes, 2))
+    assert not any(b.overlaps(ax.get_legend().get_window_extent(renderer)) for b in boxes)
+    assert f"{60 - len(boxes)} of 60 gains not labelled" in ax.get_xlabel()  # the 60 odd generations
 
 
 def test_hall_of_fame_from_the_summary_or_from_the_records(tmp_path):
