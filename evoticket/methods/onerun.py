@@ -249,6 +249,8 @@ class OneRunMethod(Method):
     unit, units = "run", "runs"
     subtitle_text = ""
     """The method in a few words for its figures' titles (default: its name)."""
+    control_words: dict[str, str] = {}
+    """Its own controls (:meth:`companion_results`) in words, for the summary (default: their names)."""
 
     def prepare(self, resolved: Resolved) -> OneRun:
         """A fresh run (start ticket drawn from ``campaign.seed``, nothing trained)."""
@@ -338,7 +340,9 @@ class OneRunMethod(Method):
             return []
         steps = own.get("steps")
         controls = "".join(
-            f"; {name} {c['test_acc']:.4f}" for name, c in (own.get("controls") or {}).items() if "test_acc" in c
+            f"; {self.control_words.get(name, name)} {c['test_acc']:.4f}"
+            for name, c in (own.get("controls") or {}).items()
+            if "test_acc" in c
         )
         return [
             f"{self.name}: one training run of {steps:,} steps; at its early-stopping step {own['best_step']}: "

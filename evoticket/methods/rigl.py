@@ -102,6 +102,7 @@ class RigL(OneRunMethod):
     name = "rigl"
     sections = ("train", "rigl")
     baseline = True
+    control_words = {"static": "its start mask kept static"}
     citation = "Evci et al. 2020, arXiv:1911.11134; Mocanu et al. 2018, arXiv:1707.04780"
 
     def companions(self, run: OneRun) -> list[Ticket]:

@@ -204,7 +204,7 @@ def draw_compare(run_dirs: Sequence[Path], *, x_axis: str = "train_flops") -> An
     if x_axis == "generation" and units_seen:
         xlabel = " / ".join(units_seen) + " (each run's own unit)" if len(units_seen) > 1 else next(iter(units_seen))
     ax.set_xlabel(xlabel)
-    ax.set_ylabel("validation accuracy in the search\n(after fine-tuning; IMP, one-run:\nat early stopping)")
+    ax.set_ylabel("validation accuracy\nreached in the search")
     ax.set_title(f"Search of {len(run_dirs)} run{'s' if len(run_dirs) != 1 else ''}")
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), framealpha=0.9)
     fig.tight_layout()

@@ -27,6 +27,8 @@ _AFTER, _BEFORE = "tab:blue", "tab:orange"
 _REFERENCES = {
     "dense": ("dense network", "0.25"),
     "random": ("random mask", "tab:red"),
+    "dense_scratch": ("dense network from scratch", "0.25"),
+    "random_scratch": ("random mask from scratch", "tab:red"),
     "ticket": ("ticket", "tab:green"),
 }
 
@@ -127,12 +129,18 @@ def draw_fitness(run_dir: Path, *, x_axis: str = "generation") -> Any:
 
 
 def _reference_lines(ax: Any, summary: dict | None, trained: str) -> tuple[list[Any], list[float]]:
-    """The final comparison's dense and random-mask test accuracies as lines with their spread; legend handles."""
+    """The final comparison's dense and random-mask test accuracies as lines with their spread; legend handles.
+
+    The controls from a fresh initialisation (``dense_scratch``, ``random_scratch``) where the run has them: the ones
+    from the ticket's theta0 start warm when that theta0 holds trained weights (a Lamarckian lineage's), so they are
+    no reference for what search reached; runs of evoticket 0.2 show ``dense`` and ``random``.
+    """
     from matplotlib.lines import Line2D
 
     handles, refs = [], []
     controls = (summary or {}).get("controls", {})
-    for key in ("dense", "random"):
+    keys = ("dense_scratch", "random_scratch") if "dense_scratch" in controls else ("dense", "random")
+    for key in keys:
         c = controls.get(key)
         if not c or c.get("test_acc_mean") is None:
             continue

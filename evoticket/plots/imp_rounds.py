@@ -157,7 +157,7 @@ def draw_imp_rounds(run_dir: Path) -> Any:
     span = max(high - low, 0.02)
     ax.set_ylim(max(0.0, low - 0.1 * span), min(1.0, high + 0.1 * span))
     ax.set_title(common.run_title(run_dir, "Iterative magnitude pruning: test accuracy per round"))
-    ncol = 1 if summary is not None else 3
+    ncol = 1  # the labels are long: one per row
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=ncol, framealpha=0.9, bbox_to_anchor=(0.5, 0.0))
     ax_step.plot(xs, [r["best_step"] for r in rows], color=_TICKET, marker="o", ms=3, lw=1.2)

@@ -27,28 +27,52 @@ _RADIUS = math.sqrt(_SIZE) / 2
 _SHORT = {"crossover + mutation": "cx+mut", "crossover": "cx", "mutation": "mut", "other": "other"}
 
 
+def at_equal_training(recs: list[dict[str, Any]]) -> bool:
+    """Whether every record holds its validation accuracy at rung 0 (``rung_val_acc``, successive halving), the one
+    level of fine-tuning every individual reaches: then the figure compares tickets there, not at the rung each
+    happened to reach."""
+    return bool(recs) and all(r.get("rung_val_acc") for r in recs)
+
+
+def score(record: dict[str, Any], rung0: bool) -> float:
+    """A record's validation accuracy in [0, 1]: at rung 0 with ``rung0`` (0.0 where non-finite), else after its
+    fine-tuning (its last rung)."""
+    if rung0:
+        value = record["rung_val_acc"][0]
+        return 0.0 if value is None or not math.isfinite(value) else float(value)
+    return common.fitness(record)
+
+
 def lineage_steps(recs: list[dict[str, Any]], uid: int) -> list[dict[str, Any]]:
     """The main line of ``uid`` as one row per ticket: uid, generation, val_acc, val_acc_before, kind, gain.
 
+    Every ticket is read at its first evaluation, at rung 0 when the records hold it (:func:`at_equal_training`), so
+    a gain compares a child with its parent after the same fine-tuning.
+
     Returns:
-        Rows founder first; ``gain`` is the ticket's first-evaluation val_acc minus its parent's on the
-        line (``None`` for the founder); ``kind`` names the variation that made it.
+        Rows founder first; ``gain`` is the ticket's ``val_acc`` minus its parent's on the line (``None`` for the
+        founder); ``kind`` names the variation that made it.
     """
     graph = lineage.genealogy(recs)
     line = lineage.main_line(graph, uid)
+    rung0 = at_equal_training(recs)
+    first: dict[int, dict[str, Any]] = {}
+    for r in recs:
+        first.setdefault(int(r["uid"]), r)
     rows = []
     for i, n in enumerate(line):
         node = graph.nodes[n]
-        prev = graph.nodes[line[i - 1]]["val_acc"] if i else None
+        acc = score(first[n], rung0) if n in first else node["val_acc"]
+        prev = rows[-1]["val_acc"] if i else None
         rows.append(
             {
                 "uid": n,
                 "generation": node["generation"],
-                "val_acc": node["val_acc"],
+                "val_acc": acc,
                 "val_acc_before": node["val_acc_before"],
                 "operators": node["operators"],
                 "kind": lineage.edge_kind(node["operators"]) if i else "founder",
-                "gain": None if prev is None else node["val_acc"] - prev,
+                "gain": None if prev is None else acc - prev,
             }
         )
     return rows
@@ -72,12 +96,18 @@ def draw_lineage_fitness(run_dir: Path) -> Any:
     best = int(summary["best"]["uid"]) if summary and summary.get("best", {}).get("uid") in graph else hof[0]
     rows = lineage_steps(recs, best)
     line = {r["uid"] for r in rows}
-    gens = records.read_generations(run_dir)
+    rung0 = at_equal_training(recs)
     fig, ax = plt.subplots(figsize=(2 * common.COLUMN_WIDTH, 4.2))
-    ax.plot(
-        [g["generation"] for g in gens], [g["val_acc_max"] for g in gens], color="0.6", lw=1, label="population best"
-    )
-    reev = [(r["generation"], common.fitness(r)) for r in recs if r["uid"] in line and r.get("reevaluated")]
+    if rung0:  # the population's best at the same rung 0, from the records
+        best_of: dict[int, float] = {}
+        for r in recs:
+            best_of[int(r["generation"])] = max(best_of.get(int(r["generation"]), 0.0), score(r, True))
+        gen_xs, gen_best = sorted(best_of), [best_of[g] for g in sorted(best_of)]
+    else:
+        gens = records.read_generations(run_dir)
+        gen_xs, gen_best = [g["generation"] for g in gens], [g["val_acc_max"] for g in gens]
+    ax.plot(gen_xs, gen_best, color="0.6", lw=1, label="population best")
+    reev = [(r["generation"], score(r, rung0)) for r in recs if r["uid"] in line and r.get("reevaluated")]
     if reev:
         ax.scatter(
             *zip(*reev, strict=True),
@@ -104,7 +134,9 @@ def draw_lineage_fitness(run_dir: Path) -> Any:
             )
     improving = [i for i, r in enumerate(rows) if r["gain"] is not None and r["gain"] > 0]
     ax.set_xlabel("generation of birth")
-    ax.set_ylabel("validation accuracy after fine-tuning")
+    steps = ((common.read_config(run_dir) or {}).get("finetune") or {}).get("steps")
+    at = f"at rung 0\n({steps} fine-tuning steps)" if rung0 and steps else "at rung 0" if rung0 else "after fine-tuning"
+    ax.set_ylabel(f"validation accuracy\n{at}")
     legend = ax.legend(loc="lower right", ncol=2, framealpha=0.9)
     title = (
         f"Winning lineage of ticket {best}: {len(rows)} tickets, {len(improving)} improving steps "

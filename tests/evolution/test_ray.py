@@ -39,6 +39,7 @@ CAMPAIGN = [
 ]
 TIMES = {"seconds", "finetune_seconds"}
 LEVERS = [  # the evaluator's options travel to the actors: learned traits, halving rungs, the cache
+    "campaign.population_block=3",  # two blocks of the population of 6, one per actor
     "ga.mutations=['mutMagnitudeSwap']",
     "ga.operator_args.mutMagnitudeSwap.grow=gradient",
     "ga.halving_rungs=2",
@@ -72,6 +73,44 @@ def test_shards_are_contiguous_in_population_order():
     assert shard_bounds(10, 3) == [(0, 4), (4, 7), (7, 10)]
     assert shard_bounds(2, 4) == [(0, 1), (1, 2)]  # never an empty shard
     assert shard_bounds(0, 2) == []
+    # shards of whole population blocks: a block is never split between actors
+    assert shard_bounds(16, 2, 8) == [(0, 8), (8, 16)]
+    assert shard_bounds(16, 2, 64) == [(0, 16)]
+    assert shard_bounds(20, 2, 8) == [(0, 16), (16, 20)]  # 3 blocks (8, 8, 4): 2 + 1
+    assert shard_bounds(20, 4, 8) == [(0, 8), (8, 16), (16, 20)]
+
+
+@pytest.mark.parametrize("block", [0, 8])
+def test_ray_gives_the_records_of_the_local_backend_at_the_default_model_size(cluster, tmp_path, block):
+    """The default network (mlp 40-300-100-10) and the default GA (Lamarckian, halving), a population of 16: a batched
+    matmul over P networks need not round like one over P/2, so both backends train the same population blocks.
+    block 0: the CPU's block of 64 holds the whole population (one actor); 8: two blocks, one per actor."""
+    more = [
+        "ga.population=16",
+        "ga.generations=2",
+        "finetune.steps=20",
+        "campaign.seed=11",
+        "campaign.final_steps=50",
+        "campaign.final_seeds=1",
+        "campaign.plots=none",
+        "campaign.progress=false",
+        "campaign.device=cpu",
+        f"campaign.population_block={block}",
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each actor (campaign.worker_cpus = 1)
+    try:
+        local = run_campaign(CampaignConfig().with_overrides(more), name="local", runs_dir=tmp_path / "runs")
+    finally:
+        torch.set_num_threads(threads)
+    on_ray = run_campaign(
+        CampaignConfig().with_overrides([*more, "campaign.backend=ray", "campaign.workers=2"]),
+        name="ray",
+        runs_dir=tmp_path / "runs",
+    )
+    assert CampaignConfig().model.hidden == () and local.summary["architecture"]["layers"][0]["out_features"] == 300
+    assert records(on_ray.run_dir) == records(local.run_dir)
+    assert on_ray.summary["controls"] == local.summary["controls"]
 
 
 def test_ray_gives_the_records_of_the_local_backend_even_with_a_worker_killed(cluster, tmp_path, monkeypatch):
