@@ -1,32 +1,45 @@
 """Use evoticket's toolbox, operators, survivor schemes and records writer in your own DEAP search.
 
-``make_toolbox`` registers individual, population, mate, mutate, select and evaluate, and a ``map`` that
-fine-tunes every generation's individuals in one batch, so DEAP's stock algorithms run unchanged. Here the
-mutation is replaced by two evoticket operators of your choice (the magnitude swap, which needs the fine-tuned
-magnitudes and dense gradients an evaluation can return, then a Gaussian perturbation of the initial weights),
-and DEAP's ``eaMuPlusLambda`` runs the search. A :class:`evoticket.RunRecorder` writes the records into
-``runs/NAME`` so that ``evoticket plot``, ``evoticket compare`` and ``evoticket export --compact`` work on it.
+``make_toolbox`` registers individual, population, mate, mutate, ``select`` (the survivor scheme,
+``ga.survival``, with ``ga.elitism``), ``select_parents`` and evaluate, and a ``map`` that fine-tunes every
+generation's individuals in one batch, so DEAP's stock algorithms run unchanged. Here the mutation is replaced
+by two evoticket operators of your choice, applied in turn (the magnitude swap, which needs the fine-tuned
+magnitudes and dense gradients an evaluation can return, then a Gaussian perturbation of the initial weights):
+the evaluator reads what they need from their registry entries, nothing else to set. A
+:class:`evoticket.RunRecorder` writes the records into ``runs/NAME`` so that ``evoticket plot``, ``evoticket
+compare`` and ``evoticket export --compact`` work on it.
 
-Run: python examples/custom_deap_search.py [--generations 8] [--name custom-deap]
+Which DEAP algorithm (``--algorithm``):
+
+* ``mu+lambda`` (the default): ``eaMuPlusLambda`` makes lambda offspring, evaluates them, and keeps mu of parents
+  and offspring with ``toolbox.select``: evoticket's survivor scheme, so ``ga.survival`` and elitism hold.
+* ``simple``: ``eaSimple`` uses ``toolbox.select`` to choose the mating pool from the evaluated population (with
+  the default scheme: the ``ga.elitism`` best, then tournament winners), varies it, and replaces the whole
+  population with the offspring: no parent survives unchanged, so the best can be lost (the hall of fame keeps it).
+
+Run: python examples/custom_deap_search.py [--generations 8] [--algorithm mu+lambda|simple] [--name custom-deap]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 
 from deap import algorithms, tools
 
 import evoticket
-from evoticket.operators import mutInitGaussian, mutMagnitudeSwap
+from evoticket.operators import mutInitGaussian, mutInTurn, mutMagnitudeSwap
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """An (8 + 8) eaMuPlusLambda on MNIST-1D with a 40-100-10 MLP at 20% density, Lamarckian fine-tuning."""
+    """An (8 + 8) eaMuPlusLambda (or an eaSimple of 8) on MNIST-1D with a 40-100-10 MLP at 20% density, Lamarckian
+    fine-tuning."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generations", type=int, default=8)
     parser.add_argument("--population", type=int, default=8)
     parser.add_argument("--steps", type=int, default=50, help="fine-tuning steps per evaluation")
+    parser.add_argument("--algorithm", choices=("mu+lambda", "simple"), default="mu+lambda")
     parser.add_argument("--name", default="custom-deap")
     parser.add_argument("--runs-dir", default="runs")
     args = parser.parse_args(argv)
@@ -43,31 +56,38 @@ def main(argv: list[str] | None = None) -> dict:
         ]
     )
     toolbox = evoticket.make_toolbox(config)
-    toolbox.evaluator.learned = "gradients"  # evaluations return what mutMagnitudeSwap reads
-
-    def mutate(individual):
-        mutMagnitudeSwap(individual, fraction=0.1, grow="gradient", rng=toolbox.rng)
-        mutInitGaussian(individual, indpb=0.02, sigma=0.2, rng=toolbox.rng)
-        return (individual,)
-
-    toolbox.register("mutate", mutate)
+    # two operators in turn; the evaluations then return what mutMagnitudeSwap reads (its registry entry says so)
+    toolbox.register(
+        "mutate",
+        mutInTurn,
+        operators=[
+            functools.partial(mutMagnitudeSwap, fraction=0.1, grow="gradient", rng=toolbox.rng),
+            functools.partial(mutInitGaussian, indpb=0.02, sigma=0.2, rng=toolbox.rng),
+        ],
+    )
+    assert toolbox.evaluator.traits() == "gradients"
     recorder = evoticket.RunRecorder(toolbox, config, name=args.name, runs_dir=args.runs_dir, force=True)
     population = toolbox.population(n=args.population)
     hof = tools.HallOfFame(1)
     stats = tools.Statistics(lambda ind: ind.fitness.values[0])
     stats.register("max", max)
-    population, logbook = algorithms.eaMuPlusLambda(
-        population,
-        toolbox,
-        mu=args.population,
-        lambda_=args.population,
-        cxpb=0.3,
-        mutpb=0.7,
-        ngen=args.generations,
-        stats=stats,
-        halloffame=hof,
-        verbose=True,
-    )
+    if args.algorithm == "mu+lambda":  # survivors: toolbox.select, evoticket's elitist scheme
+        population, logbook = algorithms.eaMuPlusLambda(
+            population,
+            toolbox,
+            mu=args.population,
+            lambda_=args.population,
+            cxpb=0.3,
+            mutpb=0.7,
+            ngen=args.generations,
+            stats=stats,
+            halloffame=hof,
+            verbose=True,
+        )
+    else:  # the mating pool: toolbox.select; the offspring replace the population
+        population, logbook = algorithms.eaSimple(
+            population, toolbox, cxpb=0.3, mutpb=0.7, ngen=args.generations, stats=stats, halloffame=hof, verbose=True
+        )
     best = hof[0]
     recorder.finish(best)
     first, last = logbook[0]["max"], max(row["max"] for row in logbook)
@@ -80,6 +100,7 @@ def main(argv: list[str] | None = None) -> dict:
         "best": last,
         "best_generation": best.eval_record["generation"],
         "run_dir": recorder.run_dir,
+        "traits": toolbox.evaluator.traits(),
     }
 
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+import evoticket
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -17,11 +19,38 @@ def load(name: str):
     return module
 
 
-def test_custom_deap_search_improves_on_its_initial_population(tmp_path, capsys):
-    out = load("custom_deap_search").main(["--generations", "3", "--steps", "30", "--runs-dir", str(tmp_path)])
+@pytest.mark.parametrize("algorithm", ["mu+lambda", "simple"])
+def test_custom_deap_search_improves_on_its_initial_population(tmp_path, capsys, algorithm):
+    args = ["--generations", "3", "--steps", "30", "--runs-dir", str(tmp_path), "--algorithm", algorithm]
+    out = load("custom_deap_search").main(args)
     assert out["best"] > out["first_max"] and out["best_generation"] > 0  # the search, not generation 0, found it
     assert (out["run_dir"] / "best_ticket.pt").is_file() and (out["run_dir"] / "generations.csv").is_file()
     assert "max validation accuracy: generation 0" in capsys.readouterr().out
+    # the evaluations returned the traits mutMagnitudeSwap reads (the example asserts it), no setting by hand
+    assert out["traits"] == "gradients"
+
+
+def test_deap_eamupluslambda_keeps_the_survivor_scheme_and_elitism(fast_config):
+    """toolbox.select is the survivor scheme: DEAP's eaMuPlusLambda keeps the ga.elitism best of parents + offspring."""
+    import random
+
+    from deap import algorithms
+
+    random.seed(3)
+    toolbox = evoticket.make_toolbox(fast_config.with_overrides(["ga.elitism=2"]))
+    population = toolbox.population(n=6)
+    seen = []
+    original = toolbox.select
+
+    def spy(individuals, k):
+        survivors = original(individuals, k)
+        ranked = sorted(individuals, key=lambda ind: ind.fitness.wvalues, reverse=True)
+        seen.append(all(any(s is best for s in survivors) for best in ranked[:2]))
+        return survivors
+
+    toolbox.select = spy
+    algorithms.eaMuPlusLambda(population, toolbox, mu=6, lambda_=6, cxpb=0.5, mutpb=0.5, ngen=2, verbose=False)
+    assert seen == [True, True]
 
 
 def test_campaign_from_script_reads_records_as_dataframes(tmp_path, monkeypatch):

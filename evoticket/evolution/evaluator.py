@@ -2,7 +2,7 @@
 
 :meth:`Evaluator.evaluate` fine-tunes a list of tickets together and returns their
 :class:`evoticket.training.BatchResult` (one :class:`evoticket.training.TicketResult` per ticket through
-:meth:`~evoticket.training.BatchResult.tickets`: fitness, the record fields it measured, and, when asked,
+:meth:`evoticket.training.BatchResult.tickets`: fitness, the record fields it measured, and, when asked,
 the fine-tuned weights). It changes nothing: uids, Lamarckian write-back and records are the population
 evaluator's business (:func:`evoticket.evolution.population.apply_results`), so an evaluator can run
 anywhere, a remote worker included.

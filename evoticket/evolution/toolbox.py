@@ -35,15 +35,9 @@ from evoticket.evolution.objectives import Objectives, objective_weights
 from evoticket.evolution.population import PopulationEvaluator, batched_map
 from evoticket.genome import LEARNED_KINDS, Ticket, UidCounter, ensure_creator, ticket_densities
 from evoticket.models import Architecture
-from evoticket.operators import CROSSOVERS, MUTATIONS, OPERATORS, SURVIVORS, initTicket
+from evoticket.operators import CROSSOVERS, MUTATIONS, OPERATORS, SURVIVORS, initTicket, mutInTurn
 from evoticket.operators.recipe import Seeded, SeededInit
 from evoticket.resolve import MemoryNeed, Resolved, check_memory, resolve, ticket_bytes
-
-
-def _mutate(individual: Ticket, operators: Sequence[Callable]) -> tuple[Ticket]:
-    for op in operators:
-        op(individual)
-    return (individual,)
 
 
 def operator_kwargs(config: CampaignConfig, name: str) -> dict[str, Any]:
@@ -211,7 +205,7 @@ def make_toolbox(
     toolbox.register("clone", Ticket.clone)
     toolbox.register("mate", operator(config.ga.crossover))
     mutations = [operator(name) for name in config.ga.mutations]
-    toolbox.register("mutate", _mutate, operators=mutations)
+    toolbox.register("mutate", mutInTurn, operators=mutations)
     scheme = SURVIVORS[config.ga.survival]
     toolbox.register("select", scheme.select, elitism=config.ga.elitism, tournsize=config.ga.tournament_size)
     toolbox.register("select_parents", scheme.select_parents, tournsize=config.ga.tournament_size)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -27,7 +27,7 @@ class EdgePopup(OneRunMethod):
     """``edge_popup``: frozen weights, learnt scores, each layer's top-k by |score| (Ramanujan et al. 2020)."""
 
     name = "edge_popup"
-    control_words = {"random_frozen": "a random mask on the same frozen weights"}
+    control_words: ClassVar[dict[str, str]] = {"random_frozen": "a random mask on the same frozen weights"}
     scope = "scores"
     sections = ("train", "edge_popup")
     citation = "Ramanujan et al. 2020, arXiv:1911.13299"

@@ -49,7 +49,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from deap import tools
@@ -249,7 +249,7 @@ class OneRunMethod(Method):
     unit, units = "run", "runs"
     subtitle_text = ""
     """The method in a few words for its figures' titles (default: its name)."""
-    control_words: dict[str, str] = {}
+    control_words: ClassVar[dict[str, str]] = {}
     """Its own controls (:meth:`companion_results`) in words, for the summary (default: their names)."""
 
     def prepare(self, resolved: Resolved) -> OneRun:

@@ -11,7 +11,7 @@ Sources: Evci et al. 2020, arXiv:1911.11134 (RigL); Mocanu et al. 2018, arXiv:17
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -102,7 +102,7 @@ class RigL(OneRunMethod):
     name = "rigl"
     sections = ("train", "rigl")
     baseline = True
-    control_words = {"static": "its start mask kept static"}
+    control_words: ClassVar[dict[str, str]] = {"static": "its start mask kept static"}
     citation = "Evci et al. 2020, arXiv:1911.11134; Mocanu et al. 2018, arXiv:1707.04780"
 
     def companions(self, run: OneRun) -> list[Ticket]:

@@ -46,6 +46,7 @@ from evoticket.operators.init import initTicket, kept_count
 from evoticket.operators.mutation import (
     mutInitGaussian,
     mutInitReseed,
+    mutInTurn,
     mutLayerDensity,
     mutMaskFlip,
     mutMaskSwap,
@@ -162,6 +163,7 @@ __all__ = [
     "cxMaskUniform",
     "initTicket",
     "kept_count",
+    "mutInTurn",
     "mutInitGaussian",
     "mutInitReseed",
     "mutLayerDensity",

@@ -24,11 +24,14 @@ Initial-weight mutations (only weights, never biases; masks unchanged):
 * :func:`mutInitReseed`: redraws entries from the layer's initialiser.
 * :func:`mutSignFlip`: flips signs, keeping magnitudes; a ticket's initial
   signs matter most (Zhou et al. 2019, arXiv:1905.01067).
+
+:func:`mutInTurn` applies several mutations one after the other (``ga.mutations``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -287,4 +290,27 @@ def mutSignFlip(individual: Ticket, indpb: float, *, rng: torch.Generator) -> tu
         chosen = _bernoulli(weight.shape, indpb, rng)
         individual.theta0[name] = torch.where(chosen, -weight, weight)
     note_variation(individual, "mutSignFlip")
+    return (individual,)
+
+
+def mutInTurn(individual: Ticket, operators: Sequence[Callable[[Ticket], tuple]]) -> tuple[Ticket]:
+    """Apply several mutations to ``individual`` one after the other, as ``ga.mutations`` does.
+
+    Register it with the operators bound to their arguments, and the evaluator still sees what each needs
+    (:func:`evoticket.operators.traits_needed` looks inside)::
+
+        toolbox.register("mutate", mutInTurn, operators=[
+            functools.partial(mutMagnitudeSwap, fraction=0.1, rng=g),
+            functools.partial(mutInitGaussian, indpb=0.02, sigma=0.2, rng=g),
+        ])
+
+    Args:
+        individual: the ticket to mutate in place.
+        operators: callables ``individual -> (individual,)``, applied in order.
+
+    Returns:
+        ``(individual,)``.
+    """
+    for op in operators:
+        op(individual)
     return (individual,)
