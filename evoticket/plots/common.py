@@ -8,7 +8,11 @@ as an uninterrupted one.
 from __future__ import annotations
 
 import json
+import math
+import textwrap
 import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -191,3 +195,175 @@ def run_method(run_dir: Path) -> str:
     if config is not None and config.get("method"):
         return str(config["method"])
     return "ga"
+
+
+# ---------------------------------------------------------------------------
+# layout: titles that fit, labels next to what they label
+
+
+def fit_title(
+    fig: Any, ax: Any, title: str, *, rect: tuple[float, float, float, float] = (0, 0, 1, 1), **kwargs: Any
+) -> None:
+    """Set ``ax``'s title, wrapped at spaces until it lies inside the figure, and lay the figure out.
+
+    matplotlib's ``tight_layout`` ignores a title's width and centres the title over its axes (which a
+    colour bar pushes left), so a long title is cut at the figure's edge. Each line of ``title`` is
+    wrapped (at spaces only, so a run's name stays whole) to the most characters that fit.
+
+    Args:
+        fig: the matplotlib Figure.
+        ax: its Axes that carries the title.
+        title: the title; ``"\\n"`` starts a new line.
+        rect: the part of the figure ``tight_layout`` lays the axes out in, in figure fractions
+            ``(left, bottom, right, top)``.
+        **kwargs: passed to ``ax.set_title`` (``pad``, ...).
+    """
+    renderer = fig.canvas.get_renderer()
+    lines = title.split("\n")
+    width = max(len(line) for line in lines)
+    while True:
+        ax.set_title(
+            "\n".join(
+                textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False) or line for line in lines
+            ),
+            **kwargs,
+        )
+        fig.tight_layout(rect=rect)
+        box, page = ax.title.get_window_extent(renderer), fig.bbox
+        if (box.x0 >= page.x0 and box.x1 <= page.x1) or width <= 12:
+            return
+        centre = (box.x0 + box.x1) / 2
+        room = 2 * min(centre - page.x0, page.x1 - centre) - 2
+        width = max(12, min(width - 1, int(width * room / box.width)))
+
+
+@dataclass(frozen=True)
+class Spot:
+    """Where a label may sit around its point: a direction (unit offsets), alignment and rotation."""
+
+    dx: float
+    """Horizontal direction of the offset, in units of the gap (-1 left, 1 right)."""
+    dy: float
+    """Vertical direction of the offset, in units of the gap (-1 below, 1 above)."""
+    ha: str
+    """Horizontal alignment of the text's box on the offset point."""
+    va: str
+    """Vertical alignment of the text's box on the offset point."""
+    rotation: int = 0
+    """Rotation of the text in degrees (90: read bottom to top, narrow enough for crowded rows)."""
+
+
+SPOTS = (
+    Spot(0, 1, "center", "bottom"),
+    Spot(0, -1, "center", "top"),
+    Spot(1, 0, "left", "center"),
+    Spot(-1, 0, "right", "center"),
+    Spot(0.75, 0.75, "left", "bottom"),
+    Spot(-0.75, 0.75, "right", "bottom"),
+    Spot(0.75, -0.75, "left", "top"),
+    Spot(-0.75, -0.75, "right", "top"),
+    Spot(0, 1, "center", "bottom", 90),
+    Spot(0, -1, "center", "top", 90),
+)
+"""Candidate spots of :func:`place_labels`, most preferred first: above, below, right, left, the
+diagonals, then rotated above and below."""
+
+
+def _distance(x: float, y: float, box: Any) -> float:
+    """Distance in display pixels from the point (x, y) to the box (0 inside it)."""
+    return math.hypot(max(box.x0 - x, 0.0, x - box.x1), max(box.y0 - y, 0.0, y - box.y1))
+
+
+def place_labels(
+    ax: Any,
+    labels: Sequence[tuple[str, int, float]],
+    points: Sequence[tuple[float, float]],
+    *,
+    gaps: Sequence[float] = (2.0,),
+    spots: Sequence[Spot] = SPOTS,
+    avoid: Sequence[Any] = (),
+    required: bool = True,
+    **text: Any,
+) -> list[Any]:
+    """Put each label next to its own point, nearer to it than to any other point, without overlaps.
+
+    Greedy, in the order given: for each label the ``spots`` are tried at each gap; a spot
+    is feasible when the text lies inside the axes and overlaps no label placed before and no box of
+    ``avoid``. Among feasible spots the first whose text is nearer to its own point than to any other
+    is taken (centred above or below a point in a crowded row, a label is as near to the neighbours
+    its width spans: then a rotated one, narrower, may still be nearest to its own point). The figure
+    must be laid out already (the layout fixes the display positions measured here).
+
+    Args:
+        ax: the Axes the points are drawn in.
+        labels: (text, index of its point in ``points``, radius of the point's marker in points).
+        points: every point that a label could be mistaken for, in data coordinates.
+        gaps: distances tried between a marker's edge and its label, in points, nearest first.
+        spots: where around its point a label may sit, most preferred first (:data:`SPOTS` by default).
+        avoid: display-space boxes (``Bbox``) no label may overlap, e.g. the legend's window extent.
+        required: place a label even where no spot is feasible (the least bad one); else leave it out.
+        **text: passed to ``ax.annotate`` (font size, colour, ...); a white halo keeps labels legible over lines.
+
+    Returns:
+        One Annotation per label, in order; ``None`` for a label left out (only when not ``required``).
+
+    Raises:
+        ValueError: if ``gaps`` or ``spots`` is empty.
+    """
+    if not gaps or not spots:
+        raise ValueError("place_labels: needs at least one gap and one spot")
+    from matplotlib import patheffects
+
+    text = {"path_effects": [patheffects.withStroke(linewidth=1.5, foreground="white")], "zorder": 5, **text}
+    fig = ax.figure
+    renderer = fig.canvas.get_renderer()
+    shown = ax.transData.transform(points) if len(points) else []
+    frame = ax.get_window_extent(renderer)
+    placed: list[Any] = []
+    out: list[Any] = []
+    for label, index, radius in labels:
+        x, y = shown[index]
+        others = [(float(a), float(b)) for i, (a, b) in enumerate(shown) if i != index]
+        best: tuple[tuple[float, ...], Any] | None = None
+        order = 0
+        for gap in gaps:
+            for spot in spots:
+                reach = radius + gap
+                ann = ax.annotate(
+                    label,
+                    points[index],
+                    xytext=(spot.dx * reach, spot.dy * reach),
+                    textcoords="offset points",
+                    ha=spot.ha,
+                    va=spot.va,
+                    rotation=spot.rotation,
+                    **text,
+                )
+                box = ann.get_window_extent(renderer)
+                feasible = (
+                    frame.x0 <= box.x0
+                    and box.x1 <= frame.x1
+                    and frame.y0 <= box.y0
+                    and box.y1 <= frame.y1
+                    and not any(box.overlaps(b) for b in [*placed, *avoid])
+                )
+                own = _distance(x, y, box)
+                margin = min((_distance(a, b, box) for a, b in others), default=math.inf) - own
+                tier = 0 if margin > 0 else 1
+                key = (0 if feasible else 1, tier, order if tier == 0 else -margin)
+                if best is None or key < best[0]:
+                    if best is not None:
+                        best[1].remove()
+                    best = (key, ann)
+                else:
+                    ann.remove()
+                order += 1
+        assert best is not None  # gaps and spots are not empty
+        (infeasible, tier, _), ann = best
+        if not required and (infeasible or tier):
+            ann.remove()
+            out.append(None)
+            continue
+        placed.append(ann.get_window_extent(renderer))
+        out.append(ann)
+    return out

@@ -158,7 +158,6 @@ def draw_diversity(run_dir: Path) -> Any:
         ha="right",
         fontsize=6.5,
     )
-    ax1.set_title(common.run_title(run_dir, "Population diversity per generation (evaluated individuals)"))
     fig.align_ylabels((ax1, ax2))
-    fig.tight_layout()
+    common.fit_title(fig, ax1, common.run_title(run_dir, "Population diversity per generation (evaluated individuals)"))
     return fig

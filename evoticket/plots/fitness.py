@@ -121,10 +121,12 @@ def draw_fitness(run_dir: Path, *, x_axis: str = "generation") -> Any:
         best, worst = [r["val_acc_max"] for r in rows], [r["val_acc_min"] for r in rows]
         ax_after.set_ylim(*y_limits(best + worst + refs))
     ax_before.set_xlabel(xlabel)
-    ax_after.set_title(common.run_title(run_dir, "Validation accuracy per generation"))
     fig.legend(handles=handles, loc="lower center", ncol=2 if refs else 4, framealpha=0.9, bbox_to_anchor=(0.5, 0.0))
     fig.align_ylabels((ax_after, ax_before))
-    fig.tight_layout(rect=(0, 0.035 * ((len(handles) + 1) // 2) + 0.01 if refs else 0.05, 1, 1))
+    bottom = 0.035 * ((len(handles) + 1) // 2) + 0.01 if refs else 0.05
+    common.fit_title(
+        fig, ax_after, common.run_title(run_dir, "Validation accuracy per generation"), rect=(0, bottom, 1, 1)
+    )
     return fig
 
 
@@ -234,9 +236,9 @@ def draw_training_curve(run_dir: Path) -> Any:
         twin.set_ylabel("density (fraction of weights kept)")
         twin.set_ylim(0, 1.02)
         handles.append(Line2D([], [], color="0.35", lw=1.0, label="density (right axis)"))
-    ax.set_title(common.run_title(run_dir, "Training curve"))
     fig.legend(handles=handles, loc="lower center", ncol=2, framealpha=0.9, bbox_to_anchor=(0.5, 0.0))
-    fig.tight_layout(rect=(0, 0.045 * ((len(handles) + 1) // 2) + 0.02, 1, 1))
+    bottom = 0.045 * ((len(handles) + 1) // 2) + 0.02
+    common.fit_title(fig, ax, common.run_title(run_dir, "Training curve"), rect=(0, bottom, 1, 1))
     return fig
 
 

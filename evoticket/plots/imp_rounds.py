@@ -156,7 +156,6 @@ def draw_imp_rounds(run_dir: Path) -> Any:
     low, high = min(values), max(values)
     span = max(high - low, 0.02)
     ax.set_ylim(max(0.0, low - 0.1 * span), min(1.0, high + 0.1 * span))
-    ax.set_title(common.run_title(run_dir, "Iterative magnitude pruning: test accuracy per round"))
     ncol = 1  # the labels are long: one per row
     handles, labels = ax.get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=ncol, framealpha=0.9, bbox_to_anchor=(0.5, 0.0))
@@ -175,5 +174,7 @@ def draw_imp_rounds(run_dir: Path) -> Any:
     ax_step.set_ylim(bottom=0)
     fig.align_ylabels((ax, ax_step))
     rows_of_legend = math.ceil(len(handles) / ncol)
-    fig.tight_layout(rect=(0, 0.012 + 0.028 * rows_of_legend * 4.8 / fig.get_figheight(), 1, 1))
+    bottom = 0.012 + 0.028 * rows_of_legend * 4.8 / fig.get_figheight()
+    title = common.run_title(run_dir, "Iterative magnitude pruning: test accuracy per round")
+    common.fit_title(fig, ax, title, rect=(0, bottom, 1, 1))
     return fig

@@ -5,7 +5,7 @@ generation-0 founder, through the fitter parent of each crossover, to the best t
 marked by the operators that made it, and each improvement over its parent is labelled with its gain
 and operators (``+0.012 mut``), so the reader sees which variation produced each gain; re-evaluations
 of the same tickets show how noisy a single fine-tuning is. A label sits next to its ticket, nearer to
-it than to any other ticket of the line, and overlaps no other label (:func:`evoticket.plots.lineage.place_labels`,
+it than to any other ticket of the line, and overlaps no other label (:func:`evoticket.plots.common.place_labels`,
 the largest gains first); a long line has more improving steps than there is room for, and the x axis
 says how many were left unlabelled.
 """
@@ -142,15 +142,15 @@ def draw_lineage_fitness(run_dir: Path) -> Any:
         f"Winning lineage of ticket {best}: {len(rows)} tickets, {len(improving)} improving steps "
         "(fitter parent at each crossover)"
     )
-    lineage.fit_title(fig, ax, common.run_title(run_dir, title))
+    common.fit_title(fig, ax, common.run_title(run_dir, title))
     # gain labels last: they are placed in display space, so after the layout; the largest gains first
     improving.sort(key=lambda i: (-rows[i]["gain"], i))
-    placed = lineage.place_labels(
+    placed = common.place_labels(
         ax,
         [(f"+{rows[i]['gain']:.3f} {_SHORT[rows[i]['kind']]}", i, _RADIUS) for i in improving],
         list(zip(xs, ys, strict=True)),
         gaps=(1.0, 3.0),
-        spots=[s for s in lineage.SPOTS if not s.rotation],
+        spots=[s for s in common.SPOTS if not s.rotation],
         avoid=[legend.get_window_extent(fig.canvas.get_renderer())],
         required=False,
         fontsize=5.5,

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from evoticket.plots import common, lineage
+from evoticket.plots import common
 
 _HORIZONTAL = {"orientation": "horizontal"}
 if tuple(int(x) for x in __import__("matplotlib").__version__.split(".")[:2]) < (3, 10):  # pragma: no cover
@@ -246,5 +246,5 @@ def draw_operators(run_dir: Path) -> Any:
         text.set_text(textwrap.fill(note, width, break_on_hyphens=False))
     bottom = text.get_window_extent(renderer).y1 / fig.bbox.height + 0.01
     title = common.run_title(run_dir, f"Which operators pay: children against parents {what}")
-    lineage.fit_title(fig, ax, title, rect=(0, bottom, 1, 1))
+    common.fit_title(fig, ax, title, rect=(0, bottom, 1, 1))
     return fig
