@@ -4,9 +4,12 @@ For the default campaign's network (MNIST-1D, ``mlp`` 40-300-100-10, 10% density
 of batch 100 (the default before the hybrid levers issue) and populations of 32 and 128, each backend evaluates the same
 population for a few generations, side by side in one process:
 
-* ``local``: the whole population in this process (torch's default threads);
+* ``local``: the whole population in this process (torch's default threads), in the CPU's population blocks
+  of 64;
 * ``ray x1``: one actor with all the CPUs (``campaign.worker_cpus`` = CPUs);
-* ``ray x2``: two actors with half the CPUs each.
+* ``ray x2``: two actors with half the CPUs each, the population in two blocks (``campaign.population_block`` =
+  half the population, so each actor trains one; with the CPU's default block of 64 a population of 32 would
+  run on one actor: Ray's shards are whole blocks).
 
 Per generation: the median wall time of ``backend.evaluate`` (s), its ratio to local, and Ray's overhead:
 the wall time not spent fine-tuning or evaluating in the slowest shard (serialising genomes and results,
@@ -83,6 +86,7 @@ def main() -> None:
                 config.finetune,
                 config.optimizer,
                 config.campaign.seed,
+                block=-(-size // workers),
                 workers=workers,
                 worker_cpus=max(1, cpus // workers),
             )
@@ -95,6 +99,7 @@ def main() -> None:
                     "population": size,
                     "first_s": first,
                     "gen_s": gen,
+                    "block": -(-size // workers),
                     "vs_local": gen / base,
                     "overhead_fraction": overhead / sum(walls),
                 }
