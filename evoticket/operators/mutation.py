@@ -297,7 +297,7 @@ def mutInTurn(individual: Ticket, operators: Sequence[Callable[[Ticket], tuple]]
     """Apply several mutations to ``individual`` one after the other, as ``ga.mutations`` does.
 
     Register it with the operators bound to their arguments, and the evaluator still sees what each needs
-    (:func:`evoticket.operators.traits_needed` looks inside)::
+    (:func:`evoticket.operators.traits_needed` looks inside):
 
         toolbox.register("mutate", mutInTurn, operators=[
             functools.partial(mutMagnitudeSwap, fraction=0.1, rng=g),
