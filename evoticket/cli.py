@@ -420,7 +420,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except Interrupted as e:
-        return _interrupted(e, f"the checkpoint of generation {e.generation} is valid", f"resume {e.run_dir}")
+        where = f"{e.unit} {e.generation}" if e.generation >= 0 else "its start"
+        return _interrupted(e, f"the checkpoint of {where} is valid", f"resume {e.run_dir}")
     except EvoticketError as e:
         message = "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(e))  # always one line
         print(f"evoticket: error: {message}", file=sys.stderr)

@@ -368,7 +368,7 @@ def _execute(
         stop.immediate = True  # from here on a resume redoes everything that is left
         return _finish(config, method, run, run_dir, plot_dir, result, counters, update_counters, out)
     except (Interrupted, KeyboardInterrupt):
-        raise Interrupted(str(run_dir), _last_checkpoint_generation(run_dir), stop.signum) from None
+        raise Interrupted(str(run_dir), _last_checkpoint_generation(run_dir), stop.signum, method.unit) from None
     finally:
         stop.uninstall()
 

@@ -80,12 +80,14 @@ class Interrupted(Exception):
 
     Attributes:
         run_dir: the run directory to resume.
-        generation: the generation of the newest checkpoint (-1: before generation 0).
+        generation: the generation (IMP: round) of the newest checkpoint (-1: before the first).
         signum: the signal, e.g. ``signal.SIGINT``; the exit status is ``128 + signum``.
+        unit: what a generation is called for the run's method (``generation``, ``round``, ``run``).
     """
 
-    def __init__(self, run_dir: str, generation: int, signum: int = signal.SIGINT) -> None:
-        super().__init__(f"interrupted after generation {generation}")
+    def __init__(self, run_dir: str, generation: int, signum: int = signal.SIGINT, unit: str = "generation") -> None:
+        super().__init__(f"interrupted after {unit} {generation}")
         self.run_dir = run_dir
         self.generation = generation
         self.signum = int(signum)
+        self.unit = unit
