@@ -81,12 +81,14 @@ def main() -> None:
         rows.append({"backend": "local", "workers": 0, "population": size, "first_s": None, "gen_s": base})
         for workers in (1, 2):
             backend = RayBackend(
-                toolbox.arch,
-                toolbox.splits,
-                config.finetune,
-                config.optimizer,
-                config.campaign.seed,
-                block=-(-size // workers),
+                Evaluator(
+                    toolbox.arch,
+                    toolbox.splits,
+                    config.finetune,
+                    config.optimizer,
+                    config.campaign.seed,
+                    block=-(-size // workers),
+                ),
                 workers=workers,
                 worker_cpus=max(1, cpus // workers),
             )

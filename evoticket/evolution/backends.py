@@ -62,21 +62,7 @@ def make_backend(config: Any, arch: Architecture, splits: Splits) -> Backend:
         EvoticketError: for the Ray backend without Ray, or an unreachable cluster.
     """
     c = config.campaign
-    if c.backend == "local":
-        return LocalBackend(
-            Evaluator(
-                arch,
-                splits,
-                config.finetune,
-                config.optimizer,
-                c.seed,
-                max_memory_mb=c.max_memory_mb,
-                block=c.population_block,
-            )
-        )
-    from evoticket.evolution.ray_backend import RayBackend  # imports Ray only when it is chosen
-
-    return RayBackend(
+    evaluator = Evaluator(
         arch,
         splits,
         config.finetune,
@@ -84,6 +70,13 @@ def make_backend(config: Any, arch: Architecture, splits: Splits) -> Backend:
         c.seed,
         max_memory_mb=c.max_memory_mb,
         block=c.population_block,
+    )
+    if c.backend == "local":
+        return LocalBackend(evaluator)
+    from evoticket.evolution.ray_backend import RayBackend  # imports Ray only when it is chosen
+
+    return RayBackend(
+        evaluator,
         address=c.ray_address,
         workers=c.workers,
         worker_cpus=c.worker_cpus,

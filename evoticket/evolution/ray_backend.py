@@ -118,13 +118,10 @@ class RayBackend:
     """Evaluates each generation in shards over a pool of Ray actors, gathering the results in order.
 
     Args:
-        arch: the architecture of every ticket.
-        splits: the data (moved to the CPU and put in the object store once).
-        cfg: fine-tuning settings.
-        optimizer: the optimizer's settings.
-        seed: ``campaign.seed``.
-        max_memory_mb: ``campaign.max_memory_mb``.
-        block: ``campaign.population_block`` (0: the actors' device's default).
+        evaluator: the run's pure evaluator: each actor builds its own from its settings (architecture,
+            fine-tuning and optimizer settings, seed, memory budget) with the data fetched from the object store
+            (sent there once, on the CPU); on the driver it cuts each batch into population blocks
+            (:meth:`Evaluator.block_size`, ``campaign.population_block``), as a local run would.
         address: the cluster (``campaign.ray_address``: ``""``, ``"auto"`` or ``HOST:PORT``).
         workers: actors (``campaign.workers``); 0: one per GPU of the cluster, or one per
             ``worker_cpus`` CPUs.
@@ -143,14 +140,8 @@ class RayBackend:
 
     def __init__(
         self,
-        arch: Architecture,
-        splits: Splits,
-        cfg: FinetuneConfig,
-        optimizer: OptimizerConfig,
-        seed: int,
+        evaluator: Evaluator,
         *,
-        max_memory_mb: float = 2048.0,
-        block: int = 0,
         address: str = "",
         workers: int = 0,
         worker_cpus: int = 1,
@@ -171,15 +162,15 @@ class RayBackend:
                 )
             count, options, device = workers or max(1, cpus // worker_cpus), {"num_cpus": worker_cpus}, "cpu"
         actor = ray.remote(max_restarts=RESTARTS, max_task_retries=RESTARTS)(ShardWorker)
-        data = ray.put(splits.to("cpu"))  # the data set goes to the object store once, not every generation
+        ev = evaluator
+        data = ray.put(ev.splits.to("cpu"))  # the data set goes to the object store once, not every generation
         self.actors = [
             actor.options(**options, **worker_options()).remote(
-                arch, [data], cfg, optimizer, seed, device, worker_cpus, max_memory_mb
+                ev.arch, [data], ev.cfg, ev.optimizer, ev.seed, device, worker_cpus, ev.max_memory_mb
             )
             for _ in range(count)
         ]
-        self.blocks = Evaluator(arch, splits, cfg, optimizer, seed, max_memory_mb=max_memory_mb, block=block)
-        """Cuts each batch into population blocks, as a local run would (:meth:`Evaluator.block_size`)."""
+        self.evaluator = evaluator
         self._data = data  # kept alive for actor restarts
         self.device = device
         self.overhead_seconds = 0.0
@@ -199,7 +190,7 @@ class RayBackend:
         if not tickets:
             return None
         start = time.perf_counter()
-        block = self.blocks.block_size(tickets, self.device)
+        block = self.evaluator.block_size(tickets, self.device)
         options = {**options, "block": block}
         refs = []
         shards = shard_bounds(len(tickets), len(self.actors), block)
