@@ -68,8 +68,6 @@ class MethodResult:
         info: method-specific entries for ``summary.json``.
         front: a multi-objective search's final Pareto front (by increasing density), trained after the search
             (``pareto_final.csv``); ``None`` otherwise.
-        lines: what the method says of its run at the end, in its own words (printed in the summary and
-            kept in ``summary.json["report"]["lines"]``).
         theta0: what the reported ticket's theta0 is, one of :data:`THETA0_KINDS`.
         theta0_text: the same in words, for the final comparison's table (e.g. "its lineage's trained weights").
     """
@@ -79,7 +77,6 @@ class MethodResult:
     spent: dict[str, int] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     front: list[Ticket] | None = None
-    lines: list[str] = field(default_factory=list)
     theta0: str = "init"
     theta0_text: str = "an initialisation"
 

@@ -30,7 +30,7 @@ class RecordWriter:
     def __call__(self, generation: int, population: list, record: Any) -> None:
         """The hook ``(generation, population, record)``: append the generation's individuals and its row.
 
-        ``record`` is a :class:`evoticket.evolution.GenerationRecord`; its evaluated individuals'
+        ``record`` is a :class:`evoticket.records.GenerationRecord`; its evaluated individuals'
         ``eval_record`` dicts are written, then (multi-objective runs) its Pareto front to ``pareto.csv``, then
         the ``generations.csv`` row.
         """

@@ -1,4 +1,4 @@
-"""Batched fine-tuning: equals a plain per-individual PyTorch loop, keeps masks, isolates faults."""
+"""The batched training loop: population fine-tuning against a serial reference, full training, determinism."""
 
 from __future__ import annotations
 
