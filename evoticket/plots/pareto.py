@@ -52,10 +52,10 @@ def imp_points(imp_run: Path) -> list[dict[str, float]]:
     """IMP's rounds: ``round``, ``density``, ``val_acc`` and ``test_acc`` (at the round's early-stopping step).
 
     Raises:
-        EvoticketError: if ``imp_run`` is not a run directory of ``method = "imp"``.
+        EvoticketError: if ``imp_run`` is not a run directory whose records are rounds (``method = "imp"``).
     """
     imp_run = common.require_run(imp_run)
-    if common.run_method(imp_run) != "imp":
+    if common.units(imp_run)[0] != "round":
         raise EvoticketError(f"{imp_run}: not an IMP run (method = 'imp'); --imp needs one")
     return [
         {"round": r["round"], "density": r["density"], "val_acc": r["val_acc"] or 0.0, "test_acc": r["test_acc"]}
