@@ -4,7 +4,7 @@
 creates the run directory whole, runs the configured method (``method``, the GA by default) with
 records, a checkpoint after every generation and a progress bar as hooks, then trains the
 reported ticket fully next to the controls (:mod:`evoticket.campaign.controls`) and writes the
-best ticket, the trained networks, the plot and ``summary.json`` (last). :func:`resume_campaign`
+best ticket, the trained networks, ``summary.json`` (the run is complete) and the figures. :func:`resume_campaign`
 continues from the newest usable checkpoint. One process at a time writes a run
 (:mod:`evoticket.campaign.lock`).
 """
@@ -384,7 +384,8 @@ def _finish(
     update_counters: Any,
     out: TextIO,
 ) -> CampaignResult:
-    """After the method: best ticket, final comparison, trained networks, plot and ``summary.json`` (last)."""
+    """After the method: best ticket, final comparison, trained networks, ``summary.json`` (the run is complete), then
+    the figures (which draw the final comparison) and ``summary.json`` again with their time."""
     arch, splits = run.resolved.arch, run.resolved.splits
     best = result.best
     save_ticket(paths.best_ticket(run_dir), best, arch, config)
@@ -400,13 +401,6 @@ def _finish(
     counters["final_comparison_seconds"] += time.perf_counter() - final_start
     report = method.report(config, result.info)  # with what the run reached (e.g. IMP's density), for the figures
     write_json(paths.method_report(run_dir), report)
-    plot_start = time.perf_counter()
-    plots = config.campaign.plots
-    if plots in ("all", "png"):
-        plot_run(run_dir, plot_dir, formats=("png", "pdf") if plots == "all" else ("png",))
-    elif plots == "fitness":
-        plot_fitness(run_dir, paths.fitness_plot(plot_dir))
-    counters["plot_seconds"] += time.perf_counter() - plot_start
     update_counters()
 
     controls = final.controls
@@ -458,7 +452,18 @@ def _finish(
             "final_training_train_flops": int(final_ticket),
         }
     summary["report"] = {**report, "lines": method.summary_lines(summary)}
-    write_json(paths.summary(run_dir), summary)
+    write_json(paths.summary(run_dir), summary)  # the run is complete; the figures then draw its final comparison
+    plots = config.campaign.plots
+    if plots != "none":
+        plot_start = time.perf_counter()
+        if plots in ("all", "png"):
+            plot_run(run_dir, plot_dir, formats=("png", "pdf") if plots == "all" else ("png",))
+        else:
+            plot_fitness(run_dir, paths.fitness_plot(plot_dir))
+        counters["plot_seconds"] += time.perf_counter() - plot_start
+        update_counters()
+        summary["timing"] = timing(counters)
+        write_json(paths.summary(run_dir), summary)
     print(format_summary(summary, run_dir, plot_dir, config), file=out)
     return CampaignResult(run_dir, plot_dir, summary, best)
 

@@ -121,6 +121,10 @@ def draw_fitness(run_dir: Path, *, x_axis: str = "generation") -> Any:
         best, worst = [r["val_acc_max"] for r in rows], [r["val_acc_min"] for r in rows]
         ax_after.set_ylim(*y_limits(best + worst + refs))
     ax_before.set_xlabel(xlabel)
+    if x_axis == "generation":  # whole generations only
+        from matplotlib.ticker import MaxNLocator
+
+        ax_before.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.legend(handles=handles, loc="lower center", ncol=2 if refs else 4, framealpha=0.9, bbox_to_anchor=(0.5, 0.0))
     fig.align_ylabels((ax_after, ax_before))
     bottom = 0.035 * ((len(handles) + 1) // 2) + 0.01 if refs else 0.05
