@@ -16,7 +16,7 @@ Sources:
   Appendix H.1 (VGG-like networks for CIFAR-10).
 * ``resnet20``: He, Zhang, Ren & Sun 2016, arXiv:1512.03385, Section 4.2 (the CIFAR-10
   ResNet with n = 3), as used by Frankle et al. 2020 (arXiv:1912.05671) and for
-  BatchNorm-only training (Frankle, Schwab & Morcos 2021, arXiv:2003.00152).
+  BatchNorm-only training (Frankle, Schwab & Morcos, arXiv:2003.00152, ICLR 2021).
 
 Weights keep PyTorch's default initialisation; the caller draws theta0 (the lottery-ticket
 paper used Gaussian Glorot for its networks and He et al. their own normal initialisation).
