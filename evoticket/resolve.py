@@ -5,7 +5,9 @@ key's type and range) into a :class:`Resolved`: the device, the loaded data on i
 architecture, after checking
 
 * registry names: data set, model, initialiser, allocation;
-* model sizes (``model.hidden``) against the data's input shape;
+* model sizes (``model.hidden``) against the data's input shape; a model factory's network against the
+  data (it imports, returns an ``nn.Module`` with a prunable layer, takes the data's inputs and returns
+  one logit per class; :func:`evoticket.models.build_generic`), and ``ticket.prune`` against its layers;
 * layer names (``ticket.layer_densities``) against the architecture;
 * memory: a network or minibatch plan that cannot fit this machine (:func:`check_memory`; a method
   adds what it holds, e.g. the GA its population);
@@ -30,7 +32,7 @@ from evoticket.core.device import format_bytes, host_memory_bytes, resolve_devic
 from evoticket.core.errors import ConfigError, unknown_name
 from evoticket.data import DATASETS, Splits, load_dataset, load_mnist1d
 from evoticket.genome import ALLOCATIONS
-from evoticket.models import INITIALISERS, MODELS, Architecture, build_architecture
+from evoticket.models import INITIALISERS, MODELS, Architecture, build_architecture, find_factory
 
 
 @dataclass(frozen=True)
@@ -67,8 +69,8 @@ def check_names(config: CampaignConfig) -> None:
             f"data.mnist1d: MNIST-1D's generator arguments need data.name = 'mnist1d', got {config.data.name!r} "
             "(or data.mnist1d = {})"
         )
-    if config.model.name not in MODELS:
-        raise _unknown("model.name", "model", config.model.name, MODELS)
+    if config.model.name not in MODELS and ":" not in config.model.name:
+        find_factory(config.model.name)  # an installed plugin's entry point, or a one-line error listing the names
     if config.model.init not in INITIALISERS:
         raise _unknown("model.init", "initialiser", config.model.init, INITIALISERS)
     if config.ticket.allocation not in ALLOCATIONS:
@@ -182,7 +184,9 @@ def resolve(config: CampaignConfig, *, splits: Splits | None = None) -> Resolved
             seed=config.data.seed,
         )
     splits = splits.to(device)
-    arch = build_architecture(config.model.name, splits.input_shape, splits.num_classes, config.model.hidden)
+    arch = build_architecture(
+        config.model.name, splits.input_shape, splits.num_classes, config.model.hidden, prune=config.ticket.prune
+    )
     check_layer_names(config, arch)
     check_memory(config, arch, splits.x_train.shape[0])
     return Resolved(config, device, splits, arch)

@@ -146,9 +146,13 @@ class ModelConfig:
     """The network whose tickets are evolved."""
 
     name: str = "mlp"
-    """Model name: mlp, mlp_residual or cnn1d (see ``evoticket.models.MODELS``)."""
+    """Model name: a built-in model (mlp, mlp_bn, mlp_residual, cnn1d, cnn1d_bn), a seed paper's network (lenet5,
+    conv2, conv4, conv6, resnet20), a model registered with evoticket.models.register or by a plugin's
+    evoticket.models entry point, or "package.module:factory" naming factory(input_shape, num_classes) -> nn.Module
+    (see ``evoticket models``)."""
     hidden: tuple[int, ...] = field(default=(), metadata=_check(lambda v: all(h >= 1 for h in v), "must be sizes >= 1"))
-    """Hidden sizes (mlp) or channels (cnn1d); empty takes the model's default ([300, 100] for mlp)."""
+    """Hidden sizes (mlp) or channels (cnn1d) of a built-in model; empty takes the model's default ([300, 100] for
+    mlp). Other models take their sizes from their own code: leave it empty."""
     init: str = field(default="kaiming_normal", metadata=_choice("kaiming_normal", "glorot_normal", "signed_constant"))
     """Weight initialiser of theta0: kaiming_normal, glorot_normal or signed_constant."""
 
@@ -177,8 +181,13 @@ class TicketConfig:
     ``density``."""
     allocation: str = "uniform"
     """How ``density`` (the total) is spread over the layers: uniform (every layer the same), erk
-    (Erdős–Rényi-Kernel, RigL's) or lth (the output layer pruned at half the rate of the others, as
-    IMP does in the LTH paper); see ``evoticket.genome.ALLOCATIONS``. ``layer_densities`` overrides it."""
+    (Erdős–Rényi-Kernel, RigL's) or lth (the per-layer rates of IMP in the LTH paper: the output layer pruned
+    at half the rate of the others, and for conv2/conv4/conv6/lenet5 the convolutions more slowly than the
+    fully connected layers); see ``evoticket.genome.ALLOCATIONS``. ``layer_densities`` overrides it."""
+    prune: tuple[str, ...] = ()
+    """Which weights the masks cover: parameter or layer names, or fnmatch patterns of them (e.g.
+    ["features.*", "classifier.4.weight"]), among the weights of the nn.Linear, nn.Conv1d and nn.Conv2d
+    layers the model uses; [] covers every one of them. Biases and normalisation layers are never pruned."""
 
 
 @dataclass(frozen=True)
@@ -299,6 +308,9 @@ class IMPConfig:
     """Fraction of each layer's remaining weights pruned per round (by final magnitude); in (0, 1)."""
     output_rate: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "must be in (0, 1)"))
     """The output layer's rate per round (the LTH paper prunes it at half the others' rate); in (0, 1)."""
+    conv_rate: float = field(default=0.0, metadata=_check(lambda v: 0 <= v < 1, "must be in [0, 1)"))
+    """A convolution's rate per round; in [0, 1). 0 takes the LTH paper's for the model where it gives one
+    (conv2, conv4 and lenet5: 0.1; conv6: 0.15; see evoticket.models.LTH_RATES), else ``rate``."""
     scope: str = field(default="layer", metadata=_choice("layer", "global"))
     """layer: each layer pruned by its own rate; global: one magnitude threshold over every layer at ``rate``."""
     rewind_step: int = field(default=0, metadata=_at_least(0))

@@ -9,7 +9,9 @@
 * ``lth``: the allocation iterative magnitude pruning reaches in the LTH paper (Frankle & Carbin
   2019, arXiv:1803.03635): each round prunes 20% of a hidden layer's weights and 10% of the output
   layer's, so after ``n`` rounds a hidden layer keeps ``0.8**n`` and the output layer ``0.9**n``;
-  ``n`` (a real number) is chosen so the network keeps the total.
+  ``n`` (a real number) is chosen so the network keeps the total. For the paper's convolutional
+  networks the convolutions are pruned more slowly (Conv-2 and Conv-4 10% per round, Conv-6 15%;
+  :data:`evoticket.models.LTH_RATES`, :func:`lth_rates`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import math
 
 from evoticket.core.errors import ConfigError, unknown_name
+from evoticket.models import LTH_RATES as MODEL_LTH_RATES
 from evoticket.models import Architecture
 
 ALLOCATIONS = ("uniform", "erk", "lth")
@@ -24,6 +27,30 @@ ALLOCATIONS = ("uniform", "erk", "lth")
 
 LTH_RATES = (0.2, 0.1)
 """Fractions of the remaining weights the LTH paper prunes per round: hidden layers, output layer."""
+
+
+def lth_rates(
+    arch: Architecture, rate: float = LTH_RATES[0], output_rate: float = LTH_RATES[1], conv_rate: float = 0.0
+) -> dict[str, float]:
+    """Weight name -> the fraction of its remaining weights one round of IMP prunes, as the LTH paper sets them.
+
+    Args:
+        arch: the architecture (its last prunable layer is the output layer).
+        rate: a hidden layer's rate, in (0, 1).
+        output_rate: the output layer's rate, in (0, 1).
+        conv_rate: a convolution's rate, in [0, 1); 0 takes the paper's rate for the model's convolutions
+            where :data:`evoticket.models.LTH_RATES` gives one (``conv2``, ``conv4``, ``conv6``, ``lenet5``),
+            else ``rate``.
+
+    Returns:
+        Weight name -> rate, in forward order.
+    """
+    conv = conv_rate or MODEL_LTH_RATES.get(arch.name, {}).get("conv", rate)
+    out = arch.output_layer.weight
+    return {
+        spec.weight: output_rate if spec.weight == out else conv if spec.kind.startswith("conv") else rate
+        for spec in arch.layers
+    }
 
 
 def _sizes(arch: Architecture) -> dict[str, int]:
@@ -57,7 +84,8 @@ def erk_densities(arch: Architecture, density: float) -> dict[str, float]:
 
 
 def lth_densities(arch: Architecture, density: float) -> dict[str, float]:
-    """The LTH paper's allocation (hidden layers pruned at twice the output layer's rate) at a total ``density``.
+    """The LTH paper's allocation (:func:`lth_rates`: hidden layers pruned at twice the output layer's rate,
+    the paper's convolutions more slowly) at a total ``density``.
 
     Args:
         arch: the architecture (its last layer is the output layer).
@@ -67,12 +95,11 @@ def lth_densities(arch: Architecture, density: float) -> dict[str, float]:
         Weight name -> density in (0, 1].
     """
     sizes = _sizes(arch)
-    out = arch.output_layer.weight
-    hidden_keep, out_keep = 1 - LTH_RATES[0], 1 - LTH_RATES[1]
+    keep = {k: 1 - r for k, r in lth_rates(arch).items()}
     total = sum(sizes.values())
 
     def kept(rounds: float) -> float:
-        return sum(n * (out_keep if k == out else hidden_keep) ** rounds for k, n in sizes.items())
+        return sum(n * keep[k] ** rounds for k, n in sizes.items())
 
     lo, hi = 0.0, 1.0
     while kept(hi) > density * total:
@@ -81,7 +108,7 @@ def lth_densities(arch: Architecture, density: float) -> dict[str, float]:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if kept(mid) > density * total else (lo, mid)
     rounds = (lo + hi) / 2
-    return {k: (out_keep if k == out else hidden_keep) ** rounds for k in sizes}
+    return {k: keep[k] ** rounds for k in sizes}
 
 
 def layer_densities(arch: Architecture, density: float, allocation: str = "uniform") -> dict[str, float]:

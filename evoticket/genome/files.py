@@ -194,7 +194,7 @@ def masked_module(
     from torch.nn.utils import prune
 
     module = arch.build_module()
-    module.load_state_dict(state, strict=not arch.norms)
+    module.load_state_dict(state, strict=not arch.buffer_shapes)
     for name, mask in masks.items():
         layer = module.get_submodule(name.rsplit(".", 1)[0])
         prune.custom_from_mask(layer, "weight", mask)

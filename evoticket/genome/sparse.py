@@ -238,7 +238,7 @@ def load_sparse(path: str | Path) -> nn.Module:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=_BETA, category=UserWarning)
             state[k] = csr[k].to_dense().reshape([int(s) for s in a["shape"]])
-    module.load_state_dict(state, strict=not arch.norms)
+    module.load_state_dict(state, strict=not arch.buffer_shapes)
     for name, weight in csr.items():
         layer_name = name.rsplit(".", 1)[0]
         layer = module.get_submodule(layer_name)

@@ -29,6 +29,7 @@ from deap import tools
 from evoticket.core.errors import BudgetError, Interrupted
 from evoticket.core.seeds import derive_seed
 from evoticket.genome import Ticket, ensure_creator, random_masks_like, same_uid, stack_tickets
+from evoticket.genome.allocation import lth_rates
 from evoticket.genome.snapshot import pack_hall_of_fame, pack_tickets, unpack_hall_of_fame, unpack_tickets
 from evoticket.methods.base import Budget, Method, MethodResult, MethodRun, training_flops
 from evoticket.models import Architecture, init_std
@@ -40,10 +41,11 @@ HALL_OF_FAME = 5
 """Rounds kept in the hall of fame (best validation accuracy), as reported in ``summary.json``."""
 
 
-def layer_rates(arch: Architecture, rate: float, output_rate: float) -> dict[str, float]:
-    """Weight name -> the fraction of its remaining weights pruned per round (the output layer's is ``output_rate``)."""
-    out = arch.output_layer.weight
-    return {name: output_rate if name == out else rate for name in arch.weight_names}
+def layer_rates(arch: Architecture, rate: float, output_rate: float, conv_rate: float = 0.0) -> dict[str, float]:
+    """Weight name -> the fraction of its remaining weights pruned per round: the output layer's is
+    ``output_rate``, a convolution's ``conv_rate`` (0: the LTH paper's for the model where it gives one, else
+    ``rate``; :func:`evoticket.genome.allocation.lth_rates`), every other layer's ``rate``."""
+    return lth_rates(arch, rate, output_rate, conv_rate)
 
 
 def prune_magnitude(
@@ -133,7 +135,7 @@ class IMPRun(MethodRun):
         self.config = resolved.config
         self.arch = resolved.arch
         c = self.config
-        self.rates = layer_rates(self.arch, c.imp.rate, c.imp.output_rate)
+        self.rates = layer_rates(self.arch, c.imp.rate, c.imp.output_rate, c.imp.conv_rate)
         if c.imp.scope == "global":
             self.rates = dict.fromkeys(self.rates, c.imp.rate)
         self.cls = ensure_creator()
@@ -330,7 +332,7 @@ def imp_flops(arch: Architecture, config: Any) -> int:
     c = config
     if c.imp.scope != "layer":
         raise ValueError("imp_flops: only the layer-wise scope has a closed form")
-    rates = layer_rates(arch, c.imp.rate, c.imp.output_rate)
+    rates = layer_rates(arch, c.imp.rate, c.imp.output_rate, c.imp.conv_rate)
     rounds = round_kept_counts(arch, c.ticket.density, rates, c.imp.max_rounds)
     return sum(training_flops(arch, kept, c.imp.steps, c.optimizer.batch_size) for kept in rounds)
 

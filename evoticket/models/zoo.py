@@ -49,7 +49,8 @@ def _image_shape(name: str, input_shape: Sequence[int], num_classes: int, min_si
     shape = tuple(int(s) for s in input_shape)
     if len(shape) != 3 or shape[0] < 1 or min(shape[1:]) < min_size:
         raise ConfigError(
-            f"model.name: {name!r} needs images (C, H, W) with C >= 1 and H, W >= {min_size}, got input shape {shape}"
+            f"model.name: {name!r} needs images (C, H, W) with C >= 1 and H, W >= {min_size}, got input shape {shape} "
+            "(digits, mnist and fashion_mnist serve images with data.layout = 'image')"
         )
     if int(num_classes) < 1:
         raise ConfigError(f"model.name: {name!r} needs num_classes >= 1, got {num_classes}")

@@ -8,6 +8,7 @@ import torch
 
 from evoticket.config import OptimizerConfig
 from evoticket.models import Architecture
+from evoticket.models.generic import activation_bytes
 from evoticket.training.evaluate import EVAL_BATCH
 
 POPULATION_BLOCK = {"cpu": 64}
@@ -25,6 +26,8 @@ def bytes_per_individual(arch: Architecture, cfg: OptimizerConfig, n_val: int, d
     bias) the packed value, gradient, two optimizer states and index of
     :class:`MaskedOptimizer`; the activations of one training minibatch (kept
     for the backward pass, with their gradients) and of one evaluation chunk.
+    A generic network's activations are the bytes autograd saves per example,
+    measured once (:func:`evoticket.models.generic.activation_bytes`).
     Shared costs (the data, one block of gathered minibatches) are not counted.
 
     Args:
@@ -38,14 +41,19 @@ def bytes_per_individual(arch: Architecture, cfg: OptimizerConfig, n_val: int, d
     per_param = 4 * 4 + 1  # theta0, weights, gradient, scratch (float32) + mask (bool)
     per_kept = 4 * 4 + 8  # packed value, gradient, 2 states (float32) + index (int64)
     kept = math.ceil(min(max(density, 0.0), 1.0) * arch.num_prunable()) + n_biases
-    units = _activation_units(arch)
-    train_act = 4 * 4 * cfg.batch_size * units  # activation, pre-activation and their grads
-    eval_act = 4 * 2 * min(n_val, EVAL_BATCH) * units  # activations and one temporary
+    if arch.generic:  # what autograd saves per example (measured), and as much again for its gradients
+        saved = activation_bytes(arch)
+        train_act = 2 * cfg.batch_size * saved
+        eval_act = 2 * min(n_val, EVAL_BATCH) * saved
+    else:
+        units = _activation_units(arch)
+        train_act = 4 * 4 * cfg.batch_size * units  # activation, pre-activation and their grads
+        eval_act = 4 * 2 * min(n_val, EVAL_BATCH) * units  # activations and one temporary
     return n_params * per_param + kept * per_kept + train_act + eval_act
 
 
 def _activation_units(arch: Architecture) -> int:
-    """Activations per example summed over layers (features x length)."""
+    """Activations per example summed over a built-in model's layers (features x length)."""
     length = math.prod(arch.input_shape)
     units = 0
     for spec in arch.layers:

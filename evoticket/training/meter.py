@@ -13,7 +13,13 @@ Convention, as for an ideal sparse implementation:
 * A multiply-add is 2 FLOPs; adding a bias is 1 FLOP per output element. Elementwise work
   (activations, BatchNorm, softmax, the loss) and the optimizer update are not counted.
 * A pruned weight costs nothing: a linear layer's forward costs ``2 x kept + out`` per example,
-  a ``Conv1d`` layer's ``(2 x kept + out) x L_out`` (without the ``out`` for a layer without bias).
+  a convolution's ``(2 x kept + out) x positions`` (``L_out`` for a ``Conv1d``, ``H_out x W_out``
+  for a ``Conv2d``; without the ``out`` for a layer without bias). A layer's positions are its
+  dense forward FLOPs as ``torch.utils.flop_counter.FlopCounterMode`` counts them over ``2 x`` its
+  weight's size (:func:`evoticket.models.generic.layer_positions`), for every model, built-in or not.
+* Work outside the prunable layers (a layer ``ticket.prune`` leaves dense, a product of two
+  activations) counts dense: its ``FlopCounterMode`` FLOPs forward, twice that backward. The
+  built-in models have none.
 * The backward pass counts what is actually computed: for each layer whose weight is trained,
   its weight gradient (``2 x kept`` per output position; ``2 x all`` weights for edge-popup's
   scores, whose gradient is dense); for each trained bias, ``out`` per output position; and the
@@ -34,21 +40,15 @@ from dataclasses import dataclass, field
 import torch
 
 from evoticket.models import Architecture
+from evoticket.models.generic import dense_flops, layer_positions, param_owners
 from evoticket.records import SPENT_KEYS
 from evoticket.training.scopes import Scope, get_scope
 
 
 def output_positions(arch: Architecture) -> dict[str, int]:
-    """Layer name -> output positions per example: 1 for a linear layer, ``L_out`` for a ``Conv1d``."""
-    length = math.prod(arch.input_shape)
-    out = {}
-    for spec in arch.layers:
-        if spec.kind == "conv1d":
-            length = (length + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
-            out[spec.name] = length
-        else:
-            out[spec.name] = 1
-    return out
+    """Layer name -> output positions per example: 1 for a linear layer, ``L_out`` for a ``Conv1d``,
+    ``H_out x W_out`` for a ``Conv2d`` (counted with ``FlopCounterMode``, once per process)."""
+    return layer_positions(arch)
 
 
 def kept_counts(arch: Architecture, masks: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -82,7 +82,7 @@ def forward_flops(arch: Architecture, kept: Mapping[str, torch.Tensor | int]) ->
         ``(P,)`` int64 (or a 0-d tensor for int counts).
     """
     positions = output_positions(arch)
-    total = torch.zeros((), dtype=torch.int64)
+    total = torch.zeros((), dtype=torch.int64) + dense_flops(arch)
     for spec in arch.layers:
         bias = spec.out_features if spec.use_bias else 0
         total = total + (2 * torch.as_tensor(kept[spec.weight]) + bias) * positions[spec.name]
@@ -108,14 +108,11 @@ def backward_flops(
         ``(P,)`` int64 (or a 0-d tensor for int counts).
     """
     positions = output_positions(arch)
-    norm_of = {n.name: n.after for n in arch.norms}
-    layer_index = {spec.name: i for i, spec in enumerate(arch.layers)}
-    owners = []
-    for name in trainable:
-        module = name.rsplit(".", 1)[0]
-        owners.append(layer_index[norm_of.get(module, module)])
-    lowest = min(owners, default=len(arch.layers))
+    owner = param_owners(arch)
+    lowest = min((owner[name] for name in trainable if name in owner), default=len(arch.layers))
     total = torch.zeros((), dtype=torch.int64)
+    if trainable or dense_weight_grads:
+        total = total + 2 * dense_flops(arch)
     for i, spec in enumerate(arch.layers):
         pos = positions[spec.name]
         k = torch.as_tensor(kept[spec.weight])

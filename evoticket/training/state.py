@@ -191,7 +191,7 @@ class TrainState:
             params = {k: v for k, v in self.params.items() if k in trainable}
             masks = {k: v for k, v in self.masks.items() if k in trainable}
             self._optimizer = MaskedOptimizer(params, masks, self.cfg)
-        fast = MODELS[self.arch.name].fast_gradient
+        fast = None if self.arch.generic else MODELS[self.arch.name].fast_gradient
         if fast is not None and trainable == frozenset(self.params) and not self.buffers:
             self._gradient = fast(self.arch, self.params, batch, self._optimizer)
         else:

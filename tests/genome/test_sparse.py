@@ -15,7 +15,7 @@ from evoticket.core.errors import EvoticketError
 from evoticket.data import load_dataset
 from evoticket.genome import SPARSE_FORMAT, SparseLinear, load_sparse, sparse_summary, write_sparse
 from evoticket.genome.files import save_trained
-from evoticket.models import MODELS, build_architecture
+from evoticket.models import BUILTIN, build_architecture
 
 FAST = [
     "model.hidden=[16]",
@@ -157,7 +157,7 @@ def test_load_sparse_refuses_other_files_in_one_line(run_dir, tmp_path):
         write_sparse(paths.best_ticket(run_dir), tmp_path / "y.pt", seed=0, control="ticket")
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
+@pytest.mark.parametrize("name", sorted(BUILTIN))
 def test_every_model_exports_equal_to_its_dense_masked_module(name, tmp_path):
     """Synthetic trained networks (random weights, biases, BatchNorm statistics; 10% masks) of every model."""
     arch = build_architecture(name, (40,), 10)

@@ -13,7 +13,7 @@ from evoticket.core.device import resolve_device
 from evoticket.core.errors import ConfigError
 from evoticket.data import Splits
 from evoticket.genome import Ticket, stack_tickets
-from evoticket.models import MODELS, build_architecture
+from evoticket.models import BUILTIN, build_architecture
 from evoticket.operators import initTicket
 from evoticket.training import (
     bytes_per_individual,
@@ -72,7 +72,7 @@ def serial_finetune(arch, ticket, splits, cfg, batches):
     return weights, float(acc)
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", sorted(BUILTIN))
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
 def test_batched_equals_serial(model, optimizer):
     splits = toy_splits(features=24)
@@ -209,7 +209,7 @@ class OpRecorder(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", sorted(BUILTIN))
 def test_training_calls_no_mkl_vml_op(model):
     """Same seed, same numbers, in any process: no op of the training path may go to MKL's VML.
 

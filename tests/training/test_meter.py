@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
 from evoticket.config import OptimizerConfig
 from evoticket.data import Splits
 from evoticket.genome import Ticket, stack_tickets
-from evoticket.models import MODELS, build_architecture
+from evoticket.models import BUILTIN, build_architecture
+from evoticket.models.generic import dense_flops
 from evoticket.operators import initTicket
 from evoticket.training import (
     SCOPES,
@@ -18,6 +21,7 @@ from evoticket.training import (
     forward_flops,
     kept_counts,
     minibatch_indices,
+    output_positions,
     train,
 )
 
@@ -26,7 +30,7 @@ def counts(arch, density=None, **kept):
     """Weight name -> kept count: all weights, or a density of each, or given counts."""
     out = {}
     for spec in arch.layers:
-        n = spec.weight_shape[0] * spec.in_features * spec.kernel_size
+        n = math.prod(spec.weight_shape)
         out[spec.weight] = kept.get(spec.name, n if density is None else round(density * n))
     return out
 
@@ -86,6 +90,54 @@ def test_output_only_and_scores_by_hand():
     assert backward_flops(small, k, weights, dense_weight_grads=weights) == 2 * 640 + 2 * 160 + 2 * 16
 
 
+@pytest.mark.parametrize("model", sorted(BUILTIN))
+def test_flop_counter_positions_equal_the_hand_counts(model):
+    """FlopCounterMode's positions (the meter's, for every model) equal the hand formulas of the built-ins,
+    and the same network run as a generic nn.Module (every weight named in ticket.prune) counts the same."""
+    hidden = {"cnn1d": [4], "cnn1d_bn": [4], "mlp_residual": [16]}.get(model, [16, 8])
+    arch = build_architecture(model, (40,), 10, hidden)
+    length, hand = 40, {}
+    for spec in arch.layers:
+        if spec.kind == "conv1d":
+            length = (length + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
+        hand[spec.name] = length if spec.kind == "conv1d" else 1
+    assert output_positions(arch) == hand
+    generic = build_architecture(model, (40,), 10, hidden, prune=["*"])
+    assert generic.generic and generic.weight_names == arch.weight_names
+    kept = counts(arch, 0.3)
+    assert forward_flops(generic, kept) == forward_flops(arch, kept)
+    for scope in ("kept", "output", "biases"):
+        trainable = SCOPES[scope].trainable(arch)
+        assert SCOPES[scope].trainable(generic) == trainable
+        assert backward_flops(generic, kept, trainable) == backward_flops(arch, kept, trainable)
+
+
+def test_conv2d_positions_and_a_dense_layer_by_hand():
+    """conv2 on 3x8x8: 3x3 'same' convolutions (64 positions each), a 2x2 pooling, then 3 linear layers; with
+    ticket.prune leaving classifier.0 dense, its FLOPs count dense, forward and twice backward."""
+    arch = build_architecture("conv2", (3, 8, 8), 10)
+    assert output_positions(arch) == {
+        "features.0": 64,
+        "features.2": 64,
+        "classifier.0": 1,
+        "classifier.2": 1,
+        "classifier.4": 1,
+    }
+    kept = counts(arch)
+    forward = (2 * 1728 + 64) * 64 + (2 * 36864 + 64) * 64 + (2 * 1024 * 256 + 256) + (2 * 65536 + 256) + 5130
+    assert forward_flops(arch, kept) == forward
+    narrow = build_architecture("conv2", (3, 8, 8), 10, prune=["features.*", "classifier.4.weight"])
+    assert narrow.weight_names == ("features.0.weight", "features.2.weight", "classifier.4.weight")
+    k = counts(narrow)
+    dense = 2 * 1024 * 256 + 2 * 65536  # classifier.0 and classifier.2 weights, counted by FlopCounterMode
+    assert forward_flops(narrow, k) == forward - 256 - 256  # their bias adds are elementwise, not counted
+    # backward: a dense layer's 2x forward equals the weight and input gradients a pruned layer counts at
+    # full density, without its bias gradients
+    assert dense_flops(narrow) == dense
+    narrow_back = backward_flops(narrow, k, SCOPES["kept"].trainable(narrow))
+    assert narrow_back == backward_flops(arch, kept, SCOPES["kept"].trainable(arch)) - 256 - 256
+
+
 def toy_splits(features=40, classes=10, n=200):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(n, features, generator=g)
@@ -93,7 +145,7 @@ def toy_splits(features=40, classes=10, n=200):
     return Splits("toy", x, y, x[:50].clone(), y[:50].clone(), x[:30].clone(), y[:30].clone(), classes)
 
 
-@pytest.mark.parametrize("model", sorted(MODELS))
+@pytest.mark.parametrize("model", sorted(BUILTIN))
 def test_engine_meters_steps_examples_and_evaluations(model):
     """What the engine counts is steps x batch x per-example training FLOPs, and examples x forward FLOPs."""
     arch = build_architecture(
