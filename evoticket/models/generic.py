@@ -237,7 +237,8 @@ def build_generic(
     """
     input_shape = tuple(int(s) for s in input_shape)
     if not factory_path and ":" not in name:
-        from evoticket.models.registry import BUILTIN, factory_path as path_of
+        from evoticket.models.registry import BUILTIN
+        from evoticket.models.registry import factory_path as path_of
 
         factory_path = "" if name in BUILTIN else path_of(factory)
     module = call_factory(name, factory, input_shape, num_classes)
