@@ -218,7 +218,7 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     if (counts < 2).any():
         k = int(np.argmin(counts))
         raise DataError(
-            f"cannot split: class {classes[k]!r} has only {counts[k]} example; every class needs at least 2"
+            f"cannot split: class {classes[k].item()!r} has only {counts[k]} example; every class needs at least 2"
         )
     exact = fraction * counts
     floors = np.floor(exact).astype(np.int64)
