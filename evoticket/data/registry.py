@@ -176,9 +176,10 @@ def with_augment(splits: Splits, augment: str) -> Splits:
     if splits.augment == augment:
         return splits
     if augment != "none" and splits.x_train.dim() != 4:
+        fix = "data.layout = 'image' or " if len(splits.input_shape) == 2 else ""  # (H, W) -> (1, H, W)
         raise ConfigError(
             f"data.augment: {augment!r} needs images (C, H, W), but data set {splits.name!r} has input shape "
-            f"{splits.input_shape}; use data.layout = 'image' or data.augment = 'none'"
+            f"{splits.input_shape}; use {fix}data.augment = 'none'"
         )
     return dataclasses.replace(splits, augment=augment)
 
