@@ -323,6 +323,19 @@ def test_augment_with_image_layout(tmp_path: Path) -> None:
         resolve(_cpu("data.name=npz", f"data.root={tmp_path / 'flat.npz'}", "data.augment=crop_flip"))
 
 
+def test_augment_of_two_axis_arrays_needs_the_image_layout(tmp_path: Path) -> None:
+    path = tmp_path / "hw.npz"
+    np.savez(
+        path, x_train=np.zeros((6, 5, 5)), y_train=np.arange(6) % 2, x_test=np.zeros((2, 5, 5)), y_test=np.arange(2)
+    )
+    with pytest.raises(
+        ConfigError, match=r"input shape \(5, 5\); use data\.layout = 'image' or data\.augment = 'none'$"
+    ):
+        load_dataset("npz", root=path, augment="crop_flip")
+    s = load_dataset("npz", root=path, layout="image", augment="crop_flip")
+    assert s.input_shape == (1, 5, 5) and s.augment == "crop_flip"
+
+
 def test_resolve_records_the_configurations_augment_on_given_splits() -> None:
     images = apply_layout(toy_loader(), "image")
     assert images.input_shape == (1, 4, 4) and images.augment == "none"
