@@ -30,7 +30,7 @@ from evoticket.config import CampaignConfig
 from evoticket.core.cluster import check_backend
 from evoticket.core.device import format_bytes, host_memory_bytes, resolve_device
 from evoticket.core.errors import ConfigError, unknown_name
-from evoticket.data import DATASETS, Splits, load_dataset, load_mnist1d
+from evoticket.data import Splits, check_data_config, load_data, with_augment
 from evoticket.genome import ALLOCATIONS
 from evoticket.models import INITIALISERS, MODELS, Architecture, build_architecture, find_factory
 
@@ -59,18 +59,15 @@ def _unknown(key: str, what: str, name: str, valid: Any) -> ConfigError:
 def check_names(config: CampaignConfig) -> None:
     """Registry names of the configuration: data set, model, initialiser, allocation.
 
+    The data set's name may be built in, registered, a plugin's or a ``package.module:factory``
+    (:func:`evoticket.data.check_data_config`, which also checks ``data.augment`` against ``data.layout``).
+
     Raises:
         ConfigError: naming the key, with the valid names.
     """
-    if config.data.name not in DATASETS:
-        raise _unknown("data.name", "data set", config.data.name, DATASETS)
-    if config.data.mnist1d and config.data.name != "mnist1d":
-        raise ConfigError(
-            f"data.mnist1d: MNIST-1D's generator arguments need data.name = 'mnist1d', got {config.data.name!r} "
-            "(or data.mnist1d = {})"
-        )
-    if config.model.name not in MODELS and ":" not in config.model.name:
-        find_factory(config.model.name)  # an installed plugin's entry point, or a one-line error listing the names
+    check_data_config(config.data)
+    if config.model.name not in MODELS:  # a plugin's entry point or 'package.module:factory', imported now
+        find_factory(config.model.name)
     if config.model.init not in INITIALISERS:
         raise _unknown("model.init", "initialiser", config.model.init, INITIALISERS)
     if config.ticket.allocation not in ALLOCATIONS:
@@ -162,7 +159,8 @@ def resolve(config: CampaignConfig, *, splits: Splits | None = None) -> Resolved
 
     Args:
         config: the configuration.
-        splits: data to use instead of loading ``config.data`` (moved to the device).
+        splits: data to use instead of loading ``config.data`` (moved to the device, with
+            ``config.data.augment`` recorded on them).
 
     Returns:
         The :class:`Resolved` configuration.
@@ -174,15 +172,10 @@ def resolve(config: CampaignConfig, *, splits: Splits | None = None) -> Resolved
     check_names(config)
     check_backend(config.campaign.backend, config.campaign.ray_address)
     device = resolve_device(config.campaign.device)
-    if splits is None and config.data.mnist1d:  # a variant of MNIST-1D (check_names: data.name is mnist1d)
-        splits = load_mnist1d(val_fraction=config.data.val_fraction, seed=config.data.seed, args=config.data.mnist1d)
-    elif splits is None:
-        splits = load_dataset(
-            config.data.name,
-            root=config.data.root or None,
-            val_fraction=config.data.val_fraction,
-            seed=config.data.seed,
-        )
+    if splits is None:
+        splits = load_data(config.data)  # layout, augmentation, MNIST-1D's arguments
+    else:  # given data keep their shape; the augmentation is the configuration's
+        splits = with_augment(splits, config.data.augment)
     splits = splits.to(device)
     arch = build_architecture(
         config.model.name, splits.input_shape, splits.num_classes, config.model.hidden, prune=config.ticket.prune

@@ -133,6 +133,23 @@ ERROR_CASES = {
         lambda root: ["--set", "data.name=mnist", "--set", f"data.root={_empty_dir(root)}"],
         ["mnist", "train-images-idx3-ubyte", "empty"],
     ),
+    "npz file missing": (
+        lambda root: ["--set", "data.name=npz", "--set", "data.root=missing.npz"],
+        ["data.root: missing.npz: no such file", "x_train, y_train, x_test, y_test"],
+    ),
+    "cifar10 without batches": (
+        lambda root: ["--set", "data.name=cifar10", "--set", f"data.root={_empty_dir(root)}"],
+        ["cifar10", "cifar-10-batches-py/", "data_batch_1", "test_batch"],
+    ),
+    "factory that does not import": (
+        # --name: the default run name would start with data.name, whose ':' a run name cannot hold
+        lambda root: ["--set", "data.name=evoticket_no_such_module:make", "--name", "mine"],
+        ["data.name: cannot import 'evoticket_no_such_module:make'"],
+    ),
+    "augment on flat inputs": (
+        lambda root: ["--set", "data.name=digits", "--set", "data.augment=crop_flip"],
+        ["data.augment: 'crop_flip' needs images", "data.layout = 'image'"],
+    ),
     "unknown layer": (
         lambda root: ["--set", "ticket.layer_densities.fc9.weight=0.5"],
         ["ticket.layer_densities.fc9.weight", "fc1.weight"],
@@ -164,7 +181,7 @@ def test_cuda_requested_without_cuda(tmp_path, monkeypatch, capsys):
     assert_nothing_written(tmp_path)
 
 
-@pytest.mark.parametrize("case", ["unknown key", "malformed TOML", "mnist without files"])
+@pytest.mark.parametrize("case", ["unknown key", "malformed TOML", "mnist without files", "npz file missing"])
 def test_user_mistake_in_a_subprocess(case, tmp_path):
     make_args, fragments = ERROR_CASES[case]
     args = make_args(tmp_path)

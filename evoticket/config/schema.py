@@ -118,9 +118,21 @@ class DataConfig:
     """Which data set, and how its validation split is carved out."""
 
     name: str = "mnist1d"
-    """Data set name: mnist1d, digits, mnist or fashion_mnist (see ``evoticket.data.DATASETS``)."""
+    """Data set name: mnist1d, digits, mnist, fashion_mnist, cifar10, cifar100 or npz (see
+    ``evoticket.data.BUILTINS``), a name added with ``evoticket.data.register`` or declared by an installed
+    package in the entry-point group ``evoticket.datasets``, or ``"package.module:factory"``: a function
+    ``factory(root)`` of one's own returning arrays (as in an npz file) or a pair (train_dataset, test_dataset)."""
     root: str = ""
-    """Directory holding the IDX files of mnist / fashion_mnist; unused by the others."""
+    """Where the data are: the folder of the IDX files (mnist, fashion_mnist), the folder holding
+    cifar-10-batches-py / cifar-100-python or that folder itself (cifar10, cifar100), the .npz file holding
+    x_train, y_train, x_test, y_test [, x_val, y_val] (npz), the factory's argument; unused by mnist1d and digits."""
+    layout: str = field(default="auto", metadata=_choice("auto", "flat", "image"))
+    """Shape of one input: auto (the data set's own: images (3, 32, 32) for cifar10/cifar100, flat vectors for
+    mnist1d, digits, mnist and fashion_mnist, the arrays' own for npz and factories), flat (one axis) or image
+    (channels first: digits (1, 8, 8), mnist (1, 28, 28), mnist1d (1, 40)). Only the shape changes, not a value."""
+    augment: str = field(default="none", metadata=_choice("none", "crop_flip"))
+    """Augmentation of training minibatches: none, or crop_flip (a random crop of the image zero-padded by 4
+    pixels, then a horizontal flip with probability 1/2; images (C, H, W) only, refused for flat inputs)."""
     val_fraction: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "must be in (0, 1)"))
     """Fraction of the training split held out for validation (fitness); in (0, 1)."""
     seed: int = field(default=0, metadata=_at_least(0))

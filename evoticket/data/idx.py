@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from evoticket.core.errors import DataError
+from evoticket.data.layout import apply_layout, check_layout
 from evoticket.data.splits import Splits, _build_splits, _check_fraction, _check_seed
 
 _IDX_FILES = (
@@ -181,8 +182,10 @@ def _load_idx_dataset(
     root: str | os.PathLike[str] | None,
     val_fraction: float,
     seed: int,
+    layout: str = "auto",
 ) -> Splits:
     """Load an MNIST-format data set from its four IDX files; see :func:`load_mnist`."""
+    check_layout(layout)
     val_fraction = _check_fraction(val_fraction, "data.val_fraction")
     seed = _check_seed(seed)
     paths = _find_idx_files(name, root, subdir)
@@ -210,7 +213,7 @@ def _load_idx_dataset(
     scale = np.float32(255.0)
     x_train = train_images.reshape(train_images.shape[0], -1).astype(np.float32) / scale
     x_test = test_images.reshape(test_images.shape[0], -1).astype(np.float32) / scale
-    return _build_splits(
+    splits = _build_splits(
         name,
         x_train,
         train_labels.astype(np.int64),
@@ -220,6 +223,7 @@ def _load_idx_dataset(
         val_fraction,
         seed,
     )
+    return apply_layout(splits, layout, (1, *train_images.shape[1:]))
 
 
 def load_mnist(
@@ -227,6 +231,7 @@ def load_mnist(
     root: str | os.PathLike[str] | None = None,
     val_fraction: float = 0.1,
     seed: int = 0,
+    layout: str = "auto",
 ) -> Splits:
     """Load MNIST (LeCun et al. 1998) from IDX files in ``root``.
 
@@ -243,16 +248,19 @@ def load_mnist(
         val_fraction: fraction of the training images held out for
             validation, in (0, 1).
         seed: seed of the validation split.
+        layout: ``"auto"`` or ``"flat"`` (``(rows * cols,)``) or ``"image"``
+            (``(1, rows, cols)``, e.g. ``(1, 28, 28)``; the same values).
 
     Returns:
         The :class:`Splits` on the CPU.
 
     Raises:
+        ConfigError: if ``layout`` is unknown.
         DataError: if ``root`` is ``None``; a file is missing, unreadable,
             corrupt or truncated; image and label counts differ; a label is
             not in [0, 10); or ``val_fraction`` or ``seed`` is invalid.
     """
-    return _load_idx_dataset("mnist", "MNIST", root, val_fraction, seed)
+    return _load_idx_dataset("mnist", "MNIST", root, val_fraction, seed, layout)
 
 
 def load_fashion_mnist(
@@ -260,6 +268,7 @@ def load_fashion_mnist(
     root: str | os.PathLike[str] | None = None,
     val_fraction: float = 0.1,
     seed: int = 0,
+    layout: str = "auto",
 ) -> Splits:
     """Load Fashion-MNIST (Xiao et al. 2017) from IDX files in ``root``.
 
@@ -272,11 +281,13 @@ def load_fashion_mnist(
         val_fraction: fraction of the training images held out for
             validation, in (0, 1).
         seed: seed of the validation split.
+        layout: ``"auto"``, ``"flat"`` or ``"image"`` (``(1, 28, 28)``).
 
     Returns:
         The :class:`Splits` on the CPU.
 
     Raises:
+        ConfigError: if ``layout`` is unknown.
         DataError: as for :func:`load_mnist`.
     """
-    return _load_idx_dataset("fashion_mnist", "FashionMNIST", root, val_fraction, seed)
+    return _load_idx_dataset("fashion_mnist", "FashionMNIST", root, val_fraction, seed, layout)

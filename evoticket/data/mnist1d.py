@@ -27,6 +27,7 @@ import numpy as np
 from evoticket.config.schema import MNIST1D_ARGS, check_mnist1d_args
 from evoticket.core.errors import DataError
 from evoticket.core.io import atomic_open
+from evoticket.data.layout import apply_layout, check_layout
 from evoticket.data.splits import Splits, _build_splits, _check_fraction, _check_seed
 
 CACHE_ENV = "EVOTICKET_CACHE"
@@ -156,6 +157,7 @@ def load_mnist1d(
     val_fraction: float = 0.1,
     seed: int = 0,
     args: Mapping[str, float] | None = None,
+    layout: str = "auto",
 ) -> Splits:
     """Load MNIST-1D (Greydanus 2020, arXiv:2011.14439), generated offline.
 
@@ -173,22 +175,25 @@ def load_mnist1d(
             names and ranges in :data:`evoticket.config.schema.MNIST1D_ARGS`),
             e.g. ``{"corr_noise_scale": 0.5, "shear_scale": 1.5}``; None or {}:
             the default data set, bit for bit.
+        layout: ``"auto"`` or ``"flat"`` (``(40,)``) or ``"image"`` (one channel,
+            ``(1, 40)``; the same values).
 
     Returns:
         The :class:`Splits` on the CPU.
 
     Raises:
         ConfigError: if ``args`` names an unknown argument or a value out of
-            its range.
+            its range, or ``layout`` is unknown.
         DataError: if ``val_fraction`` or ``seed`` is invalid, or ``mnist1d``
             is not installed.
     """
     del root
+    check_layout(layout)
     overrides = _canonical(args)
     val_fraction = _check_fraction(val_fraction, "data.val_fraction")
     seed = _check_seed(seed)
     x, y, x_test, y_test = _mnist1d_arrays(overrides)
-    return _build_splits(
+    splits = _build_splits(
         "mnist1d",
         x.astype(np.float32),
         y,
@@ -198,3 +203,4 @@ def load_mnist1d(
         val_fraction,
         seed,
     )
+    return apply_layout(splits, layout, (1, x.shape[1]))

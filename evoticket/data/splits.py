@@ -1,8 +1,9 @@
 """The :class:`Splits` container and the seeded, stratified validation split every data set uses.
 
-Every data set loads into a :class:`Splits` on the CPU: float32 inputs, flattened to one
-feature axis, and int64 class labels in ``[0, num_classes)``. The validation split is always
-carved out of the *training* split (:func:`stratified_split`); the test split is never touched.
+Every data set loads into a :class:`Splits` on the CPU: float32 inputs of any shape ``(N, *input_shape)``
+(flat vectors ``(F,)`` or channels-first images ``(C, H, W)``, see ``data.layout``), and int64 class labels in
+``[0, num_classes)``. The validation split is always carved out of the *training* split (:func:`stratified_split`);
+the test split is never touched.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 
 from evoticket.core.errors import DataError
+from evoticket.data.augment import AUGMENTATIONS
 
 _SPLIT_NAMES = ("train", "val", "test")
 
@@ -22,6 +24,9 @@ _SPLIT_NAMES = ("train", "val", "test")
 @dataclass(frozen=True, eq=False)
 class Splits:
     """A data set split into training, validation and test parts.
+
+    Inputs have any shape ``(N, *input_shape)`` shared by the three splits: flat vectors, e.g. ``(N, 40)`` for
+    MNIST-1D, or channels-first images, e.g. ``(N, 3, 32, 32)`` for CIFAR-10 (``data.layout``).
 
     Attributes:
         name: the data set's name, e.g. ``"mnist1d"``.
@@ -33,12 +38,16 @@ class Splits:
         x_test: test inputs, shape ``(N_test, *input_shape)``, float32.
         y_test: test labels, shape ``(N_test,)``, int64.
         num_classes: the number of classes.
+        augment: the augmentation the training loop applies to training minibatches
+            (:func:`evoticket.data.augment.augment_batch`): ``"none"`` or ``"crop_flip"`` (images
+            ``(C, H, W)`` only); the tensors themselves are never augmented.
 
     Raises:
         DataError: (on construction) if a tensor has the wrong dtype or
             number of dimensions, inputs and labels of a split differ in
             length, the splits' input shapes differ, the tensors are on
-            different devices, or ``num_classes`` is not a positive integer.
+            different devices, ``num_classes`` is not a positive integer,
+            or ``augment`` is unknown or needs images the inputs are not.
     """
 
     name: str
@@ -49,6 +58,7 @@ class Splits:
     x_test: torch.Tensor
     y_test: torch.Tensor
     num_classes: int
+    augment: str = "none"
 
     def __post_init__(self) -> None:
         """Check dtypes, shapes and devices; see the class docstring."""
@@ -81,6 +91,15 @@ class Splits:
             devices.update((x.device, y.device))
         if len(devices) != 1:
             raise DataError(f"data set {self.name!r}: tensors are on several devices: {devices}")
+        if self.augment not in AUGMENTATIONS:
+            raise DataError(
+                f"data set {self.name!r}: unknown augment {self.augment!r}; valid: {', '.join(AUGMENTATIONS)}"
+            )
+        if self.augment != "none" and self.x_train.dim() != 4:
+            raise DataError(
+                f"data set {self.name!r}: augment {self.augment!r} needs images (C, H, W), "
+                f"got input shape {tuple(self.x_train.shape[1:])}"
+            )
 
     def _pairs(self) -> tuple[tuple[torch.Tensor, torch.Tensor], ...]:
         return (
@@ -109,7 +128,7 @@ class Splits:
             device: the target device, e.g. ``"cpu"`` or ``"cuda:0"``.
 
         Returns:
-            A new :class:`Splits` with the same name, data and ``num_classes``.
+            A new :class:`Splits` with the same name, data, ``num_classes`` and ``augment``.
 
         Raises:
             RuntimeError: if ``device`` is not a valid or available device.
@@ -133,7 +152,8 @@ class Splits:
         """Summarise the splits without printing their tensors."""
         return (
             f"Splits(name={self.name!r}, sizes={self.sizes()}, input_shape={self.input_shape}, "
-            f"num_classes={self.num_classes}, device={str(self.device)!r})"
+            f"num_classes={self.num_classes}, device={str(self.device)!r}"
+            + (f", augment={self.augment!r})" if self.augment != "none" else ")")
         )
 
 
@@ -198,7 +218,7 @@ def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndar
     if (counts < 2).any():
         k = int(np.argmin(counts))
         raise DataError(
-            f"cannot split: class {classes[k]!r} has only {counts[k]} example; every class needs at least 2"
+            f"cannot split: class {classes[k].item()!r} has only {counts[k]} example; every class needs at least 2"
         )
     exact = fraction * counts
     floors = np.floor(exact).astype(np.int64)

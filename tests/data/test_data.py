@@ -64,7 +64,7 @@ def sorted_rows(x: np.ndarray) -> np.ndarray:
 
 
 def test_registry_names() -> None:
-    assert set(DATASETS) == {"mnist1d", "digits", "mnist", "fashion_mnist"}
+    assert set(DATASETS) == {"mnist1d", "digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "npz"}
     assert all(callable(loader) for loader in DATASETS.values())
 
 
