@@ -17,9 +17,16 @@ from evoticket.core.io import atomic_write_text, fsync_dir
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+def _short(name: str) -> str:
+    """A registry name as it can stand in a file name: ``"package.module:make_net"`` -> ``"make_net"``."""
+    short = re.sub(r"[^A-Za-z0-9._-]", "_", name.rpartition(":")[2]).strip("._-")
+    return short or "custom"
+
+
 def default_name(config: CampaignConfig) -> str:
-    """``DATA-MODEL-YYYYmmdd-HHMMSS``: a new run name that does not clash with older runs."""
-    return f"{config.data.name}-{config.model.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """``DATA-MODEL-YYYYmmdd-HHMMSS``: a new run name that does not clash with older runs (a factory named as
+    ``"package.module:factory"`` stands as ``factory``)."""
+    return f"{_short(config.data.name)}-{_short(config.model.name)}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
 def check_name(name: str) -> None:

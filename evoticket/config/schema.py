@@ -513,6 +513,18 @@ def unregister_section(name: str) -> None:
     _REGISTERED.pop(name, None)
 
 
+def _with_plugin_sections() -> dict[str, type]:
+    """:func:`all_sections` after registering the sections of the installed method plugins (entry points of
+    ``evoticket.methods`` whose method has a ``section`` and a ``settings`` dataclass)."""
+    from evoticket.core.plugins import load_group
+
+    for method in load_group("evoticket.methods").values():
+        section, settings = getattr(method, "section", None), getattr(method, "settings", None)
+        if section and settings is not None and section not in all_sections():
+            register_section(section, settings)
+    return all_sections()
+
+
 def all_sections() -> dict[str, type]:
     """Every section: the built-in :data:`SECTIONS`, then the registered ones, name -> dataclass."""
     return {**SECTIONS, **_REGISTERED}
@@ -633,6 +645,8 @@ class CampaignConfig:
             if name in TOP_LEVEL:
                 sections[name] = _coerce(name, values, str)
                 continue
+            if name not in known:
+                known = _with_plugin_sections()
             if name not in known:
                 raise ConfigError(unknown_key(name, [*TOP_LEVEL, *known], "section"))
             if not isinstance(values, Mapping):

@@ -2,7 +2,7 @@
 
 A package registers models, data sets, operators and methods for every process by declaring entry points in
 its own metadata, one group per registry (``evoticket.models``, ``evoticket.datasets``, ``evoticket.operators``,
-``evoticket.methods``), e.g. in its ``pyproject.toml``::
+``evoticket.methods``), e.g. in its ``pyproject.toml``:
 
     [project.entry-points."evoticket.models"]
     my_net = "my_package.nets:make_net"
@@ -11,6 +11,14 @@ Each registry reads its group once, the first time a name is looked up that it d
 (:func:`entry_point_names`, :func:`load_entry_point`), so a run directory whose configuration names a plugin's
 model is read back by ``resume``, ``plot`` and ``export`` in any later process where the plugin is installed.
 In-process registration (``evoticket.models.register("name", factory)``) is for notebooks and tests.
+
+What each group's entry points name:
+
+* ``evoticket.models``: a factory ``factory(input_shape, num_classes) -> nn.Module``;
+* ``evoticket.datasets``: a loader ``loader(*, root, val_fraction, seed) -> Splits``;
+* ``evoticket.operators``: an :class:`evoticket.operators.Operator` whose ``name`` is the entry point's;
+* ``evoticket.methods``: an :class:`evoticket.methods.Method` whose ``name`` is the entry point's; with a
+  configuration section, its ``section`` names it and its ``settings`` attribute is the section's dataclass.
 """
 
 from __future__ import annotations
@@ -50,6 +58,20 @@ def load_entry_point(group: str, name: str) -> Any | None:
     return None
 
 
+_LOADED: dict[str, dict[str, Any]] = {}
+
+
+def load_group(group: str) -> dict[str, Any]:
+    """Every object an entry-point group declares, loaded once per process: name -> object.
+
+    Raises:
+        ConfigError: when a declared object cannot be imported (one line naming the entry point and why).
+    """
+    if group not in _LOADED:
+        _LOADED[group] = {name: load_entry_point(group, name) for name in entry_point_names(group)}
+    return _LOADED[group]
+
+
 def import_object(spec: str, key: str) -> Any:
     """The object named by ``"package.module:attribute"`` (dots allowed after the colon for nested attributes).
 
@@ -76,4 +98,4 @@ def import_object(spec: str, key: str) -> Any:
     return obj
 
 
-__all__ = ["GROUPS", "entry_point_names", "import_object", "load_entry_point"]
+__all__ = ["GROUPS", "entry_point_names", "import_object", "load_entry_point", "load_group"]

@@ -37,6 +37,7 @@ from evoticket.genome import LEARNED_KINDS, Ticket, UidCounter, ensure_creator, 
 from evoticket.models import Architecture
 from evoticket.operators import CROSSOVERS, MUTATIONS, OPERATORS, SURVIVORS, initTicket, mutInTurn
 from evoticket.operators.recipe import Seeded, SeededInit
+from evoticket.operators.registry import load_operator_plugin
 from evoticket.resolve import MemoryNeed, Resolved, check_memory, resolve, ticket_bytes
 
 
@@ -93,6 +94,8 @@ def check_operators(config: CampaignConfig) -> None:
         raise ConfigError("ga.survival: " + unknown_name("survivor scheme", ga.survival, SURVIVORS))
     variation = {k: v for k, v in OPERATORS.items() if v.kind != "init"}
     for op, args in ga.operator_args.items():
+        if op not in variation and load_operator_plugin(op) is not None:
+            variation = {k: v for k, v in OPERATORS.items() if v.kind != "init"}
         if op not in variation:
             raise ConfigError("ga.operator_args: " + unknown_name("operator", op, variation))
         variation[op].check_arguments(args)

@@ -25,7 +25,7 @@ from evoticket.config.overrides import read_toml
 from evoticket.core.cluster import connect, import_ray, worker_options
 from evoticket.core.errors import BudgetError, ConfigError, DataError, EvoticketError
 from evoticket.core.io import atomic_write_text
-from evoticket.data import Splits, load_dataset, load_mnist1d
+from evoticket.data import Splits, load_data
 from evoticket.experiment.grid import Cell, Experiment, base_for, cell_config, merge_tables, parse_experiment
 from evoticket.experiment.results import cell_row, infeasible_row, write_results
 from evoticket.methods import resolve_run
@@ -87,12 +87,9 @@ class _DataCache:
         if dataset in self.given:
             return self.given[dataset]
         d = config.data
-        key = (d.name, d.root, d.val_fraction, d.seed, tuple(sorted(d.mnist1d.items())))
-        if key not in self.loaded:
-            if d.mnist1d:  # a variant of MNIST-1D (data.mnist1d): generated with its own arguments
-                self.loaded[key] = load_mnist1d(val_fraction=d.val_fraction, seed=d.seed, args=d.mnist1d)
-            else:
-                self.loaded[key] = load_dataset(d.name, root=d.root or None, val_fraction=d.val_fraction, seed=d.seed)
+        key = (d.name, d.root, d.val_fraction, d.seed, d.layout, d.augment, tuple(sorted(d.mnist1d.items())))
+        if key not in self.loaded:  # layout, augmentation and MNIST-1D's arguments as a campaign loads them
+            self.loaded[key] = load_data(d)
         return self.loaded[key]
 
 

@@ -14,8 +14,9 @@ call of :func:`register_method` and, when it has settings, one configuration sec
 
 from __future__ import annotations
 
-from evoticket.config import CampaignConfig, register_section, unregister_section
+from evoticket.config import CampaignConfig, all_sections, register_section, unregister_section
 from evoticket.core.errors import ConfigError, unknown_name
+from evoticket.core.plugins import entry_point_names, load_entry_point
 from evoticket.data import Splits
 from evoticket.methods.base import THETA0_KINDS, Budget, Method, MethodResult, MethodRun
 from evoticket.methods.edge_popup import EdgePopup
@@ -94,13 +95,24 @@ _BUILT_IN = frozenset(METHODS)
 
 
 def get_method(name: str) -> Method:
-    """Look a method up by name.
+    """Look a method up by name: a built-in or registered one, or an installed plugin's (entry point of
+    ``evoticket.methods``, registered on first use).
 
     Raises:
         ConfigError: ``method: unknown method ...; valid: ...``.
     """
     if name not in METHODS:
-        raise ConfigError("method: " + unknown_name("method", name, METHODS))
+        plugin = load_entry_point("evoticket.methods", name)
+        if plugin is None:
+            valid = [*METHODS, *(n for n in entry_point_names("evoticket.methods") if n not in METHODS)]
+            raise ConfigError("method: " + unknown_name("method", name, valid))
+        if not isinstance(plugin, Method) or plugin.name != name:
+            raise ConfigError(
+                f"method: plugin {name!r} (evoticket.methods) is a {type(plugin).__name__}, not an "
+                f"evoticket.methods.Method named {name!r}"
+            )
+        section = plugin.settings if plugin.section and plugin.section not in all_sections() else None
+        register_method(plugin, section=section)
     return METHODS[name]
 
 

@@ -151,10 +151,13 @@ class Method(ABC):
             apply).
         hybrid: an evolution-plus-gradient method the experiment's tables compare with the baselines.
         baseline: a baseline the experiment's tables pair the hybrids with (IMP, RigL, dense).
+        settings: the dataclass of its configuration section, for a method a plugin declares (an entry point of
+            ``evoticket.methods``); ``None`` for the built-in ones, whose sections are built in.
     """
 
     name: str
     section: str | None = None
+    settings: type | None = None
     citation: str = ""
     unit: str = "generation"
     units: str = "generations"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from evoticket.core.errors import ConfigError
+from evoticket.core.plugins import load_entry_point
 from evoticket.genome import LEARNED_KINDS
 
 Check = tuple[Callable[[Any], bool], str]
@@ -106,6 +107,26 @@ def register_operator(operator: Operator, *, replace: bool = False) -> Operator:
     return operator
 
 
+def load_operator_plugin(name: str) -> Operator | None:
+    """The operator an installed plugin declares as ``name`` (entry point of ``evoticket.operators``), registered in
+    :data:`OPERATORS` on first use; ``None`` when no plugin declares it.
+
+    Raises:
+        ConfigError: when the plugin cannot be imported or does not name an :class:`Operator` called ``name``.
+    """
+    if not isinstance(name, str):
+        return None
+    plugin = load_entry_point("evoticket.operators", name)
+    if plugin is None:
+        return None
+    if not isinstance(plugin, Operator) or plugin.name != name:
+        raise ConfigError(
+            f"plugin {name!r} (evoticket.operators) is a {type(plugin).__name__}, not an evoticket.operators.Operator "
+            f"named {name!r}"
+        )
+    return register_operator(plugin)
+
+
 class KindView(Mapping[str, Callable[..., Any]]):
     """A live, read-only view of :data:`OPERATORS` of one kind: name -> function.
 
@@ -120,7 +141,7 @@ class KindView(Mapping[str, Callable[..., Any]]):
         return [name for name, op in OPERATORS.items() if op.kind == self.kind]
 
     def __getitem__(self, name: str) -> Callable[..., Any]:
-        op = OPERATORS.get(name)
+        op = OPERATORS.get(name) or load_operator_plugin(name)
         if op is None or op.kind != self.kind:
             raise KeyError(name)
         return op.func
@@ -226,6 +247,7 @@ __all__ = [
     "KindView",
     "Operator",
     "SurvivorScheme",
+    "load_operator_plugin",
     "register_operator",
     "traits_needed",
 ]

@@ -15,7 +15,7 @@ Cut by concept:
 
 from __future__ import annotations
 
-from evoticket.training.batches import STAGE_BYTES, minibatch_indices, minibatches
+from evoticket.training.batches import STAGE_BYTES, augmentation_seeds, minibatch_indices, minibatches
 from evoticket.training.callbacks import EARLY_STOPPING, Callback, EarlyStopping, Evaluate, MaskUpdate, SaveWeights
 from evoticket.training.evaluate import EVAL_BATCH, evaluate_params, evaluate_ticket, nonfinite
 from evoticket.training.full import train_early_stopping
@@ -55,6 +55,7 @@ __all__ = [
     "ScoreGradient",
     "TicketResult",
     "TrainState",
+    "augmentation_seeds",
     "backward_flops",
     "bytes_per_individual",
     "chunk_size",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import torch
 
-from evoticket.data import Splits
+from evoticket.data import Splits, augment_batch
 
 STAGE_BYTES = 8 * 2**20
 """Largest block of training inputs gathered at once for the coming steps (bytes)."""
@@ -44,10 +44,41 @@ def minibatch_indices(
     return torch.cat(rows)[:steps].to(device)
 
 
+_SEED_MIX = 0x9E3779B97F4A7C15 % 2**61
+"""Odd multiplier that mixes a minibatch's example indices into the seed of its augmentation."""
+
+
+def augmentation_seeds(batches: torch.Tensor) -> list[int]:
+    """One seed per minibatch, a function of its example indices alone: every population chunk, a resumed run
+    and a rerun draw the same augmentation for the same minibatch, however the steps are sliced.
+
+    Args:
+        batches: ``(steps, B)`` int64 example indices.
+
+    Returns:
+        ``steps`` seeds in ``[0, 2**61)``.
+    """
+    rows = batches.detach().to("cpu", torch.int64)
+    weights = torch.arange(1, rows.shape[1] + 1, dtype=torch.int64) * _SEED_MIX % 2**31
+    return [int(v) % 2**61 for v in (rows * weights).sum(1).tolist()]
+
+
 def minibatches(splits: Splits, batches: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``(x (B, *input_shape), y (B,))`` for each row of ``batches``, gathered in blocks of steps."""
+    """``(x (B, *input_shape), y (B,))`` for each row of ``batches``, gathered in blocks of steps.
+
+    With ``splits.augment`` (``data.augment``) other than ``"none"``, each minibatch's inputs are augmented by
+    :func:`evoticket.data.augment_batch` with a generator seeded by :func:`augmentation_seeds`: the whole
+    population sees the same augmented minibatch (common random numbers), and runs are reproducible.
+    """
     per_step = max(1, batches.shape[1] * splits.x_train[0].numel() * splits.x_train.element_size())
     block = max(1, STAGE_BYTES // per_step)
+    augment = getattr(splits, "augment", "none")
     for start in range(0, len(batches), block):
         idx = batches[start : start + block]
-        yield from zip(splits.x_train[idx], splits.y_train[idx], strict=True)  # (steps, B, ...), (steps, B)
+        pairs = zip(splits.x_train[idx], splits.y_train[idx], strict=True)  # (steps, B, ...), (steps, B)
+        if augment == "none":
+            yield from pairs
+            continue
+        for (x, y), seed in zip(pairs, augmentation_seeds(idx), strict=True):
+            gen = torch.Generator(device=x.device).manual_seed(seed)
+            yield augment_batch(x, augment, gen), y
