@@ -1,6 +1,6 @@
 """``evoticket bench``: whole-population fine-tuning against the machine's limit, measured.
 
-Three evaluators fine-tune the same P tickets (same theta0, masks and
+Four evaluators fine-tune the same P tickets (same theta0, masks and
 minibatch sequence) and are timed side by side:
 
 ``batched``
@@ -9,6 +9,12 @@ minibatch sequence) and are timed side by side:
     :func:`evoticket.training.population_chunk` individuals through
     :func:`evoticket.training.finetune_stacked`), timed by its
     ``BatchResult.train_seconds`` (the optimizer steps; validation excluded).
+``generic``
+    the same as ``batched``, but a built-in model runs as any ``nn.Module``
+    does: through :mod:`evoticket.models.generic` (``torch.func.functional_call``
+    under ``vmap``, autograd) instead of its hand-batched forward pass and
+    hand-written backward. Measured for the built-in models only (a generic
+    model's ``batched`` row is this path already).
 ``loop``
     what a DEAP user would write: one ``nn.Module`` per individual, masks via
     ``torch.nn.utils.prune``, ``torch.optim.Adam``, a Python loop over
@@ -23,11 +29,17 @@ per second, the achieved GFLOP/s and its fraction of the measured float32
 matmul peak (a ``2048^3`` matmul on the CPU, ``8192^3`` on a GPU, timed in the
 same run; on a GPU also the TF32 and bfloat16 peaks), and the peak memory.
 
-FLOPs are *counted*, not measured: ``6 x (weights + biases) x B`` per
-individual step for a linear layer (forward 2, backward 4 per parameter and
-example), ``6 x (weights + biases) x L_out x B`` for a ``Conv1d`` layer with
-output length ``L_out``. Pruned weights are counted (the computation is dense)
-and the first layer's unneeded input gradient is counted too.
+FLOPs are *counted*, not measured: ``6 x (weights + biases) x positions x B``
+per individual step for each prunable layer (forward 2, backward 4 per
+parameter and example; positions 1 for a linear layer, ``L_out`` for a
+``Conv1d``, ``H_out x W_out`` for a ``Conv2d``, from ``FlopCounterMode``).
+Pruned weights are counted (the computation is dense) and the first layer's
+unneeded input gradient is counted too.
+
+The CIFAR-sized convolutional rows (``cifar-conv2``, ``cifar-resnet20``) are
+measured on request (``--models``), at their own population sizes
+(:data:`MODEL_POPULATIONS`) and batch size (:data:`MODEL_BATCH`): on 2 CPU
+cores one of them takes minutes.
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the memory in
 use before the run; on the CPU the growth of the process's resident set
@@ -39,6 +51,7 @@ after glibc's ``malloc_trim`` has returned freed memory, in a separate untimed r
 from __future__ import annotations
 
 import ctypes
+import dataclasses
 import json
 import math
 import os
@@ -55,18 +68,47 @@ from torch.nn.utils import prune
 
 from evoticket.config import OptimizerConfig
 from evoticket.core.device import resolve_device
+from evoticket.core.errors import ConfigError, unknown_name
 from evoticket.data import Splits
 from evoticket.genome import Ticket, stack_tickets
 from evoticket.models import Architecture, build_architecture
 from evoticket.operators import initTicket
-from evoticket.training import bytes_per_individual, finetune_tickets, minibatch_indices, population_chunk
+from evoticket.training import (
+    bytes_per_individual,
+    chunk_size,
+    finetune_tickets,
+    minibatch_indices,
+    output_positions,
+    population_chunk,
+)
 
 BENCH_MODELS: dict[str, tuple[str, Callable[[], Architecture]]] = {
     "mnist1d-mlp": ("mlp 40-300-100-10 (MNIST-1D)", lambda: build_architecture("mlp", (40,), 10, [300, 100])),
     "lenet-300-100": ("mlp 784-300-100-10 (LeNet-300-100)", lambda: build_architecture("mlp", (784,), 10, [300, 100])),
     "mnist1d-cnn1d": ("cnn1d 25 channels (MNIST-1D)", lambda: build_architecture("cnn1d", (40,), 10, [25])),
+    "cifar-conv2": (
+        "conv2 on 3x32x32 (Frankle & Carbin's Conv-2)",
+        lambda: build_architecture("conv2", (3, 32, 32), 10),
+    ),
+    "cifar-resnet20": (
+        "resnet20 on 3x32x32 (He et al.'s CIFAR ResNet)",
+        lambda: build_architecture("resnet20", (3, 32, 32), 10),
+    ),
 }
 """Benchmarked model key -> (description, architecture builder)."""
+
+DEFAULT_MODELS = ("mnist1d-mlp", "lenet-300-100", "mnist1d-cnn1d")
+"""The models ``evoticket bench`` measures unless ``--models`` says otherwise."""
+
+MODEL_POPULATIONS: dict[str, tuple[int, ...]] = {"cifar-conv2": (8, 64), "cifar-resnet20": (8,)}
+"""Population sizes of the convolutional rows (instead of the mode's)."""
+
+MODEL_BATCH: dict[str, int] = {"cifar-conv2": 60, "cifar-resnet20": 128}
+"""Batch sizes of the convolutional rows: Conv-2's 60 (Frankle & Carbin 2019, Figure 2) and the CIFAR ResNet's
+128 (He et al. 2016); the others use ``OptimizerConfig().batch_size`` (100)."""
+
+CONV_N_TRAIN, CONV_N_VAL = 2000, 500
+"""Sizes of the random splits of the convolutional rows."""
 
 DENSITY = 0.1
 """Fraction of every layer's weights kept by the benchmarked tickets."""
@@ -111,8 +153,9 @@ class Row:
     Attributes:
         model: key of :data:`BENCH_MODELS`.
         population: P.
-        evaluator: ``batched``, ``loop`` or ``vmap``.
+        evaluator: ``batched``, ``generic``, ``loop`` or ``vmap``.
         device: where it ran, e.g. ``cpu`` or ``cuda:0``.
+        batch_size: examples per minibatch, B.
         steps: timed steps per individual in each run.
         indiv_steps_per_s: individual fine-tuning steps per second (P x steps / median wall time).
         gflops: counted GFLOP/s (see the module docstring).
@@ -131,6 +174,7 @@ class Row:
     population: int
     evaluator: str
     device: str
+    batch_size: int
     steps: int
     indiv_steps_per_s: float
     gflops: float
@@ -151,8 +195,9 @@ class Row:
 def step_flops(arch: Architecture, batch: int) -> int:
     """Counted FLOPs of one individual's training step.
 
-    ``6 x (weights + biases) x B`` for a linear layer and
-    ``6 x (weights + biases) x L_out x B`` for a ``Conv1d`` layer.
+    ``6 x (weights + biases) x positions x B`` summed over the prunable layers (positions: 1 for a linear
+    layer, ``L_out`` for a ``Conv1d``, ``H_out x W_out`` for a ``Conv2d``;
+    :func:`evoticket.training.output_positions`).
 
     Args:
         arch: the architecture.
@@ -161,15 +206,11 @@ def step_flops(arch: Architecture, batch: int) -> int:
     Returns:
         FLOPs (dense count, pruned weights included).
     """
-    length = math.prod(arch.input_shape)
+    positions = output_positions(arch)
     total = 0
     for spec in arch.layers:
-        params = math.prod(spec.weight_shape) + spec.out_features
-        if spec.kind == "conv1d":
-            length = (length + 2 * spec.padding - spec.kernel_size) // spec.stride + 1
-            total += params * length
-        else:
-            total += params
+        params = math.prod(spec.weight_shape) + (spec.out_features if spec.use_bias else 0)
+        total += params * positions[spec.name]
     return 6 * total * batch
 
 
@@ -387,6 +428,23 @@ def run_batched(
     return result.train_seconds, result.weights
 
 
+def generic_twin(arch: Architecture) -> Architecture:
+    """A built-in model's network as the generic path runs it (every prunable layer named in ``ticket.prune``)."""
+    if arch.generic:
+        return arch
+    return build_architecture(arch.name, arch.input_shape, arch.num_classes, arch.hidden, prune=["*"])
+
+
+def run_generic(
+    problem: Problem, steps: int, seed: int, return_weights: bool = False
+) -> tuple[float, dict[str, torch.Tensor] | None]:
+    """:func:`run_batched` through the generic ``torch.func`` path (:func:`generic_twin` of the model)."""
+    p = problem
+    arch = generic_twin(p.arch)
+    result = finetune_tickets(p.tickets, arch, p.splits, p.cfg, seed, steps=steps, return_weights=return_weights)
+    return result.train_seconds, result.weights
+
+
 def run_loop(
     problem: Problem, steps: int, seed: int, return_weights: bool = False, individuals: int | None = None
 ) -> tuple[float, dict[str, torch.Tensor] | None]:
@@ -409,7 +467,7 @@ def run_loop(
     for i in range(count):
         start = _now(device)
         module = p.arch.build_module().to(device)
-        module.load_state_dict({k: v[i] for k, v in p.theta0.items()})
+        module.load_state_dict({k: v[i] for k, v in p.theta0.items()}, strict=False)  # buffers: the module's own
         for name, mask in p.masks.items():
             prune.custom_from_mask(module.get_submodule(name.rsplit(".", 1)[0]), "weight", mask[i])
         if cfg.optimizer == "adam":
@@ -476,7 +534,7 @@ def run_vmap(
     return seconds, ({k: v.cpu() for k, v in params.items()} if return_weights else None)
 
 
-EVALUATORS: dict[str, Evaluator] = {"batched": run_batched, "loop": run_loop, "vmap": run_vmap}
+EVALUATORS: dict[str, Evaluator] = {"batched": run_batched, "generic": run_generic, "loop": run_loop, "vmap": run_vmap}
 """Evaluator name -> function; see the module docstring."""
 
 
@@ -532,9 +590,8 @@ def measure(
         run(problem, warm_steps, 1, False)
     peak_mb = meter.stop()
     n_val = problem.splits.x_val.shape[0]
-    held = {"loop": 1, "vmap": p}.get(
-        evaluator, min(p, population_chunk(problem.arch, problem.cfg, n_val, DENSITY, device))
-    )
+    arch = generic_twin(problem.arch) if evaluator == "generic" else problem.arch
+    held = {"loop": 1, "vmap": p}.get(evaluator, min(p, population_chunk(arch, problem.cfg, n_val, DENSITY, device)))
     if peak_mb is None:
         peak_mb = held * bytes_per_individual(problem.arch, problem.cfg, n_val, DENSITY) / 2**20
     return Row(
@@ -542,6 +599,7 @@ def measure(
         population=p,
         evaluator=evaluator,
         device=str(device),
+        batch_size=problem.cfg.batch_size,
         steps=steps,
         indiv_steps_per_s=rate,
         gflops=gflops,
@@ -556,33 +614,53 @@ def measure(
 
 
 def memory_check(
-    arch: Architecture, population: int, device: torch.device, meter: MemoryMeter, steps: int = 5
+    arch: Architecture,
+    population: int,
+    device: torch.device,
+    meter: MemoryMeter,
+    steps: int = 5,
+    cfg: OptimizerConfig | None = None,
+    n_train: int = N_TRAIN,
+    n_val: int = N_VAL,
 ) -> dict[str, object]:
     """Fine-tune P tickets through :func:`finetune_tickets` under a ``max_memory_mb`` that forces chunks.
 
     The budget is a third of the estimated memory of the whole population, so
-    the population is split into about three chunks; the measured peak should
-    stay under the budget. The budget covers what grows with the population
-    (:func:`bytes_per_individual`); fixed costs (the data, one block of gathered
-    minibatches, BLAS/oneDNN scratch; about 20 MiB on the CPU) come on top, so
-    budgets of a few tens of MiB can be exceeded by them.
+    the population is split into about three chunks of the size the budget
+    allows (:func:`evoticket.training.chunk_size`; the CPU's smaller default
+    block of a convolutional network is bypassed, so the estimate itself is
+    what is tested); the measured peak should stay under the budget. The
+    budget covers what grows with the population (:func:`bytes_per_individual`);
+    fixed costs (the data, one block of gathered minibatches, BLAS/oneDNN
+    scratch; about 20 MiB on the CPU) come on top, so budgets of a few tens of
+    MiB can be exceeded by them.
+
+    Args:
+        arch: the architecture.
+        population: P.
+        device: where it runs.
+        meter: the memory meter of the device.
+        steps: fine-tuning steps.
+        cfg: the optimizer's settings; default ``OptimizerConfig()``.
+        n_train, n_val: sizes of the random splits.
 
     Returns:
         A JSON-able dict: budget, chunk size and count, estimated and measured
         peak (MiB), and whether the peak stayed within the budget.
     """
-    problem = make_problem(arch, population, device)
+    problem = make_problem(arch, population, device, cfg, n_train=n_train, n_val=n_val)
     n_val = problem.splits.x_val.shape[0]
     per_individual = bytes_per_individual(arch, problem.cfg, n_val, DENSITY)
     budget = max(1.0, population * per_individual / 3 / 2**20)
     cfg = problem.cfg
-    chunk = population_chunk(arch, cfg, n_val, DENSITY, device, max_memory_mb=budget)
-    finetune_tickets(problem.tickets[:1], arch, problem.splits, cfg, seed=0, steps=1, max_memory_mb=budget)  # warm-up
+    chunk = chunk_size(arch, cfg, n_val, DENSITY, max_memory_mb=budget)
+    finetune_tickets(problem.tickets[:1], arch, problem.splits, cfg, seed=0, steps=1, block=chunk)  # warm-up
     meter.start()
-    finetune_tickets(problem.tickets, arch, problem.splits, cfg, seed=0, steps=steps, max_memory_mb=budget)
+    finetune_tickets(problem.tickets, arch, problem.splits, cfg, seed=0, steps=steps, max_memory_mb=budget, block=chunk)
     measured = meter.stop()
     return {
         "population": population,
+        "batch_size": cfg.batch_size,
         "max_memory_mb": budget,
         "chunk_size": chunk,
         "chunks": math.ceil(population / chunk),
@@ -591,6 +669,14 @@ def memory_check(
         "memory_method": meter.method,
         "within_budget": None if measured is None else measured <= budget,
     }
+
+
+def model_settings(model: str, cfg: OptimizerConfig | None = None) -> tuple[OptimizerConfig, int, int]:
+    """The optimizer's settings (the model's :data:`MODEL_BATCH`) and the split sizes a bench model runs with."""
+    cfg = cfg or OptimizerConfig()
+    if model in MODEL_BATCH:
+        return dataclasses.replace(cfg, batch_size=MODEL_BATCH[model]), CONV_N_TRAIN, CONV_N_VAL
+    return cfg, N_TRAIN, N_VAL
 
 
 def bench_rows(
@@ -619,9 +705,12 @@ def bench_rows(
     rows = []
     for model in models:
         arch = BENCH_MODELS[model][1]()
-        for p in populations:
-            problem = make_problem(arch, p, device, cfg)
+        model_cfg, n_train, n_val = model_settings(model, cfg)
+        for p in MODEL_POPULATIONS.get(model, populations):
+            problem = make_problem(arch, p, device, model_cfg, n_train=n_train, n_val=n_val)
             for evaluator in evaluators:
+                if arch.generic and evaluator in ("generic", "vmap"):  # batched is the generic path already
+                    continue
                 row = measure(problem, evaluator, mode, peak, model, meter)
                 rows.append(row)
                 if log:
@@ -675,8 +764,9 @@ def run_bench(
             "peak_gflops", "rows", "memory_check", ...}``; None writes nothing.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         mode: overrides the mode ``quick`` selects (e.g. a tiny one for tests).
-        models: keys of :data:`BENCH_MODELS` to measure; default all.
-        memory_model: the model of the memory-budget check.
+        models: keys of :data:`BENCH_MODELS` to measure; default :data:`DEFAULT_MODELS`.
+        memory_model: the model of the memory-budget check (at its :data:`MODEL_BATCH` and
+            ``mode.memory_population``, or 16 for a convolutional model).
 
     Returns:
         The exit status, 0.
@@ -686,7 +776,10 @@ def run_bench(
     """
     dev = resolve_device(device)
     mode = mode or (QUICK if quick else FULL)
-    models = list(models or BENCH_MODELS)
+    models = list(models or DEFAULT_MODELS)
+    unknown = [m for m in [*models, memory_model] if m not in BENCH_MODELS]
+    if unknown:
+        raise ConfigError(unknown_name("bench model", unknown[0], BENCH_MODELS))
     populations = mode.populations + (GPU_POPULATIONS if dev.type == "cuda" and mode in (FULL, QUICK) else ())
     busy_before = cpu_busy()
     threads = torch.get_num_threads()
@@ -705,7 +798,11 @@ def run_bench(
     print()
     print(format_table(rows))
     meter = MemoryMeter(dev)
-    check = memory_check(BENCH_MODELS[memory_model][1](), mode.memory_population, dev, meter)
+    memory_cfg, n_train, n_val = model_settings(memory_model)
+    memory_population = 16 if memory_model in MODEL_POPULATIONS else mode.memory_population
+    check = memory_check(
+        BENCH_MODELS[memory_model][1](), memory_population, dev, meter, cfg=memory_cfg, n_train=n_train, n_val=n_val
+    )
     check["model"] = memory_model
     measured = check["measured_peak_mb"]
     print(

@@ -230,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer models, populations and steps (about a minute)")
     bench.add_argument("--json", dest="json_path", metavar="PATH", help="also write the rows as JSON to PATH")
     bench.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    bench.add_argument(
+        "--models",
+        default="",
+        help="comma-separated bench models (default: mnist1d-mlp,lenet-300-100,mnist1d-cnn1d; also cifar-conv2, "
+        "cifar-resnet20)",
+    )
+    bench.add_argument("--memory-model", default="lenet-300-100", help="the model of the memory-budget check")
     return parser
 
 
@@ -249,7 +256,10 @@ def _config(args: argparse.Namespace) -> int:
 def _bench(args: argparse.Namespace) -> int:
     from evoticket.bench import run_bench
 
-    return run_bench(quick=args.quick, json_path=args.json_path, device=args.device)
+    models = [m.strip() for m in args.models.split(",") if m.strip()] or None
+    return run_bench(
+        quick=args.quick, json_path=args.json_path, device=args.device, models=models, memory_model=args.memory_model
+    )
 
 
 def _export(args: argparse.Namespace) -> int:

@@ -85,7 +85,7 @@ def test_evaluators_compute_the_same_weights(model):
     """batched, vmap and the per-individual loop: the same Adam trajectory, to 1e-4."""
     problem = small_problem(model, weight_decay=1e-4)
     _, batched = run_batched(problem, 6, 3, True)
-    for name in ("vmap", "loop"):
+    for name in ("generic", "vmap", "loop"):
         _, weights = EVALUATORS[name](problem, 6, 3, True)
         assert weights.keys() == batched.keys()
         for key in batched:
@@ -93,6 +93,17 @@ def test_evaluators_compute_the_same_weights(model):
     masks = problem.masks
     assert all(torch.all(batched[k][~m] == 0) for k, m in masks.items())
     assert any(not torch.equal(batched[k], problem.theta0[k] * masks.get(k, 1)) for k in batched)
+
+
+def test_a_conv_model_trains_the_same_batched_and_in_a_loop():
+    """lenet5 (the generic path) against the per-individual loop of nn.Modules: the same SGD trajectory."""
+    arch = build_architecture("lenet5", (1, 8, 8), 4)
+    cfg = OptimizerConfig(lr=1e-2, batch_size=16, optimizer="sgd")
+    problem = make_problem(arch, 3, torch.device("cpu"), cfg, density=0.4, n_train=120, n_val=40)
+    _, batched = run_batched(problem, 5, 3, True)
+    _, loop = EVALUATORS["loop"](problem, 5, 3, True)
+    for key in batched:
+        torch.testing.assert_close(loop[key], batched[key], atol=1e-5, rtol=1e-4, msg=key)
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn1d"])
@@ -147,6 +158,10 @@ def test_step_flops_counts():
     # conv lengths 40 -> 19 -> 10 -> 5; the linear read-out has 25 * 5 inputs
     per_example = (5 * 25 + 25) * 19 + (3 * 25 * 25 + 25) * 10 + (3 * 25 * 25 + 25) * 5 + (125 * 10 + 10)
     assert step_flops(cnn, 1) == 6 * per_example
+    conv2 = BENCH_MODELS["cifar-conv2"][1]()
+    # two 3x3 'same' convolutions at 32x32 positions, then 16384-256-256-10
+    per_example = (1728 + 64) * 1024 + (36864 + 64) * 1024 + (16384 * 256 + 256) + (65536 + 256) + 2570
+    assert step_flops(conv2, 1) == 6 * per_example
 
 
 def test_batch_result_times_are_reported_and_blocks_change_nothing(monkeypatch):
