@@ -41,6 +41,7 @@ from evoticket.campaign.summary import (
 from evoticket.config import CampaignConfig, read_toml
 from evoticket.core import paths
 from evoticket.core.errors import ConfigError, EvoticketError, Interrupted, StorageError
+from evoticket.core.faults import kill_point
 from evoticket.core.io import atomic_write_text, write_csv, write_json
 from evoticket.core.seeds import capture_rng, restore_rng, seed_everything
 from evoticket.data import Splits
@@ -252,6 +253,8 @@ def _resume(
                 f"only these may change on resume: {', '.join(sorted(SAFE_ON_RESUME))}"
             )
         finished = paths.summary(run_dir).exists()
+        if finished and not changed and read_summary(run_dir).get("figures") == "pending":
+            return _finish_figures(config, run_dir, Path(plots_dir) / run_dir.name, out)
         if finished and not changed:
             if requeue:
                 print(f"evoticket: {run_dir} is already complete; nothing to do", file=sys.stderr)
@@ -452,20 +455,39 @@ def _finish(
             "final_training_train_flops": int(final_ticket),
         }
     summary["report"] = {**report, "lines": method.summary_lines(summary)}
+    summary["figures"] = "none" if config.campaign.plots == "none" else "pending"
     write_json(paths.summary(run_dir), summary)  # the run is complete; the figures then draw its final comparison
-    plots = config.campaign.plots
-    if plots != "none":
-        plot_start = time.perf_counter()
-        if plots in ("all", "png"):
-            plot_run(run_dir, plot_dir, formats=("png", "pdf") if plots == "all" else ("png",))
-        else:
-            plot_fitness(run_dir, paths.fitness_plot(plot_dir))
-        counters["plot_seconds"] += time.perf_counter() - plot_start
+    if summary["figures"] == "pending":
+        counters["plot_seconds"] += _draw_figures(config, run_dir, plot_dir)
         update_counters()
         summary["timing"] = timing(counters)
+        summary["figures"] = "drawn"
         write_json(paths.summary(run_dir), summary)
     print(format_summary(summary, run_dir, plot_dir, config), file=out)
     return CampaignResult(run_dir, plot_dir, summary, best)
+
+
+def _draw_figures(config: CampaignConfig, run_dir: Path, plot_dir: Path) -> float:
+    """The end-of-run figures ``campaign.plots`` asks for, drawn from the run's files; returns the seconds taken."""
+    start = time.perf_counter()
+    kill_point("figures")
+    if config.campaign.plots in ("all", "png"):
+        plot_run(run_dir, plot_dir, formats=("png", "pdf") if config.campaign.plots == "all" else ("png",))
+    else:
+        plot_fitness(run_dir, paths.fitness_plot(plot_dir))
+    return time.perf_counter() - start
+
+
+def _finish_figures(config: CampaignConfig, run_dir: Path, plot_dir: Path, out: TextIO | None) -> CampaignResult:
+    """A run stopped while drawing its figures (``summary.json`` says ``"figures": "pending"``): draw them now."""
+    print(f"evoticket: resuming {run_dir}: the campaign is complete; drawing its figures", file=sys.stderr)
+    summary = read_summary(run_dir)
+    seconds = _draw_figures(config, run_dir, plot_dir)
+    summary["timing"]["plot_seconds"] = round(summary["timing"].get("plot_seconds", 0.0) + seconds, 3)
+    summary["figures"] = "drawn"
+    write_json(paths.summary(run_dir), summary)
+    print(format_summary(summary, run_dir, plot_dir, config), file=out or sys.stdout)
+    return CampaignResult(run_dir, plot_dir, summary, None)
 
 
 def _last_checkpoint_generation(run_dir: Path) -> int:

@@ -7,7 +7,8 @@ well, the signal is sent only by the first process to create ``PATH`` (a restart
 then runs on). Points: ``finetune`` (a
 batch has been fine-tuned, nothing recorded yet), ``records`` (individuals written,
 generation statistics not yet), ``checkpoint`` (checkpoint written to its temporary
-file, not yet renamed), ``final`` (during the final comparison), ``worker`` (a Ray actor has
+file, not yet renamed), ``final`` (during the final comparison), ``figures`` (``summary.json``
+written, the end-of-run figures not yet drawn), ``worker`` (a Ray actor has
 evaluated its shard, not yet returned it). The variable is
 read once, at import; unset, a kill point costs one comparison.
 """

@@ -99,6 +99,8 @@ def assert_same_outputs(root: Path, name: str, reference: dict[str, object], con
 def reference(tmp_path_factory) -> dict[str, object]:
     """The same campaign run without interruption."""
     root = tmp_path_factory.mktemp("reference")
+    warm = [sys.executable, "-c", "import evoticket.cli, evoticket.plots, matplotlib.pyplot as plt; plt.figure()"]
+    subprocess.run(warm, check=True, capture_output=True)  # first-time costs (bytecode, font cache) stay out of the timing
     launched = time.perf_counter()
     proc = start(root, "run", "--name", "r")
     assert _armed(proc, ("run",), root / "runs" / "r")
@@ -122,15 +124,17 @@ def reference(tmp_path_factory) -> dict[str, object]:
         "checkpoint:2",  # generation 0's records written, its checkpoint not: both files roll back to 0 bytes
         "checkpoint:3",  # checkpoint of generation 1 written to its temporary file, not renamed
         "final:1",  # during the final comparison, after the last checkpoint
+        "figures:1",  # summary.json written, the figures not yet drawn: the resume draws them
     ],
 )
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path, reference, kill_at):
     killed = cli(tmp_path, "run", "--name", "r", kill_at=kill_at)
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    assert not paths.summary(tmp_path / "runs" / "r").exists()
+    assert not _complete(tmp_path / "runs" / "r")
     resumed = cli(tmp_path, "resume", "runs/r")
     assert resumed.returncode == 0, resumed.stderr
-    assert re.search(r"resuming runs/r after (generation \d+|its start)", resumed.stderr)
+    said = r"resuming runs/r: the campaign is complete; drawing its figures" if kill_at == "figures:1" else None
+    assert re.search(said or r"resuming runs/r after (generation \d+|its start)", resumed.stderr)
     assert_same_outputs(tmp_path, "r", reference)
     assert len(list_checkpoints(tmp_path / "runs" / "r")) == KEEP
     assert not list(paths.checkpoint_dir(tmp_path / "runs" / "r").glob("*.tmp"))
@@ -224,6 +228,11 @@ def test_ctrl_c_during_the_final_comparison_stops_at_once(tmp_path, reference):
     assert_same_outputs(tmp_path, "r", reference)
 
 
+def _complete(run_dir: Path) -> bool:
+    """The campaign and its figures are done: ``summary.json`` exists and no longer says the figures are pending."""
+    return paths.summary(run_dir).exists() and json.loads(paths.summary(run_dir).read_text())["figures"] != "pending"
+
+
 def _armed(proc: subprocess.Popen, args: tuple[str, ...], run_dir: Path) -> bool:
     """Wait until the job is past start-up: the run directory exists (run) or it says it resumes (resume)."""
     if args[0] == "resume":
@@ -239,26 +248,17 @@ def _armed(proc: subprocess.Popen, args: tuple[str, ...], run_dir: Path) -> bool
     return False
 
 
-@pytest.mark.slow
-def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, reference):
-    """Kill the job at random moments, again and again, then let it finish.
-
-    Most kills land at a random moment after the job is past start-up (fine-tuning, records, checkpoints,
-    the final comparison, plotting, a resume's rollback), some during start-up itself. The delays are
-    fractions of how long the uninterrupted run took on this machine, so each job gets at most a fifth of
-    the way before it is killed, on a fast machine or a slow one: at least four kills before the campaign
-    can finish.
-    """
-    rng = random.Random(20261122)
-    run_dir = tmp_path / "runs" / "r"
+def _kill_at_random_moments(root: Path, reference: dict[str, object], rng: random.Random, scale: float) -> list:
+    """Start the job, kill it at a random moment, resume, again and again (at most six kills), then let it finish."""
+    run_dir = root / "runs" / "r"
     moments = []
-    while len(moments) < 6 and not paths.summary(run_dir).exists():
+    while len(moments) < 6 and not _complete(run_dir):
         args = ("resume", "runs/r") if run_dir.exists() else ("run", "--name", "r")
-        proc = start(tmp_path, *args)
+        proc = start(root, *args)
         if rng.random() < 0.2:
             where, delay = "start-up", rng.uniform(0.1, 1.0) * reference["startup_seconds"]
         else:
-            where, delay = "after start-up", rng.uniform(0.0, 0.2) * reference["seconds_after_startup"]
+            where, delay = "after start-up", rng.uniform(0.0, scale) * reference["seconds_after_startup"]
             if not _armed(proc, args, run_dir):
                 where = "finished before armed"
         time.sleep(delay)
@@ -266,13 +266,35 @@ def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, re
             proc.kill()
             moments.append((args[0], where, round(delay, 2)))
         proc.communicate()
-    if not paths.summary(run_dir).exists():
+    if not _complete(run_dir):
         args = ("resume", "runs/r") if run_dir.exists() else ("run", "--name", "r")
-        done = cli(tmp_path, *args)
+        done = cli(root, *args)
         assert done.returncode == 0, (moments, done.stderr)
-    assert len(moments) >= 3, moments
-    assert not paths.staging(run_dir).exists()
-    assert_same_outputs(tmp_path, "r", reference, context=moments)
+    return moments
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_equals_uninterrupted(tmp_path, reference):
+    """Kill the job at random moments, again and again, then let it finish.
+
+    Most kills land at a random moment after the job is past start-up (fine-tuning, records, checkpoints,
+    the final comparison, plotting, a resume's rollback), some during start-up itself. The delays are
+    fractions of how long the uninterrupted run took on this machine, so each job gets at most a fifth of
+    the way before it is killed. A shared machine's speed varies between the reference and these jobs: when
+    a campaign finishes after fewer than three kills, it is run again from nothing with shorter delays.
+    """
+    rng = random.Random(20261122)
+    tries = []
+    for attempt, scale in enumerate((0.2, 0.07, 0.02)):
+        root = tmp_path / f"try{attempt}"
+        root.mkdir()
+        moments = _kill_at_random_moments(root, reference, rng, scale)
+        assert not paths.staging(root / "runs" / "r").exists()
+        assert_same_outputs(root, "r", reference, context=moments)
+        tries.append(moments)
+        if len(moments) >= 3:
+            break
+    assert len(tries[-1]) >= 3, (tries, reference["startup_seconds"], reference["seconds_after_startup"])
 
 
 def test_a_run_is_created_whole_or_not_at_all(tmp_path, monkeypatch):
@@ -577,10 +599,13 @@ def test_a_lock_left_by_a_dead_process_blocks_no_one(tmp_path):
 def test_a_resume_while_the_run_is_live_is_refused_and_the_records_stay_whole(tmp_path):
     """The user's report: ``resume`` during a live ``run`` rolled its records back and both wrote them."""
     slow = [*TINY, "ga.generations=12"]
-    first = start(tmp_path, "run", "--name", "conc", overrides=slow)
-    assert _armed(first, ("run",), tmp_path / "runs" / "conc")
+    first = start(tmp_path, "run", "--name", "conc", kill_at="records:4:SIGSTOP", overrides=slow)  # paused, live
+    deadline = time.time() + 120
+    while time.time() < deadline and Path(f"/proc/{first.pid}/stat").read_text().split()[2] != "T":
+        time.sleep(0.01)
     second = cli(tmp_path, "resume", "runs/conc")
     third = cli(tmp_path, "run", "--name", "conc", overrides=slow)
+    first.send_signal(signal.SIGCONT)
     _, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert second.returncode == 2 and "runs/conc is being written by process" in second.stderr
