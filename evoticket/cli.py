@@ -18,6 +18,7 @@ before SIGKILL) does the same with status 143.
 from __future__ import annotations
 
 import argparse
+import math
 import shutil
 import signal
 import sys
@@ -237,7 +238,64 @@ def build_parser() -> argparse.ArgumentParser:
         "cifar-resnet20)",
     )
     bench.add_argument("--memory-model", default="lenet-300-100", help="the model of the memory-budget check")
+    models = sub.add_parser(
+        "models",
+        help="list the models, or show what a model prunes and what it costs",
+        description="Without NAME: every model name (built-in, the seed papers' networks, plugins) with its "
+        "description. With NAME: the network sized for --input-shape and --classes, its prunable layers (the "
+        "masks' weight names, shapes, output positions and dense forward FLOPs per example, as the compute meter "
+        "counts them) and its normalisation layers.",
+    )
+    models.add_argument("name", nargs="?", metavar="NAME", help="a model.name (or 'package.module:factory')")
+    models.add_argument(
+        "--input-shape",
+        default="",
+        help="one example's shape, e.g. 3,32,32 (default: 40 for the built-in models, 3,32,32 for the others)",
+    )
+    models.add_argument("--classes", type=int, default=10, help="number of classes (default: 10)")
+    models.add_argument("--prune", action="append", default=[], metavar="PATTERN", help="ticket.prune entries")
     return parser
+
+
+def _models(args: argparse.Namespace) -> int:
+    from evoticket.models import BUILTIN, MODELS, ZOO, build_architecture, model_names
+    from evoticket.models.generic import dense_flops, layer_positions
+
+    if not args.name:
+        for name in model_names():
+            entry = MODELS.get(name)
+            kind = "built-in" if name in BUILTIN else "paper" if name in ZOO else "registered" if entry else "plugin"
+            description = entry.description if entry else "(an installed plugin's entry point)"
+            print(f"{name:<14} {kind:<10} {description}")
+        return 0
+    default = "40" if args.name in BUILTIN else "3,32,32"
+    try:
+        shape = tuple(int(v) for v in (args.input_shape or default).split(","))
+    except ValueError:
+        raise EvoticketError(
+            f"--input-shape {args.input_shape!r}: give sizes separated by commas, e.g. 3,32,32"
+        ) from None
+    arch = build_architecture(args.name, shape, args.classes, prune=args.prune)
+    positions = layer_positions(arch)
+    print(
+        f"{arch.name} on inputs {shape}, {arch.num_classes} classes: {arch.num_params():,} parameters, "
+        f"{arch.num_prunable():,} prunable ({'generic torch.func path' if arch.generic else 'built-in fast path'})"
+    )
+    print(f"{'weight':<24} {'kind':<7} {'shape':<18} {'weights':>10} {'positions':>9} {'MFLOP fwd':>10}")
+    for spec in arch.layers:
+        weights = math.prod(spec.weight_shape)
+        flops = (2 * weights + (spec.out_features if spec.use_bias else 0)) * positions[spec.name]
+        shape_text = "x".join(map(str, spec.weight_shape))
+        print(
+            f"{spec.weight:<24} {spec.kind:<7} {shape_text:<18} {weights:>10,} {positions[spec.name]:>9,} "
+            f"{flops / 1e6:>10.3f}"
+        )
+    extra = dense_flops(arch)
+    if extra:
+        print(f"outside the pruned layers (counted dense): {extra / 1e6:.3f} MFLOP forward per example")
+    if arch.norms:
+        print("normalisation (never pruned): " + ", ".join(n.name for n in arch.norms))
+    return 0
 
 
 def _config(args: argparse.Namespace) -> int:
@@ -426,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "bench": _bench,
         "export": _export,
         "config": _config,
+        "models": _models,
     }
     try:
         return commands[args.command](args)

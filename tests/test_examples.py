@@ -76,3 +76,31 @@ def test_compact_ticket_round_trips_exactly(tmp_path, monkeypatch):
     assert out["exact"] and out["same_outputs"] and out["same_genome"] and out["stored"] == [] and out["nodes"] >= 1
     assert not out["network_only"]
     assert out["recipe_bytes"] < out["state_dict_gzip_bytes"]
+
+
+def test_own_model_runs_a_campaign_and_a_deap_search_on_a_users_network_and_arrays(tmp_path):
+    out = load("own_model").main(
+        [
+            "--generations",
+            "2",
+            "--population",
+            "4",
+            "--steps",
+            "5",
+            "--final-steps",
+            "20",
+            "--runs-dir",
+            str(tmp_path / "runs"),
+            "--plots-dir",
+            str(tmp_path / "plots"),
+        ]
+    )
+    summary = out["summary"]
+    assert summary["model"] == "small_cnn" and summary["data"] == "npz"
+    layers = [layer["name"] for layer in summary["architecture"]["layers"]]
+    assert layers == ["features.0", "features.3", "head"]
+    assert [n["name"] for n in summary["architecture"]["norms"]] == ["features.1", "features.4"]
+    assert type(out["module"]).__name__ == "SmallCNN" and hasattr(out["module"].head, "weight_mask")
+    assert 0.0 <= out["untrained_test_acc"] <= 1.0
+    assert (out["run_dir"] / "best_ticket.pt").is_file() and (out["deap_run_dir"] / "generations.csv").is_file()
+    assert (tmp_path / "plots" / "own-model" / "masks.png").is_file()

@@ -138,3 +138,40 @@ def test_a_users_module_on_a_users_npz_runs_and_is_read_back(tmp_path, cli):
     done = cli(tmp_path, [], "export", "runs/mine", "--compact", "--out", "mine.compact.pt")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "mine.compact.pt").is_file()
+
+
+def test_a_users_batchnorm_network_killed_and_resumed_equals_an_uninterrupted_run(tmp_path, cli):
+    """Per-individual BatchNorm buffers (num_batches_tracked included) survive the checkpoint: SIGKILL during
+    generation 1's fine-tuning, then resume, gives the uninterrupted run's records and ticket."""
+    import signal
+
+    (tmp_path / "nets.py").write_text(NETS)
+    write_npz(tmp_path / "mine.npz")
+    sets = ["model.name=nets:small", "data.name=npz", "data.root=mine.npz", "ga.population=4", "ga.offspring=4"]
+    sets += ["ga.generations=2", "finetune.steps=5", *[s[6:] for s in TINY]]
+    done = cli(tmp_path, sets, "run", "--name", "whole")
+    assert done.returncode == 0, done.stderr
+    killed = cli(tmp_path, sets, "run", "--name", "cut", kill_at="finetune:3")
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = cli(tmp_path, [], "resume", "runs/cut")
+    assert resumed.returncode == 0, resumed.stderr
+    whole, cut = tmp_path / "runs" / "whole", tmp_path / "runs" / "cut"
+    assert (cut / "individuals.jsonl").read_bytes() == (whole / "individuals.jsonl").read_bytes()
+    assert (cut / "best_ticket.pt").read_bytes() == (whole / "best_ticket.pt").read_bytes()
+    a, b = (json.loads((d / "summary.json").read_text()) for d in (whole, cut))
+    assert a["controls"] == b["controls"] and a["best"] == b["best"]
+
+
+def test_evoticket_models_lists_names_and_shows_a_network(capsys):
+    from evoticket.cli import main
+
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mlp", "cnn1d", "lenet5", "conv2", "conv4", "conv6", "resnet20"):
+        assert any(line.split()[0] == name for line in out.splitlines()), name
+    assert main(["models", "conv2", "--input-shape", "1,8,8", "--prune", "features.*"]) == 0
+    out = capsys.readouterr().out
+    assert "features.0.weight        conv2d  64x1x3x3" in out and "classifier.0.weight" not in out.split("MFLOP")[1]
+    assert "outside the pruned layers (counted dense)" in out
+    assert main(["models", "conv2", "--input-shape", "64"]) == 2
+    assert "model.name: 'conv2' needs images" in capsys.readouterr().err

@@ -422,8 +422,9 @@ class CampaignSection:
     """Memory budget of one batched training (MiB): a population is trained in chunks that fit it; > 0."""
     population_block: int = field(default=0, metadata=_at_least(0))
     """Most individuals trained in one batched computation (a population block); 0 (the default): the device's
-    own (64 on the CPU, where blocks stay in cache; the whole population on a GPU), fewer where
-    ``campaign.max_memory_mb`` demands. Blocks share the minibatch sequence; a block's size can change the last
+    own (64 on the CPU, where blocks stay in cache, and for a network that runs through torch.func as many as
+    hold 24 MiB of minibatch activations: one at a time for a convolutional network on 32x32 images; the whole
+    population on a GPU), fewer where ``campaign.max_memory_mb`` demands. Blocks share the minibatch sequence; a block's size can change the last
     bits of a result (a batched matmul over P networks need not round as one over P/2), so records follow this
     setting and never the backend: the Ray backend gives each actor whole blocks. To spread a population over
     Ray actors (several GPUs), set it to the population per actor; >= 0."""

@@ -46,7 +46,7 @@ def lth_rates(
         Weight name -> rate, in forward order.
     """
     conv = conv_rate or MODEL_LTH_RATES.get(arch.name, {}).get("conv", rate)
-    out = arch.output_layer.weight
+    out = arch.output_weight
     return {
         spec.weight: output_rate if spec.weight == out else conv if spec.kind.startswith("conv") else rate
         for spec in arch.layers

@@ -333,6 +333,20 @@ class OneRunMethod(Method):
         """E.g. "dense training, 1500 steps"."""
         return f"{self.subtitle_text or self.name}, {config.train.steps} steps"
 
+    def report(self, config: Any, summary: dict[str, Any] | None = None) -> dict[str, Any]:
+        """:meth:`Method.report`; under ``budget.train_flops`` its subtitle says the budget decides the steps, and
+        once the run has trained, how many it trained."""
+        out = super().report(config, summary)
+        steps = ((summary or {}).get(self.name) or {}).get("steps")
+        if steps:
+            out["subtitle"] = self.subtitle(config.with_overrides({"train.steps": int(steps), "budget.train_flops": 0}))
+        elif config.budget.train_flops:  # train.steps is unused: the budget decides, the run will say how many
+            planned = f"{config.train.steps} steps"
+            paid = f"the steps {config.budget.train_flops / 1e12:.3g} TFLOP of training pay for"
+            text = out["subtitle"]
+            out["subtitle"] = text[: -len(planned)] + paid if text.endswith(planned) else f"{text}; {paid}"
+        return out
+
     def summary_lines(self, summary: dict[str, Any]) -> list[str]:
         """The run's length, its early-stopping step, its own test accuracy and density, and its own controls."""
         own = summary.get(self.name) or {}

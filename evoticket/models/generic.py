@@ -278,6 +278,7 @@ def build_generic(
         m = modules[n]
         if isinstance(m, NORM_TYPES) and isinstance(getattr(m, "weight", None), nn.Parameter):
             norms.append(NormSpec(n, int(m.weight.numel()), last))
+    dense_or_pruned = [n for n in probe.order if isinstance(modules[n], PRUNABLE_TYPES)]
     arch = Architecture(
         name,
         input_shape,
@@ -290,6 +291,7 @@ def build_generic(
         prune=tuple(prune),
         param_list=tuple((n, tuple(p.shape)) for n, p in module.named_parameters()),
         buffer_list=tuple((n, tuple(b.shape), str(b.dtype).removeprefix("torch.")) for n, b in module.named_buffers()),
+        output=dense_or_pruned[-1],
     )
     _TEMPLATES[arch] = module
     _PROBES[arch] = probe

@@ -262,4 +262,5 @@ def architecture_from_dict(d: dict) -> Architecture:
         prune=tuple(d.get("prune", ())),
         param_list=tuple((n, tuple(s)) for n, s in d["param_list"]),
         buffer_list=tuple((n, tuple(s), t) for n, s, t in d["buffer_list"]),
+        output=d.get("output", ""),
     )

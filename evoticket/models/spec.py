@@ -148,6 +148,8 @@ class Architecture:
             order (empty for the built-in models, whose parameters follow from ``layers``).
         buffer_list: a generic network's buffers ``(name, shape, dtype)``, e.g.
             ``("bn1.running_mean", (64,), "float32")``.
+        output: a generic network's read-out: the last ``Linear``/``Conv`` layer its forward pass calls, pruned
+            or not (empty: the last prunable layer).
     """
 
     name: str
@@ -161,6 +163,7 @@ class Architecture:
     prune: tuple[str, ...] = ()
     param_list: tuple[tuple[str, tuple[int, ...]], ...] = ()
     buffer_list: tuple[tuple[str, tuple[int, ...], str], ...] = ()
+    output: str = ""
 
     # ----------------------------------------------------------------- sizes
     @property
@@ -207,8 +210,20 @@ class Architecture:
 
     @property
     def output_layer(self) -> LayerSpec:
-        """The last prunable layer, the read-out that produces the logits."""
+        """The last prunable layer (the read-out that produces the logits, unless ``ticket.prune`` left it dense)."""
         return self.layers[-1]
+
+    @property
+    def output_params(self) -> tuple[str, ...]:
+        """The read-out's weight and bias (the ``output`` trainable scope), pruned or not."""
+        name = self.output or self.output_layer.name
+        shapes = self.param_shapes
+        return tuple(p for p in (f"{name}.weight", f"{name}.bias") if p in shapes)
+
+    @property
+    def output_weight(self) -> str:
+        """The read-out's weight name (pruned at ``imp.output_rate``, when it is pruned)."""
+        return f"{self.output or self.output_layer.name}.weight"
 
     def num_prunable(self) -> int:
         """Number of prunable weights (biases and BatchNorm parameters excluded)."""
@@ -222,7 +237,7 @@ class Architecture:
         """JSON-able description; :func:`evoticket.models.architecture_from_dict` inverts it."""
         d = asdict(self)
         if not self.generic:  # as earlier evoticket wrote it: a built-in is rebuilt from its sizes
-            for key in ("generic", "factory", "prune", "param_list", "buffer_list"):
+            for key in ("generic", "factory", "prune", "param_list", "buffer_list", "output"):
                 del d[key]
             for layer in d["layers"]:
                 del layer["shape"]

@@ -50,7 +50,7 @@ SCOPES: dict[str, Scope] = {
     "kept": Scope("kept", lambda arch: frozenset(arch.param_shapes)),
     "biases": Scope("biases", _biases),
     "bn": Scope("bn", lambda arch: frozenset(arch.norm_param_names)),
-    "output": Scope("output", lambda arch: frozenset({arch.output_layer.weight, arch.output_layer.bias})),
+    "output": Scope("output", lambda arch: frozenset(arch.output_params)),
     "scores": Scope("scores", lambda arch: frozenset(), scores=True),
 }
 """Scope name -> :class:`Scope`."""

@@ -113,6 +113,33 @@ def test_ray_gives_the_records_of_the_local_backend_at_the_default_model_size(cl
     assert on_ray.summary["controls"] == local.summary["controls"]
 
 
+def test_ray_gives_the_records_of_the_local_backend_for_a_batchnorm_conv_net_on_images(cluster, tmp_path):
+    """resnet20 (a generic torch.func network with per-individual BatchNorm buffers) on digits as 1x8x8 images: the
+    actors rebuild the module from its name and train the same blocks as the local backend. One thread in the
+    driver too: oneDNN's convolutions in the final comparison need not round alike on 1 and 2 threads."""
+    more = [
+        "model.hidden=[]",
+        "model.name=resnet20",
+        "data.name=digits",
+        "data.layout=image",
+        "ga.population=4",
+        "ga.offspring=4",
+        "ga.generations=1",
+        "finetune.steps=3",
+        "campaign.population_block=2",
+    ]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = campaign(tmp_path, "local", *more)
+        on_ray = campaign(tmp_path, "ray", *more, "campaign.backend=ray", "campaign.workers=2")
+    finally:
+        torch.set_num_threads(threads)
+    assert on_ray.summary["architecture"]["generic"] and on_ray.summary["architecture"]["norms"]
+    assert records(on_ray.run_dir) == records(local.run_dir)
+    assert on_ray.summary["controls"] == local.summary["controls"]
+
+
 def test_ray_gives_the_records_of_the_local_backend_even_with_a_worker_killed(cluster, tmp_path, monkeypatch):
     # the same arithmetic: each actor runs torch on campaign.worker_cpus = 1 thread, so the local run does too (the
     # float reductions of a multi-threaded matmul may round differently, and a loss tie-break then reorders)

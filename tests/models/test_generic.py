@@ -245,3 +245,13 @@ def test_unknown_names_and_hidden_sizes_for_factories_are_refused():
         build_architecture("no_such_pkg.nets:make", (3, 8, 8), 10)
     with pytest.raises(ConfigError, match=r"model.name: 'conv2' needs images \(C, H, W\).*data.layout = 'image'"):
         build_architecture("conv2", (64,), 10)
+
+
+def test_the_output_scope_and_rates_follow_the_read_out_even_when_it_is_not_pruned():
+    arch = build_generic("tiny", tiny, (1, 6, 6), 3, prune=["features.0"])
+    assert arch.weight_names == ("features.0.weight",) and arch.output == "head"
+    from evoticket.genome.allocation import lth_rates
+    from evoticket.training import SCOPES
+
+    assert SCOPES["output"].trainable(arch) == frozenset({"head.weight", "head.bias"})
+    assert lth_rates(arch) == {"features.0.weight": 0.2}  # a hidden layer's rate: the read-out is not pruned
