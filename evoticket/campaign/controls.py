@@ -25,6 +25,7 @@ network's trained from scratch, minus ``campaign.winning_tolerance``.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,10 +102,12 @@ def train_as_final(
     *,
     order: int = 0,
     keep_weights: bool = False,
+    lr: float | None = None,
 ) -> BatchResult:
     """Train tickets in one batch as the final comparison trains: ``campaign.final_steps`` steps on the final
     comparison's data order ``order`` (``derive_seed(campaign.seed, "final", order)``), a validation check every
-    ``campaign.final_eval_every`` steps, the ``campaign.early_stopping`` step reported.
+    ``campaign.final_eval_every`` steps, the ``campaign.early_stopping`` step reported, at learning rate ``lr``
+    (default ``optimizer.lr``; the ticket's ``lr`` gene when it carries one).
 
     Returns:
         The :class:`evoticket.training.BatchResult` of :func:`evoticket.training.train_early_stopping` (per ticket:
@@ -126,7 +129,7 @@ def train_as_final(
         theta0,
         masks,
         splits,
-        config.optimizer,
+        config.optimizer if lr is None else dataclasses.replace(config.optimizer, lr=float(lr)),
         batches,
         c.final_eval_every,
         c.early_stopping,
@@ -137,6 +140,9 @@ def train_as_final(
 def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config: CampaignConfig) -> FinalComparison:
     """Train the ticket and its controls fully, batched, over ``campaign.final_seeds`` seeds.
 
+    A ticket carrying an ``lr`` gene (``finetune.genes``) is trained at that learning rate, and so are its controls:
+    the learning rate is part of the recipe the search found.
+
     Returns:
         A :class:`FinalComparison` whose ``controls`` map each control name to ``density``, ``theta0``
         (``"ticket"`` or ``"fresh"``) and ``mask`` (``"ticket"``, ``"none"`` or ``"random"``; :data:`STARTS`),
@@ -146,6 +152,7 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
         ``eval_flops`` summed over seeds; accuracies in [0, 1], steps in optimizer steps.
     """
     c = config.campaign
+    lr = (getattr(ticket, "genes", None) or {}).get("lr")  # the ticket's own learning rate, for it and its controls
     per_seed: dict[str, dict[str, list]] = {
         k: {"test_acc": [], "final_test_acc": [], "val_acc": [], "best_step": [], "nonfinite": []} for k in CONTROLS
     }
@@ -155,7 +162,7 @@ def compare_controls(ticket: Ticket, arch: Architecture, splits: Splits, config:
         tickets = control_tickets(ticket, arch, derive_seed(c.seed, "controls", s))
         seed_trained = {}
         for names in BATCHES:  # the paper's four together, then the two from scratch: each batch as before
-            res = train_as_final([tickets[n] for n in names], arch, splits, config, order=s, keep_weights=True)
+            res = train_as_final([tickets[n] for n in names], arch, splits, config, order=s, keep_weights=True, lr=lr)
             for i, key in enumerate(names):
                 per_seed[key]["test_acc"].append(float(res.test_acc[i]))
                 per_seed[key]["final_test_acc"].append(float(res.final_test_acc[i]))

@@ -236,6 +236,38 @@ class FinetuneConfig:
     """Minibatch sequence of the fine-tunings, shared by every individual evaluated together: generation (a new
     sequence each generation: a lucky draw does not last) or fixed (one sequence for the whole run: fitness is a
     function of the genome alone, so ``ga.fitness_cache`` serves re-evaluated parents without training)."""
+    dynamic: str = field(default="none", metadata=_choice("none", "rigl", "set"))
+    """Dynamic sparse fine-tuning: every ``finetune.delta_t`` steps of each individual's fine-tuning, drop the
+    smallest-magnitude kept weights of each layer and grow as many where the dense gradient is largest (rigl; Evci et
+    al. 2020, arXiv:1911.11134) or at random (set; Mocanu et al. 2018, arXiv:1707.04780), the whole population
+    batched; in Lamarckian mode the mask reached is inherited with the weights. none (the default): static masks."""
+    delta_t: int = field(default=10, metadata=_at_least(1))
+    """Dynamic fine-tuning: steps between drop-and-grow updates (RigL's Delta T); >= 1."""
+    alpha: float = field(default=0.1, metadata=_check(lambda v: 0 < v < 1, "must be in (0, 1)"))
+    """Dynamic fine-tuning: the share of each layer's kept weights replaced at each update (constant within a
+    fine-tuning; an individual's ``alpha`` gene overrides it); in (0, 1)."""
+    genes: tuple[str, ...] = field(
+        default=(),
+        metadata=_check(
+            lambda v: len(set(v)) == len(v) and set(v) <= {"lr", "alpha"},
+            "must be a list of distinct names among 'lr', 'alpha', e.g. ['lr', 'alpha']",
+        ),
+    )
+    """Hyperparameters each individual carries as genes (population-based training, Jaderberg et al. 2017,
+    arXiv:1711.09846): lr (its learning rate, drawn log-uniformly in ``finetune.lr_range``) and alpha (its
+    drop-and-grow fraction, uniformly in ``finetune.alpha_range``; needs ``finetune.dynamic``). Offspring inherit
+    their parent's genes; ``mutGenesPerturb`` multiplies them by 0.8 or 1.25 (PBT's explore). () (the default):
+    every individual uses ``optimizer.lr`` and ``finetune.alpha``."""
+    lr_range: tuple[float, ...] = field(
+        default=(0.001, 0.1),
+        metadata=_check(lambda v: len(v) == 2 and 0 < v[0] <= v[1], "must be [low, high] with 0 < low <= high"),
+    )
+    """The lr gene's initial range [low, high], drawn log-uniformly; 0 < low <= high."""
+    alpha_range: tuple[float, ...] = field(
+        default=(0.02, 0.3),
+        metadata=_check(lambda v: len(v) == 2 and 0 < v[0] <= v[1] < 1, "must be [low, high] with 0 < low <= high < 1"),
+    )
+    """The alpha gene's initial range [low, high], drawn uniformly; 0 < low <= high < 1."""
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from evoticket.data import Splits
 from evoticket.genome import Ticket
 from evoticket.models import Architecture
 from evoticket.training import BatchResult, finetune_tickets, population_block
+from evoticket.training.dynamic import DynamicSparse
 
 
 def minibatch_key(cfg: FinetuneConfig, generation: int) -> int:
@@ -40,7 +41,8 @@ class Evaluator:
     Args:
         arch: the architecture of every ticket.
         splits: the data, on the device where fine-tuning runs.
-        cfg: the fine-tuning settings (``[finetune]``: steps, inheritance, minibatch sequence).
+        cfg: the fine-tuning settings (``[finetune]``: steps, inheritance, minibatch sequence, dynamic sparse
+            fine-tuning).
         optimizer: the optimizer's settings (``[optimizer]``).
         seed: ``campaign.seed``.
         max_memory_mb: memory budget of one population block (MiB; ``campaign.max_memory_mb``).
@@ -128,6 +130,7 @@ class Evaluator:
             return_weights=return_weights,
             learned=learned,
             inherit_step=self.cfg.inherit_step if rung == 0 else 0,
+            dynamic=DynamicSparse.from_config(self.cfg),
         )
 
 

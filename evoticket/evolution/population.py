@@ -5,7 +5,8 @@ hands it a whole generation, the backend runs the pure evaluator on it (one batc
 generation's minibatch sequence), with successive halving and the fitness cache where configured, and
 :func:`apply_results` gives the individuals their uids, their ``eval_record`` (the line written to
 ``individuals.jsonl``, built by :func:`evoticket.records.individual_record`), their learned traits and, in
-Lamarckian mode, their fine-tuned weights as theta0.
+Lamarckian mode, their fine-tuned weights as theta0 (and, with dynamic sparse fine-tuning, the masks
+their fine-tuning reached).
 """
 
 from __future__ import annotations
@@ -64,6 +65,8 @@ def apply_results(
         if res.learned is not None:
             ind.learned = res.learned
         if lamarckian and not res.nonfinite and res.inherited is not None:
+            if res.masks is not None:  # dynamic sparse fine-tuning: the mask reached is inherited with the weights
+                ind.masks = {k: m.clone() for k, m in res.masks.items()}
             _inherit(ind, res.inherited)
 
 
@@ -86,7 +89,10 @@ def _continued(res: TicketResult, more: TicketResult, rung: int) -> TicketResult
         fields[key] = int(res.fields.get(key) or 0) + int(more.fields.get(key) or 0)
     fields["rung"] = rung
     fields["rung_val_acc"] = [*res.fields["rung_val_acc"], None if more.nonfinite else more.fields["val_acc"]]
-    return TicketResult(more.fitness, fields, more.weights, more.nonfinite, more.learned or res.learned, res.rewound)
+    masks = more.masks if more.masks is not None else res.masks
+    return TicketResult(
+        more.fitness, fields, more.weights, more.nonfinite, more.learned or res.learned, res.rewound, masks
+    )
 
 
 class PopulationEvaluator:
@@ -216,7 +222,8 @@ class PopulationEvaluator:
             tickets = []
             for i in alive:
                 ind, weights = individuals[i], results[i].weights
-                tickets.append(Ticket(weights, ind.masks, ind.init_scheme, ind.init_std))
+                masks = results[i].masks if results[i].masks is not None else ind.masks
+                tickets.append(Ticket(weights, masks, ind.init_scheme, ind.init_std, genes=getattr(ind, "genes", None)))
             more = self._run(tickets, learned, return_weights=True, steps=self.cfg.steps * 2**rung, rung=rung)
             for i, res in zip(alive, more, strict=True):
                 results[i] = _continued(results[i], res, rung)

@@ -35,7 +35,7 @@ from evoticket.evolution.objectives import Objectives, objective_weights
 from evoticket.evolution.population import PopulationEvaluator, batched_map
 from evoticket.genome import LEARNED_KINDS, Ticket, UidCounter, ensure_creator, ticket_densities
 from evoticket.models import Architecture
-from evoticket.operators import CROSSOVERS, MUTATIONS, OPERATORS, SURVIVORS, initTicket, mutInTurn
+from evoticket.operators import CROSSOVERS, MUTATIONS, OPERATORS, SURVIVORS, draw_genes, initTicket, mutInTurn
 from evoticket.operators.recipe import Seeded, SeededInit
 from evoticket.operators.registry import load_operator_plugin
 from evoticket.resolve import MemoryNeed, Resolved, check_memory, resolve, ticket_bytes
@@ -84,6 +84,7 @@ def check_operators(config: CampaignConfig) -> None:
     Raises:
         ConfigError: naming the key, with the valid names or range.
     """
+    check_finetune(config)
     ga = config.ga
     if ga.crossover not in CROSSOVERS:
         raise ConfigError("ga.crossover: " + unknown_name("crossover", ga.crossover, CROSSOVERS))
@@ -99,6 +100,32 @@ def check_operators(config: CampaignConfig) -> None:
         if op not in variation:
             raise ConfigError("ga.operator_args: " + unknown_name("operator", op, variation))
         variation[op].check_arguments(args)
+
+
+def check_finetune(config: CampaignConfig) -> None:
+    """Dynamic sparse fine-tuning and genes fit together: updates fall inside a fine-tuning, no rewinding with a
+    changing mask, the ``alpha`` gene only with ``finetune.dynamic``.
+
+    Raises:
+        ConfigError: naming the key and what would be valid.
+    """
+    f = config.finetune
+    if f.dynamic != "none":
+        if f.steps and f.delta_t >= f.steps:
+            raise ConfigError(
+                f"finetune.delta_t: with finetune.dynamic = {f.dynamic!r} an update must fall inside a fine-tuning of "
+                f"finetune.steps = {f.steps} steps; must be < {f.steps}, got {f.delta_t}"
+            )
+        if f.inherit_step:
+            raise ConfigError(
+                f"finetune.inherit_step: the mask changes during dynamic fine-tuning (finetune.dynamic = "
+                f"{f.dynamic!r}), so only the final weights can be inherited; must be 0, got {f.inherit_step}"
+            )
+    elif "alpha" in f.genes:
+        raise ConfigError(
+            "finetune.genes: the 'alpha' gene is the drop-and-grow fraction of dynamic fine-tuning; set "
+            "finetune.dynamic = 'rigl' or 'set', or drop 'alpha'"
+        )
 
 
 def memory_needs(config: CampaignConfig, arch: Architecture, n_train: int) -> dict[str, MemoryNeed]:
@@ -131,6 +158,20 @@ def check_toolbox(config: CampaignConfig, arch: Architecture, n_train: int, avai
     check_memory(config, arch, n_train, available, needs=memory_needs(config, arch, n_train))
 
 
+def _with_genes(toolbox: base.Toolbox, config: CampaignConfig, rng: torch.Generator) -> None:
+    """Re-register ``toolbox.individual`` so that each new individual draws ``finetune.genes`` from ``rng``
+    (:func:`evoticket.operators.draw_genes`)."""
+    made = toolbox.individual
+    f = config.finetune
+
+    def individual(*args: Any, **kwargs: Any) -> Ticket:
+        ind = made(*args, **kwargs)
+        ind.genes = draw_genes(f.genes, rng, lr_range=f.lr_range, alpha_range=f.alpha_range)
+        return ind
+
+    toolbox.register("individual", individual)
+
+
 def make_toolbox(
     config: CampaignConfig,
     *,
@@ -142,7 +183,8 @@ def make_toolbox(
 ) -> base.Toolbox:
     """A DEAP toolbox that evolves tickets with batched fine-tuning.
 
-    Registered: ``individual``, ``population`` (``toolbox.population(n)``; at the densities of
+    Registered: ``individual`` (with ``finetune.genes``: carrying hyperparameter genes drawn from ``rng``),
+    ``population`` (``toolbox.population(n)``; at the densities of
     ``ticket.density_range`` when set), ``clone`` (cheap, copy on write), ``mate`` (``ga.crossover``), ``mutate``
     (every operator of ``ga.mutations`` in turn), ``select`` (the survivor scheme ``ga.survival``, choosing mu of
     parents + offspring: DEAP's meaning in ``eaMuPlusLambda`` and ``eaMuCommaLambda``), ``select_parents`` (the
@@ -204,6 +246,8 @@ def make_toolbox(
             return initTicket(individual_cls, arch, t.density if density is None else density, rng=rng, **kwargs)
 
         toolbox.register("individual", individual)
+    if config.finetune.genes:  # population-based training: each initial individual draws its hyperparameters
+        _with_genes(toolbox, config, rng)
     toolbox.register("population", _population, individual=toolbox.individual, config=config, arch=arch)
     toolbox.register("clone", Ticket.clone)
     toolbox.register("mate", operator(config.ga.crossover))

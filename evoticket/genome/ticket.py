@@ -55,6 +55,8 @@ class Ticket:
         uid: unique id; ``None`` until the ticket is first evaluated.
         parents: uids of the tickets it was made from.
         operators: names of the operators that made it, in order applied.
+        genes: hyperparameters it carries (population-based training): ``"lr"`` (learning rate, > 0),
+            ``"alpha"`` (drop-and-grow fraction, in (0, 1)); empty: the run's settings.
 
     Raises:
         ValueError: if a mask has no matching weight or a different shape.
@@ -70,6 +72,7 @@ class Ticket:
         uid: int | None = None,
         parents: Sequence[int] = (),
         operators: Sequence[str] = (),
+        genes: dict[str, float] | None = None,
     ) -> None:
         for name, mask in masks.items():
             if name not in theta0 or tuple(theta0[name].shape) != tuple(mask.shape):
@@ -81,6 +84,7 @@ class Ticket:
         self.uid = uid
         self.parents = tuple(parents)
         self.operators = tuple(operators)
+        self.genes: dict[str, float] = dict(genes or {})
         self.pending_clone = False
         self.eval_record: dict[str, Any] | None = None
         self.learned: Learned | None = None
@@ -118,6 +122,7 @@ class Ticket:
         new.theta0 = {k: v if share else v.clone() for k, v in self.theta0.items()}
         new.masks = {k: v if share else v.clone() for k, v in self.masks.items()}
         new.init_std = dict(self.init_std)
+        new.genes = dict(self.genes)
         new.eval_record = copy.deepcopy(self.eval_record)
         if hasattr(self, "fitness"):
             new.fitness = copy.deepcopy(self.fitness)
@@ -154,6 +159,8 @@ class Ticket:
             "recipe": self.recipe,
             "fitness": None,
         }
+        if self.genes:
+            state["genes"] = dict(self.genes)
         fitness = getattr(self, "fitness", None)
         if fitness is not None and fitness.valid:
             state["fitness"] = list(fitness.values)
@@ -195,6 +202,7 @@ def ticket_from_state(state: dict[str, Any], cls: type | None = None) -> Ticket:
         uid=state["uid"],
         parents=state["parents"],
         operators=state["operators"],
+        genes=state.get("genes"),
     )
     ticket.pending_clone = state.get("pending_clone", False)
     ticket.eval_record = state.get("eval_record")

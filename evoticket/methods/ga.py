@@ -192,7 +192,8 @@ def ga_costs(resolved: Resolved, final_training: bool = True) -> tuple[int, int,
 
     At the configured per-layer densities (operators that change densities make the later
     generations' cost an estimate; the budget check itself uses the measured cost of the last
-    generation), with successive halving's rungs and the dense-gradient pass of gradient growth counted.
+    generation), with successive halving's rungs, the dense-gradient pass of gradient growth and dynamic
+    fine-tuning's RigL updates counted.
     """
     c, arch = resolved.config, resolved.arch
     t = c.ticket
@@ -204,9 +205,26 @@ def ga_costs(resolved: Resolved, final_training: bool = True) -> tuple[int, int,
         per_example = forward_flops(arch, kept) + backward_flops(arch, kept, weights, dense_weight_grads=weights)
         dense_pass = batch * int(per_example)
 
+    update_pass = 0
+    if c.finetune.dynamic == "rigl":  # RigL's growth: one dense-gradient minibatch per update
+        weights = frozenset(arch.weight_names)
+        per_example = forward_flops(arch, kept) + backward_flops(arch, kept, weights, dense_weight_grads=weights)
+        update_pass = batch * int(per_example)
+
+    def updates(n: int) -> int:
+        """Drop-and-grow updates of a batch of ``n`` with successive halving: every ``delta_t`` steps strictly inside
+        each rung's fine-tuning."""
+        total, alive = 0, n
+        for rung in range(c.ga.halving_rungs):
+            if rung:
+                alive //= 2
+            total += alive * ((c.finetune.steps * 2**rung - 1) // c.finetune.delta_t)
+        return total
+
     def batch_flops(n: int) -> int:
         steps = halving_steps(n, c.ga.halving_rungs, c.finetune.steps)
-        return training_flops(arch, kept, steps, batch) + (n * dense_pass if c.finetune.steps else 0)
+        flops = training_flops(arch, kept, steps, batch) + (n * dense_pass if c.finetune.steps else 0)
+        return flops + (updates(n) * update_pass if c.finetune.steps else 0)
 
     later = c.ga.num_offspring + (c.ga.population if c.ga.reevaluate else 0)
     final = training_flops(arch, kept, c.campaign.final_steps, batch) if final_training else 0
@@ -272,8 +290,14 @@ class GA(Method):
         return {"ga": {"generations": GA_GENERATIONS_UNDER_BUDGET}}
 
     def subtitle(self, config: Any) -> str:
-        """E.g. "lamarckian fine-tuning, 34 steps"."""
-        return f"{config.finetune.mode} fine-tuning, {config.finetune.steps} steps"
+        """E.g. "lamarckian fine-tuning, 34 steps" (", RigL drop and grow every 10 steps"; ", genes lr, alpha")."""
+        f = config.finetune
+        text = f"{f.mode} fine-tuning, {f.steps} steps"
+        if f.dynamic != "none":
+            text += f", {'RigL' if f.dynamic == 'rigl' else 'SET'} drop and grow every {f.delta_t} steps"
+        if f.genes:
+            text += f", genes {', '.join(f.genes)}"
+        return text
 
     def summary_lines(self, summary: dict[str, Any]) -> list[str]:
         """The search (generations, individuals fine-tuned) and the best ticket it found."""

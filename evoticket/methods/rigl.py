@@ -10,90 +10,14 @@ Sources: Evci et al. 2020, arXiv:1911.11134 (RigL); Mocanu et al. 2018, arXiv:17
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
-import torch
-
 from evoticket.core.seeds import derive_seed
-from evoticket.genome import Ticket, keep_largest
+from evoticket.genome import Ticket
 from evoticket.methods.onerun import OneRun, OneRunMethod
-from evoticket.models import Architecture
 from evoticket.resolve import Resolved
 from evoticket.training import Callback, EarlyStopping, MaskUpdate, TrainState, backward_flops, forward_flops
-
-
-def rigl_fraction(step: int, alpha: float, end: int) -> float:
-    """RigL's cosine-decayed update fraction ``alpha / 2 * (1 + cos(pi * step / end))``; 0 from ``end`` on."""
-    if step >= end:
-        return 0.0
-    return alpha / 2 * (1 + math.cos(math.pi * step / end))
-
-
-def drop_and_grow(weight: torch.Tensor, mask: torch.Tensor, grow_score: torch.Tensor, fraction: float) -> torch.Tensor:
-    """One RigL/SET update of one layer: drop the smallest-magnitude kept weights, grow as many elsewhere.
-
-    Args:
-        weight: the layer's current weights (any shape).
-        mask: bool, the same shape: its kept weights.
-        grow_score: where to grow, larger first: the dense gradient's magnitude (RigL) or random
-            numbers (SET), the same shape.
-        fraction: share of the kept weights to replace, in [0, 1].
-
-    Returns:
-        The new bool mask, with exactly as many kept weights as ``mask``. ``floor(fraction * kept)``
-        kept weights of smallest magnitude are dropped, then as many positions of largest
-        ``grow_score`` grow among those not kept after the drop (a just-dropped weight may grow
-        back, keeping its value, as in RigL's default).
-    """
-    kept = int(mask.sum())
-    n = int(fraction * kept)
-    if n == 0:
-        return mask.clone()
-    survivors = keep_largest(weight.abs(), mask, kept - n)
-    grown = keep_largest(grow_score, ~survivors, n)
-    return survivors | grown
-
-
-class DropAndGrow:
-    """``MaskUpdate`` function of ``rigl``: drop and grow in the first ``updated`` individuals of the batch.
-
-    The dense gradient (RigL) is taken on the minibatch of the step just run; its cost (one forward
-    and one backward pass with dense weight gradients over that batch) is added to the meter's
-    training FLOPs.
-
-    Args:
-        arch: the architecture.
-        cfg: the ``[rigl]`` settings.
-        end: T_end, the step from which the masks stay.
-        updated: how many individuals (from the first) change masks; the rest stay static.
-        seed: seed of SET's random growth.
-    """
-
-    def __init__(self, arch: Architecture, cfg: Any, end: int, updated: int, seed: int) -> None:
-        self.arch, self.cfg, self.end, self.updated = arch, cfg, end, updated
-        self.gen = torch.Generator().manual_seed(seed)
-        self.updates = 0
-
-    def __call__(self, state: TrainState) -> dict[str, torch.Tensor] | None:
-        """New masks at ``state.step``, or ``None`` from T_end on."""
-        fraction = rigl_fraction(state.step, self.cfg.alpha, self.end)
-        if fraction <= 0:
-            return None
-        if self.cfg.grow == "gradient":
-            grads = state.dense_gradient(state.batches[state.step - 1], metered=self.updated)
-        out = {}
-        for name, mask in state.masks.items():
-            new = mask.clone()
-            for p in range(self.updated):
-                if self.cfg.grow == "gradient":
-                    score = grads[name][p].abs()
-                else:
-                    score = torch.rand(mask[p].shape, generator=self.gen).to(mask.device)
-                new[p] = drop_and_grow(state.params[name][p].detach(), mask[p], score, fraction)
-            out[name] = new
-        self.updates += 1
-        return out
+from evoticket.training.dynamic import DropAndGrow, drop_and_grow, rigl_fraction
 
 
 class RigL(OneRunMethod):
@@ -125,7 +49,12 @@ class RigL(OneRunMethod):
         """Drop and grow the first network every ``rigl.delta_t`` steps until T_end."""
         c = run.config
         end = round(c.rigl.end * run.steps)
-        update = DropAndGrow(run.arch, c.rigl, end, 1, derive_seed(c.campaign.seed, "rigl-grow"))
+        update = DropAndGrow(
+            c.rigl.grow,
+            lambda step: rigl_fraction(step, c.rigl.alpha, end),
+            updated=1,
+            seed=derive_seed(c.campaign.seed, "rigl-grow"),
+        )
         return [MaskUpdate(update, every=c.rigl.delta_t)]
 
     def companion_results(self, run: OneRun, state: TrainState, stopping: EarlyStopping) -> dict[str, Any]:

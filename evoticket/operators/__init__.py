@@ -33,6 +33,7 @@ from typing import Any
 from deap import tools
 
 from evoticket.operators.crossover import cxInitBlend, cxLayerSwap, cxMaskUniform
+from evoticket.operators.genes import GENES, draw_genes, mutGenesPerturb
 from evoticket.operators.informed import (
     GROWTH,
     PRUNING,
@@ -126,6 +127,14 @@ for _op in (
     ),
     Operator("mutInitReseed", mutInitReseed, "mutation", {"indpb": 0.02}, {"indpb": _INDPB}, density_preserving=True),
     Operator("mutSignFlip", mutSignFlip, "mutation", {"indpb": 0.02}, {"indpb": _INDPB}, density_preserving=True),
+    Operator(
+        "mutGenesPerturb",
+        mutGenesPerturb,
+        "mutation",
+        {"factor": 1.25, "indpb": 1.0},
+        {"factor": _number(lambda v: v > 1, "must be > 1"), "indpb": _INDPB},
+        density_preserving=True,
+    ),
     Operator("cxMaskUniform", cxMaskUniform, "crossover", density_preserving=True),
     # cxLayerSwap keeps the pair's counts, but a child's own only when the parents share their densities
     Operator("cxLayerSwap", cxLayerSwap, "crossover", {"indpb": 0.5}, {"indpb": _INDPB}),
@@ -149,6 +158,7 @@ SURVIVORS.update(
 
 __all__ = [
     "CROSSOVERS",
+    "GENES",
     "GROWTH",
     "INITS",
     "KINDS",
@@ -161,8 +171,10 @@ __all__ = [
     "cxInitBlend",
     "cxLayerSwap",
     "cxMaskUniform",
+    "draw_genes",
     "initTicket",
     "kept_count",
+    "mutGenesPerturb",
     "mutInTurn",
     "mutInitGaussian",
     "mutInitReseed",

@@ -140,7 +140,7 @@ def individual_record(
         reevaluated: a surviving parent evaluated again.
         recipe: how seeded operators made it (:mod:`evoticket.operators.recipe`), ``None`` when it cannot be replayed.
     """
-    return {
+    record = {
         "uid": ticket.uid,
         "generation": int(generation),
         "parents": list(ticket.parents),
@@ -151,6 +151,10 @@ def individual_record(
         "reevaluated": bool(reevaluated),
         "recipe": recipe,
     }
+    genes = getattr(ticket, "genes", None)
+    if genes:  # the hyperparameters it was trained with (finetune.genes)
+        record["genes"] = {k: float(v) for k, v in genes.items()}
+    return record
 
 
 def generation_spent(evaluated: Sequence[Any]) -> dict[str, int]:

@@ -38,7 +38,8 @@ fitness cache), ``reevaluated`` (a surviving parent fine-tuned again), ``rung`` 
 successive-halving rung it reached; 0 without halving), the compute of this evaluation: ``train_steps``
 (optimizer steps), ``train_flops`` and ``eval_flops`` (FLOPs, :mod:`evoticket.training.meter`), and ``recipe``:
 how seeded operators made it from evaluated ancestors (a tree, :mod:`evoticket.operators.recipe`), ``null`` for
-a re-evaluated parent or an individual that cannot be replayed."""
+a re-evaluated parent or an individual that cannot be replayed. An individual carrying hyperparameter genes
+(``finetune.genes``) also has ``genes`` (name -> value: ``lr``, ``alpha``)."""
 
 
 GENERATION_COLUMNS = (

@@ -40,6 +40,7 @@ def train(
     scope: str | Scope = "kept",
     callbacks: Sequence[Callback] = (),
     scores: dict[str, torch.Tensor] | None = None,
+    lr: torch.Tensor | None = None,
 ) -> TrainState:
     """Train P stacked networks for ``len(batches)`` steps, calling the callbacks when due.
 
@@ -55,13 +56,15 @@ def train(
         scope: the trainable scope (a name of :data:`evoticket.training.scopes.SCOPES`).
         callbacks: step callbacks, run in order at each due step.
         scores: edge-popup's initial scores, weight name -> ``(P, *shape)`` (scope ``scores``).
+        lr: ``(P,)`` each network's learning rate (> 0), overriding ``cfg.lr``
+            (:class:`evoticket.training.optimizer.MaskedOptimizer`); not with the ``scores`` scope.
 
     Returns:
         The final :class:`TrainState` (weights, masks, meter, non-finite flags).
 
     Raises:
         ConfigError: for an unknown scope, or one that trains nothing in ``arch``.
-        ValueError: for the ``scores`` scope without scores.
+        ValueError: for the ``scores`` scope without scores, or with per-network learning rates.
     """
     scope = get_scope(scope, arch)
     p = next(iter(theta0.values())).shape[0]
@@ -69,6 +72,8 @@ def train(
     if scope.scores:
         if scores is None:
             raise ValueError("the 'scores' scope needs initial scores")
+        if lr is not None:
+            raise ValueError("the 'scores' scope has no per-network learning rates")
         scores = {k: v.detach().clone().to(device) for k, v in scores.items()}
         masks = topk_masks(scores, kept_counts(arch, masks))
     state = TrainState(
@@ -85,6 +90,7 @@ def train(
         total=len(batches),
         scores=scores,
         batches=batches,
+        lr=None if lr is None else lr.to(device),
     )
     for cb in callbacks:
         if cb.due(0, state.total):

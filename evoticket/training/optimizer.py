@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import torch
@@ -45,11 +46,17 @@ class MaskedOptimizer:
     packed into one vector (the optimizer's parameter) and written back into
     the dense tensor after every step; biases are updated in place, densely.
 
+    Per-network learning rates (``lr``, population-based training's genes): the optimizers' update is linear in
+    the learning rate (SGD with momentum: ``-lr * buf``; Adam: ``-lr * m_hat / (sqrt(v_hat) + eps)``, coupled weight
+    decay inside the gradient), so the optimizer runs at learning rate 1 and each network's step is scaled by its own
+    ``lr`` afterwards: exactly the trajectory each network would follow alone at its learning rate.
+
     Args:
         params: parameter name -> ``(P, *shape)`` contiguous dense tensors,
             updated in place by :meth:`step`.
         masks: weight name -> ``(P, *shape)`` bool masks.
         cfg: optimizer, learning rate, momentum and weight decay.
+        lr: ``(P,)`` each network's learning rate (> 0), overriding ``cfg.lr``; ``None``: ``cfg.lr`` for all.
 
     Attributes:
         index: weight name -> ``(kept,)`` int64 flat positions of its kept
@@ -63,7 +70,15 @@ class MaskedOptimizer:
         ValueError: if a parameter is not contiguous.
     """
 
-    def __init__(self, params: dict[str, torch.Tensor], masks: dict[str, torch.Tensor], cfg: OptimizerConfig) -> None:
+    def __init__(
+        self,
+        params: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        cfg: OptimizerConfig,
+        lr: torch.Tensor | None = None,
+    ) -> None:
+        self.lr = None if lr is None else lr.detach().to(torch.float32)
+        self.scales: dict[str, torch.Tensor] = {}
         self.dense: dict[str, torch.Tensor] = {}
         self.packed: dict[str, torch.Tensor] = {}
         self.index: dict[str, torch.Tensor] = {}
@@ -80,7 +95,20 @@ class MaskedOptimizer:
                 self.packed_grads[name] = torch.empty_like(self.packed[name])
             else:
                 self.packed[name] = dense  # updated in place
+            self._set_scale(name)
+        if self.lr is not None:
+            cfg = dataclasses.replace(cfg, lr=1.0)
         self.optimizer = _packed_optimizer(list(self.packed.values()), cfg)
+
+    def _set_scale(self, name: str) -> None:
+        """The learning rate of each entry of ``packed[name]`` (with per-network learning rates)."""
+        if self.lr is None:
+            return
+        dense, lr = self.dense[name], self.lr.to(self.dense[name].device)
+        if name in self.index:
+            self.scales[name] = lr[self.index[name] // dense[0].numel()]  # (kept,): the network of each entry
+        else:
+            self.scales[name] = lr.view(-1, *([1] * (dense.dim() - 1)))
 
     def kept(self) -> int:
         """Number of optimised entries (kept weights and every bias) over the population."""
@@ -102,7 +130,11 @@ class MaskedOptimizer:
             if idx is not None and grad is not self.packed_grads[name]:
                 grad = torch.gather(grad.reshape(-1), 0, idx, out=self.packed_grads[name])
             packed.grad = grad
+        before = {k: v.clone() for k, v in self.packed.items()} if self.lr is not None else None
         self.optimizer.step()
+        if before is not None:  # each network's step at its own learning rate: before + lr * (step at lr 1)
+            for name, packed in self.packed.items():
+                packed.sub_(before[name]).mul_(self.scales[name]).add_(before[name])
         for name, idx in self.index.items():
             self.dense[name].view(-1).index_copy_(0, idx, self.packed[name])
 
@@ -142,3 +174,4 @@ class MaskedOptimizer:
             group["params"] = [new if p is old else p for p in group["params"]]
             self.index[name], self.packed[name] = idx, new
             self.packed_grads[name] = torch.empty_like(new)
+            self._set_scale(name)

@@ -20,7 +20,8 @@ from evoticket.data import Splits
 from evoticket.genome import Ticket, compact_learned, stack_tickets
 from evoticket.models import Architecture
 from evoticket.training.batches import minibatch_indices
-from evoticket.training.callbacks import Callback, Evaluate, SaveWeights
+from evoticket.training.callbacks import Callback, Evaluate, MaskUpdate, SaveWeights
+from evoticket.training.dynamic import DropAndGrow, DynamicSparse
 from evoticket.training.evaluate import nonfinite, now
 from evoticket.training.loop import train
 from evoticket.training.memory import population_chunk
@@ -80,6 +81,10 @@ def finetune_stacked(
     scope: str | Scope = "kept",
     learned: str = "none",
     inherit_step: int = 0,
+    lr: torch.Tensor | None = None,
+    dynamic: DynamicSparse | None = None,
+    alpha: torch.Tensor | None = None,
+    grow_seed: int = 0,
 ) -> BatchResult:
     """Fine-tune P stacked networks together, then evaluate them on validation.
 
@@ -92,6 +97,12 @@ def finetune_stacked(
         inherit_step: with ``return_weights``, also return the weights at this step as ``rewound``
             (late rewinding as inheritance, Frankle et al. 2019, arXiv:1903.01611); 0 or
             ``len(batches)``: none (the final weights are the ones to inherit).
+        lr: ``(P,)`` each network's learning rate (its ``lr`` gene), overriding ``cfg.lr``.
+        dynamic: drop and grow every ``dynamic.delta_t`` steps (RigL or SET, :mod:`evoticket.training.dynamic`);
+            the masks reached are returned (``BatchResult.masks``). ``None``: static masks.
+        alpha: ``(P,)`` each network's drop-and-grow fraction (its ``alpha`` gene); default ``dynamic.alpha``.
+        grow_seed: seed of SET's random growth (the same for every block, so a block computes the same wherever
+            it runs).
 
     Returns:
         The :class:`BatchResult` of the P networks, with the wall time of the training steps and of the
@@ -102,7 +113,11 @@ def finetune_stacked(
     rewind = return_weights and 0 < inherit_step < len(batches)
     if rewind:
         callbacks.append(SaveWeights([inherit_step]))
-    state = train(arch, theta0, masks, splits, cfg, batches, scope=scope, callbacks=callbacks)
+    if dynamic is not None:
+        fractions = alpha if alpha is not None else dynamic.alpha
+        update = DropAndGrow(dynamic.grow, lambda step: fractions, seed=grow_seed)
+        callbacks.append(MaskUpdate(update, every=dynamic.delta_t))
+    state = train(arch, theta0, masks, splits, cfg, batches, scope=scope, callbacks=callbacks, lr=lr)
     (before, after) = timer.history[0], timer.history[-1]
     bad = state.bad | nonfinite(state.params, after["val_loss"])
     return BatchResult(
@@ -113,7 +128,8 @@ def finetune_stacked(
         nonfinite=bad.cpu(),
         meter=state.meter,
         weights={k: v.detach().cpu() for k, v in state.params.items()} if return_weights else None,
-        rewound={k: v.cpu() for k, v in callbacks[-1].saved[inherit_step].items()} if rewind else None,
+        rewound={k: v.cpu() for k, v in callbacks[1].saved[inherit_step].items()} if rewind else None,
+        masks={k: m.detach().cpu() for k, m in state.masks.items()} if dynamic is not None else None,
         learned=learned_traits(state, learned) if learned != "none" else None,
         train_seconds=timer.train_seconds,
         eval_seconds=timer.eval_seconds,
@@ -153,8 +169,12 @@ def finetune_tickets(
     return_weights: bool = False,
     learned: str = "none",
     inherit_step: int = 0,
+    dynamic: DynamicSparse | None = None,
 ) -> BatchResult:
     """Fine-tune and evaluate P tickets in population blocks that fit the memory budget.
+
+    Each ticket's genes (``ticket.genes``: ``lr``, ``alpha``) override the run's learning rate and drop-and-grow
+    fraction for that ticket alone (population-based training, Jaderberg et al. 2017, arXiv:1711.09846).
 
     Args:
         tickets: the P tickets (CPU tensors).
@@ -166,7 +186,7 @@ def finetune_tickets(
         max_memory_mb: memory budget of one block (MiB; ``campaign.max_memory_mb``).
         block: networks per batched computation; default :func:`population_block` of ``tickets``.
         return_weights: also return the fine-tuned weights.
-        learned, inherit_step: as for :func:`finetune_stacked`.
+        learned, inherit_step, dynamic: as for :func:`finetune_stacked`.
 
     Returns:
         The concatenated :class:`BatchResult`, in the order of ``tickets``, with the blocks' training and
@@ -178,7 +198,8 @@ def finetune_tickets(
         block = population_block(tickets, arch, splits.x_val.shape[0], cfg, device, max_memory_mb=max_memory_mb)
     parts = []
     for start in range(0, len(tickets), block):
-        theta0, masks = stack_tickets(tickets[start : start + block], device)
+        part = tickets[start : start + block]
+        theta0, masks = stack_tickets(part, device)
         parts.append(
             finetune_stacked(
                 arch,
@@ -190,9 +211,21 @@ def finetune_tickets(
                 return_weights=return_weights,
                 learned=learned,
                 inherit_step=inherit_step,
+                lr=gene_values(part, "lr", cfg.lr),
+                dynamic=dynamic,
+                alpha=gene_values(part, "alpha", dynamic.alpha) if dynamic is not None else None,
+                grow_seed=seed,
             )
         )
     return BatchResult.concat(parts)
 
 
-__all__ = ["finetune_stacked", "finetune_tickets", "learned_traits", "population_block"]
+def gene_values(tickets: Sequence[Ticket], gene: str, default: float) -> torch.Tensor | None:
+    """``(P,)`` the value of ``gene`` of each ticket (``default`` where it has none); ``None`` when none has it."""
+    genes = [getattr(t, "genes", None) or {} for t in tickets]
+    if not any(gene in g for g in genes):
+        return None
+    return torch.tensor([float(g.get(gene, default)) for g in genes], dtype=torch.float32)
+
+
+__all__ = ["finetune_stacked", "finetune_tickets", "gene_values", "learned_traits", "population_block"]

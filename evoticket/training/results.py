@@ -33,6 +33,8 @@ class TicketResult:
         nonfinite: True when a loss or weight became NaN/inf.
         learned: what the training learned (:data:`evoticket.genome.Learned`), when asked.
         rewound: the weights at step ``finetune.inherit_step``, when asked and that step is set.
+        masks: weight name -> the bool mask training ended with, when masks changed during training
+            (dynamic sparse fine-tuning); ``None`` otherwise.
     """
 
     fitness: tuple[float, ...]
@@ -41,6 +43,7 @@ class TicketResult:
     nonfinite: bool = False
     learned: dict | None = None
     rewound: dict[str, torch.Tensor] | None = None
+    masks: dict[str, torch.Tensor] | None = None
 
     @property
     def inherited(self) -> dict[str, torch.Tensor] | None:
@@ -65,6 +68,8 @@ class BatchResult:
         rewound: the weights at step ``inherit_step`` (late rewinding as inheritance), when requested.
         learned: one :data:`evoticket.genome.Learned` per network (fine-tuned magnitudes, dense-gradient growth
             candidates), when requested; else ``None``.
+        masks: weight name -> ``(P, *shape)`` bool masks at the end of training, when they changed during it
+            (dynamic sparse fine-tuning, :class:`evoticket.training.dynamic.DynamicSparse`); else ``None``.
         best_step: full training: the early-stopping step (optimizer steps; int64); else ``None``.
         test_acc: full training: test accuracy at ``best_step``, in [0, 1]; else ``None``.
         final_test_acc: full training: test accuracy after the last step, in [0, 1]; else ``None``.
@@ -82,6 +87,7 @@ class BatchResult:
     weights: dict[str, torch.Tensor] | None = None
     rewound: dict[str, torch.Tensor] | None = None
     learned: list | None = None
+    masks: dict[str, torch.Tensor] | None = None
     best_step: torch.Tensor | None = None
     test_acc: torch.Tensor | None = None
     final_test_acc: torch.Tensor | None = None
@@ -123,6 +129,7 @@ class BatchResult:
                     "nonfinite",
                     "weights",
                     "rewound",
+                    "masks",
                     "best_step",
                     "test_acc",
                     "final_test_acc",
@@ -149,6 +156,7 @@ class BatchResult:
             bad,
             self.learned[i] if self.learned is not None else None,
             {k: w[i] for k, w in self.rewound.items()} if self.rewound is not None else None,
+            {k: m[i] for k, m in self.masks.items()} if self.masks is not None else None,
         )
 
     def tickets(self) -> list[TicketResult]:

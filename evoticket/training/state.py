@@ -59,6 +59,7 @@ class TrainState:
         scores: edge-popup's scores (scope ``scores`` only).
         batches: ``(total, B)`` the run's minibatch indices (row ``s`` is step ``s + 1``'s batch).
         stop: set True by a callback to end training after it.
+        lr: ``(P,)`` each network's learning rate (population-based training's genes), or ``None``: ``cfg.lr``.
     """
 
     arch: Architecture
@@ -76,6 +77,7 @@ class TrainState:
     scores: dict[str, torch.Tensor] | None = None
     batches: torch.Tensor | None = None
     stop: bool = False
+    lr: torch.Tensor | None = None
     _optimizer: object = field(default=None, repr=False)
     _gradient: object = field(default=None, repr=False)
     _kept: dict[str, torch.Tensor] | None = field(default=None, repr=False)
@@ -190,7 +192,7 @@ class TrainState:
         if self._optimizer is None:
             params = {k: v for k, v in self.params.items() if k in trainable}
             masks = {k: v for k, v in self.masks.items() if k in trainable}
-            self._optimizer = MaskedOptimizer(params, masks, self.cfg)
+            self._optimizer = MaskedOptimizer(params, masks, self.cfg, self.lr)
         fast = None if self.arch.generic else MODELS[self.arch.name].fast_gradient
         if fast is not None and trainable == frozenset(self.params) and not self.buffers:
             self._gradient = fast(self.arch, self.params, batch, self._optimizer)

@@ -57,7 +57,9 @@ def big_arch():
 
 
 def make(arch, seed: int, density: float = 0.3, **kwargs) -> Ticket:
-    return initTicket(ensure_creator(), arch, density, rng=gen(seed), **kwargs)
+    ticket = initTicket(ensure_creator(), arch, density, rng=gen(seed), **kwargs)
+    ticket.genes = {"lr": 0.01, "alpha": 0.1}  # hyperparameter genes, for mutGenesPerturb
+    return ticket
 
 
 def evaluated(arch, seed: int, uid: int, **kwargs) -> Ticket:
@@ -79,6 +81,7 @@ def strong(name: str) -> dict:
 def snapshot(ticket: Ticket) -> dict[str, torch.Tensor]:
     saved = {f"theta0/{k}": v.clone() for k, v in ticket.theta0.items()}
     saved.update({f"masks/{k}": v.clone() for k, v in ticket.masks.items()})
+    saved.update({f"genes/{k}": torch.tensor(v) for k, v in ticket.genes.items()})
     return saved
 
 
