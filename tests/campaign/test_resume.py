@@ -100,7 +100,9 @@ def reference(tmp_path_factory) -> dict[str, object]:
     """The same campaign run without interruption."""
     root = tmp_path_factory.mktemp("reference")
     warm = [sys.executable, "-c", "import evoticket.cli, evoticket.plots, matplotlib.pyplot as plt; plt.figure()"]
-    subprocess.run(warm, check=True, capture_output=True)  # first-time costs (bytecode, font cache) stay out of the timing
+    subprocess.run(
+        warm, check=True, capture_output=True
+    )  # first-time costs (bytecode, font cache) stay out of the timing
     launched = time.perf_counter()
     proc = start(root, "run", "--name", "r")
     assert _armed(proc, ("run",), root / "runs" / "r")

@@ -11,7 +11,7 @@ from evoticket.config import CampaignConfig, OptimizerConfig
 from evoticket.core.errors import ConfigError
 from evoticket.evolution import make_toolbox
 from evoticket.evolution.population import apply_results
-from evoticket.genome import Ticket, UidCounter, stack_tickets
+from evoticket.genome import UidCounter, stack_tickets
 from evoticket.models import build_architecture
 from evoticket.operators import draw_genes, mutGenesPerturb
 from evoticket.training import finetune_stacked, finetune_tickets, minibatch_indices
@@ -51,7 +51,14 @@ def test_dynamic_fine_tuning_changes_masks_keeps_each_layers_count_and_meters_th
     theta0, masks = stack_tickets(tickets)
     alphas = torch.tensor([0.3, 0.0, 0.1])
     res = finetune_stacked(
-        arch, theta0, masks, splits, cfg, batches, return_weights=True, dynamic=DynamicSparse("gradient", 5, 0.2),
+        arch,
+        theta0,
+        masks,
+        splits,
+        cfg,
+        batches,
+        return_weights=True,
+        dynamic=DynamicSparse("gradient", 5, 0.2),
         alpha=alphas,
     )
     static = finetune_stacked(arch, theta0, masks, splits, cfg, batches, return_weights=True)
