@@ -4,7 +4,8 @@
 runs a campaign (the default one without CONFIG; ``--resume`` continues NAME if it exists);
 ``evoticket resume RUN_DIR``
 continues one from its last checkpoint; ``evoticket plot RUN_DIR [--out DIR]`` draws its figures;
-``evoticket compare RUN_DIR ... [--out DIR] [--name NAME]`` overlays several runs and tabulates them;
+``evoticket compare RUN_DIR ... [--out DIR] [--name NAME] [--masks]`` overlays several runs and tabulates them
+(``--masks``: their first-layer masks side by side too);
 ``evoticket experiment CONFIG [--name NAME] [--resume]`` runs a grid of methods at equal compute;
 ``evoticket export RUN_DIR --compact | --format sparse`` writes its ticket as a recipe or with sparse
 weights; ``evoticket config [KEY] [--toml]`` describes every configuration key (type, default, range,
@@ -139,6 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("run_dirs", nargs="*", metavar="RUN_DIR", help="run directories, e.g. runs/A runs/B")
     compare.add_argument("--out", metavar="DIR", help="output folder (default: plots/compare-NAME or plots/compare)")
     compare.add_argument("--name", help="name of the comparison, for the default output folder")
+    compare.add_argument(
+        "--masks",
+        action="store_true",
+        help="also draw the runs' first-layer masks side by side with their locality scores (first_layer_masks.png, "
+        ".pdf; read from each run's best_ticket.pt, the mask its final comparison trained)",
+    )
     _add_x_axis(compare, "x axis", default="train_flops")
     experiment = sub.add_parser(
         "experiment",
@@ -382,12 +389,18 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
+    from evoticket.plots import common
     from evoticket.plots.compare import compare_runs, format_table
+    from evoticket.plots.first_layer import FIGURE, draw_first_layer_masks
 
     if not args.run_dirs:
         raise EvoticketError("compare needs at least one RUN_DIR")
     out = Path(args.out) if args.out else Path("plots") / (f"compare-{args.name}" if args.name else "compare")
-    written, rows = compare_runs([Path(d) for d in args.run_dirs], out, x_axis=args.x_axis)
+    run_dirs = [Path(d) for d in args.run_dirs]
+    masks = draw_first_layer_masks(run_dirs) if args.masks else None  # every ticket read before anything is written
+    written, rows = compare_runs(run_dirs, out, x_axis=args.x_axis)
+    if masks is not None:
+        written += common.save_all(masks, out, FIGURE)
     print(format_table(rows))
     for path in written:
         print(path)

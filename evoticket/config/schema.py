@@ -196,6 +196,12 @@ class TicketConfig:
     (Erdős–Rényi-Kernel, RigL's) or lth (the per-layer rates of IMP in the LTH paper: the output layer pruned
     at half the rate of the others, and for conv2/conv4/conv6/lenet5 the convolutions more slowly than the
     fully connected layers); see ``evoticket.genome.ALLOCATIONS``. ``layer_densities`` overrides it."""
+    placement: str = field(default="random", metadata=_choice("random", "local"))
+    """Where the initial masks keep their weights: random (uniform positions, the LTH paper's random pruning) or
+    local (each unit of the first masked layer keeps a random contiguous window of inputs, at the same kept count;
+    for MNIST-1D, whose inputs are positions of a signal; see ``evoticket.operators.initTicket``). Also the start
+    mask of a method that starts sparse (rigl, random). The position-aware mutations (mutWindowShift,
+    mutWindowGrow, mutPatternCopy) then move these windows."""
     prune: tuple[str, ...] = ()
     """Which weights the masks cover: parameter or layer names, or fnmatch patterns of them (e.g.
     ["features.*", "classifier.4.weight"]), among the weights of the nn.Linear, nn.Conv1d and nn.Conv2d

@@ -237,6 +237,8 @@ def make_toolbox(
 
     toolbox = base.Toolbox()
     init_kwargs = {"init": config.model.init, "layer_densities": densities}
+    if t.placement != "random":  # only then: the recipes of random starts keep their arguments
+        init_kwargs["placement"] = t.placement
     if seeded:
         toolbox.register("individual", SeededInit(individual_cls, arch, t.density, init_kwargs, rng))
     else:

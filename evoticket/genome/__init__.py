@@ -1,7 +1,7 @@
 """The genome of a lottery ticket: initial weights theta0 plus one mask per layer, with lineage.
 
 :mod:`.ticket` holds :class:`Ticket` (copy-on-write clones, lineage, pickling) and stacking;
-:mod:`.masks` the random masks; :mod:`.allocation` the per-layer densities (uniform, ERK, LTH); :mod:`.creator` the DEAP classes per fitness weights;
+:mod:`.masks` the random and local masks and their locality; :mod:`.allocation` the per-layer densities (uniform, ERK, LTH); :mod:`.creator` the DEAP classes per fitness weights;
 :mod:`.files` the ticket files (read back by :func:`evoticket.load_ticket`, the one public loader); :mod:`.sparse`
 sparse CSR ticket files for inference (:func:`write_sparse`, :func:`load_sparse`); :mod:`.learned` what fine-tuning
 learned (magnitudes, gradients).
@@ -36,7 +36,16 @@ from evoticket.genome.learned import (
     learned_nbytes,
     merge_learned,
 )
-from evoticket.genome.masks import keep_largest, kept_count, random_mask, random_masks_like
+from evoticket.genome.masks import (
+    Locality,
+    keep_largest,
+    kept_count,
+    local_mask,
+    locality,
+    position_layout,
+    random_mask,
+    random_masks_like,
+)
 from evoticket.genome.sparse import SPARSE_FORMAT, SparseLinear, load_sparse, sparse_summary, write_sparse
 from evoticket.genome.ticket import (
     Ticket,
@@ -56,6 +65,7 @@ __all__ = [
     "TICKET_FORMAT",
     "TRAINED_FORMAT",
     "Learned",
+    "Locality",
     "SparseLinear",
     "Ticket",
     "UidCounter",
@@ -69,10 +79,13 @@ __all__ = [
     "layer_densities",
     "learned_nbytes",
     "load_sparse",
+    "local_mask",
+    "locality",
     "lth_densities",
     "merge_learned",
     "note_crossover",
     "note_variation",
+    "position_layout",
     "random_mask",
     "random_masks_like",
     "same_uid",

@@ -83,7 +83,13 @@ class OneRun(MethodRun):
         self.rng = torch.Generator().manual_seed(derive_seed(c.campaign.seed, "operators"))
         self.densities, self.targets = method.densities(resolved)
         self.start = initTicket(
-            self.cls, self.arch, 1.0, rng=self.rng, init=c.model.init, layer_densities=self.densities
+            self.cls,
+            self.arch,
+            1.0,
+            rng=self.rng,
+            init=c.model.init,
+            layer_densities=self.densities,
+            placement=c.ticket.placement,
         )
         self.start.uid = 0
         self.steps = method.planned_steps(resolved, method.start_kept(resolved))

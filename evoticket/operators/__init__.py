@@ -22,7 +22,8 @@ Sources: Frankle & Carbin 2019 (arXiv:1803.03635) for tickets; Such et al.
 2017 (arXiv:1712.06567) for Gaussian weight mutation; Zhou et al. 2019
 (arXiv:1905.01067) for the role of signs; Mocanu et al. 2018
 (arXiv:1707.04780) for density-preserving prune-and-regrow; Deb et al. 2002 (NSGA-II) for the
-multi-objective survivor scheme.
+multi-objective survivor scheme; Greydanus 2020 (arXiv:2011.14439) and Pellegrini & Biroli 2021
+(arXiv:2104.13343) for the local input windows that the position-aware operators (:mod:`.positional`) propose.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from evoticket.operators.informed import (
     mutMaskResize,
     needs_traits,
 )
-from evoticket.operators.init import initTicket, kept_count
+from evoticket.operators.init import PLACEMENTS, initTicket, kept_count
 from evoticket.operators.mutation import (
     mutInitGaussian,
     mutInitReseed,
@@ -53,6 +54,7 @@ from evoticket.operators.mutation import (
     mutMaskSwap,
     mutSignFlip,
 )
+from evoticket.operators.positional import LAYERS, mutPatternCopy, mutWindowGrow, mutWindowShift
 from evoticket.operators.registry import (
     CROSSOVERS,
     INITS,
@@ -78,6 +80,8 @@ _GROW = (lambda v: v in GROWTH, "must be one of " + ", ".join(map(repr, GROWTH))
 _BY = (lambda v: v in PRUNING, "must be one of " + ", ".join(map(repr, PRUNING)))
 _LOW = _number(lambda v: 0 <= v < 1, "must be in [0, 1)")
 _HIGH = _number(lambda v: 0 < v <= 1, "must be in (0, 1]")
+_COUNT = _number(lambda v: v >= 1 and float(v).is_integer(), "must be an integer >= 1")
+_LAYERS = (lambda v: v in LAYERS, "must be one of " + ", ".join(map(repr, LAYERS)))
 
 for _op in (
     Operator("initTicket", initTicket, "init"),
@@ -135,6 +139,30 @@ for _op in (
         {"factor": _number(lambda v: v > 1, "must be > 1"), "indpb": _INDPB},
         density_preserving=True,
     ),
+    Operator(
+        "mutWindowShift",
+        mutWindowShift,
+        "mutation",
+        {"indpb": 0.05, "max_shift": 2, "layers": "first"},
+        {"indpb": _INDPB, "max_shift": _COUNT, "layers": _LAYERS},
+        density_preserving=True,
+    ),
+    Operator(
+        "mutWindowGrow",
+        mutWindowGrow,
+        "mutation",
+        {"indpb": 0.1, "n": 2, "layers": "first"},
+        {"indpb": _INDPB, "n": _COUNT, "layers": _LAYERS},
+        density_preserving=True,
+    ),
+    Operator(
+        "mutPatternCopy",
+        mutPatternCopy,
+        "mutation",
+        {"indpb": 0.05, "max_shift": 1, "layers": "first"},
+        {"indpb": _INDPB, "max_shift": _COUNT, "layers": _LAYERS},
+        density_preserving=True,
+    ),
     Operator("cxMaskUniform", cxMaskUniform, "crossover", density_preserving=True),
     # cxLayerSwap keeps the pair's counts, but a child's own only when the parents share their densities
     Operator("cxLayerSwap", cxLayerSwap, "crossover", {"indpb": 0.5}, {"indpb": _INDPB}),
@@ -162,8 +190,10 @@ __all__ = [
     "GROWTH",
     "INITS",
     "KINDS",
+    "LAYERS",
     "MUTATIONS",
     "OPERATORS",
+    "PLACEMENTS",
     "PRUNING",
     "SURVIVORS",
     "Operator",
@@ -185,7 +215,10 @@ __all__ = [
     "mutMaskPrune",
     "mutMaskResize",
     "mutMaskSwap",
+    "mutPatternCopy",
     "mutSignFlip",
+    "mutWindowGrow",
+    "mutWindowShift",
     "register_operator",
     "selCrowdedTournament",
     "selElitistTournament",

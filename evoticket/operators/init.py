@@ -5,7 +5,11 @@ weights plus a binary pruning mask per prunable layer. :func:`initTicket`
 draws both at random: theta0 from a named initialiser
 (:data:`evoticket.models.INITIALISERS`) and, per layer, a mask with an exact
 number of kept weights at uniformly random positions (the "random pruning"
-baseline of the LTH paper).
+baseline of the LTH paper). With ``placement="local"`` the first layer's units
+each keep a random contiguous window of inputs instead
+(:func:`evoticket.genome.local_mask`), at the same kept count: the start of a
+search for the local connectivity MNIST-1D rewards (Greydanus 2020,
+arXiv:2011.14439).
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ import torch
 
 from evoticket import models
 from evoticket.core.errors import unknown_name
-from evoticket.genome import Ticket, kept_count, random_mask
+from evoticket.genome import Ticket, kept_count, local_mask, random_mask
 from evoticket.models import Architecture
+
+PLACEMENTS = ("random", "local")
+"""Where :func:`initTicket` puts each layer's kept weights: at uniformly random positions, or (``local``) in a
+random contiguous window of inputs per unit of the first layer (the other layers random)."""
 
 
 def _check_density(name: str, value: float) -> float:
@@ -37,13 +45,18 @@ def initTicket(
     rng: torch.Generator,
     init: str = "kaiming_normal",
     layer_densities: Mapping[str, float] | None = None,
+    placement: str = "random",
 ) -> Ticket:
     """Draw a random ticket: initial weights and a random mask per layer.
 
     theta0 comes from ``arch.init_params(init, rng)`` (weights drawn, biases
     zero). Each prunable layer of ``n`` weights gets a mask with exactly
     ``max(1, round(d * n))`` kept positions, chosen uniformly at random, where
-    ``d = layer_densities.get(weight name, density)``. Use it as DEAP's
+    ``d = layer_densities.get(weight name, density)``. With ``placement="local"``
+    the first layer's mask (in ``arch.layers`` order) keeps the same count in a
+    contiguous window per unit instead (:func:`evoticket.genome.local_mask`:
+    counts spread evenly over the units, each window's start uniform; for a
+    convolution, per output and input channel along its kernel). Use it as DEAP's
     individual initialiser:
 
         toolbox.register("individual", initTicket, ensure_creator(), arch, 0.2, rng=g)
@@ -59,6 +72,7 @@ def initTicket(
         layer_densities: weight name (e.g. ``"fc1.weight"``) -> that layer's
             density in (0, 1], overriding ``density``; layers not named use
             ``density``.
+        placement: ``"random"`` or ``"local"`` (:data:`PLACEMENTS`).
 
     Returns:
         A new ``container`` with ``uid=None``, no parents and
@@ -69,11 +83,13 @@ def initTicket(
         ValueError: if ``density`` or a value of ``layer_densities`` is not in
             (0, 1], if a key of ``layer_densities`` is not a weight name of
             ``arch`` (the message lists the valid names), or if ``init`` is
-            not a known initialiser.
+            not a known initialiser, or ``placement`` is not one of :data:`PLACEMENTS`.
     """
     density = _check_density("density", density)
     if init not in models.INITIALISERS:
         raise ValueError(unknown_name("init", init, models.INITIALISERS))
+    if placement not in PLACEMENTS:
+        raise ValueError(unknown_name("placement", placement, PLACEMENTS))
     layer_densities = dict(layer_densities or {})
     valid = arch.weight_names
     unknown = [name for name in layer_densities if name not in valid]
@@ -85,9 +101,10 @@ def initTicket(
     theta0 = arch.init_params(init, rng)
     masks: dict[str, torch.Tensor] = {}
     init_std: dict[str, float] = {}
-    for spec in arch.layers:
+    for i, spec in enumerate(arch.layers):
         numel = math.prod(spec.weight_shape)
         keep = kept_count(layer_densities.get(spec.weight, density), numel)
-        masks[spec.weight] = random_mask(spec.weight_shape, keep, rng)
+        draw = local_mask if placement == "local" and i == 0 else random_mask
+        masks[spec.weight] = draw(spec.weight_shape, keep, rng)
         init_std[spec.weight] = models.init_std(spec, init)
     return container(theta0, masks, init, init_std, operators=("initTicket",))
