@@ -2,19 +2,22 @@
 
 FreeTickets (Liu et al. 2022, arXiv:2106.14568) read the sparse networks one training run passes through as an
 ensemble: each member predicts its softmax probabilities, the ensemble their mean. Here the members are the tickets a
-method keeps (:attr:`evoticket.methods.MethodResult.tickets`, the GA's hall of fame, best first): with
-``campaign.ensemble = N``, the reported ticket, then the next best kept tickets up to ``N`` members in all.
+method keeps (:attr:`evoticket.methods.MethodResult.tickets`, best first: the GA's hall of fame, IMP's best rounds at
+their own densities): with ``campaign.ensemble = N``, the reported ticket, then the next best kept tickets, up to
+``N`` members in all (fewer where the run kept fewer, and the report says so).
 
-Each member is trained exactly as the final comparison trains the ticket (:func:`evoticket.campaign.controls.
-train_as_final`: ``campaign.final_steps`` steps on the data order of each of the ``campaign.final_seeds`` seeds,
-``campaign.early_stopping``). The reported ticket's own networks of the final comparison are its member's, so an
-ensemble of one is the ticket; the other members are trained in one batch per seed. Per seed, the ensemble
-predicts ``argmax_c mean_m softmax(logits_m)_c`` from every member's network at its early-stopping step, on the
-validation and the test split.
+Each member is trained exactly as the final comparison trains the ticket
+(:func:`evoticket.campaign.controls.train_as_final`: ``campaign.final_steps`` steps on the data order of each of the
+``campaign.final_seeds`` seeds, ``campaign.early_stopping``). The reported ticket's own networks of the final
+comparison are its member's, so an ensemble of one is the ticket; the other members are trained in one batch per
+seed. Per seed, the ensemble predicts ``argmax_c mean_m softmax(logits_m)_c`` from every member's network at its
+early-stopping step, on the validation and the test split (a member whose training diverged spoils it: ``nonfinite``
+says so). The members' networks are not written to ``trained_ticket.pt``.
 
-What it costs beyond the single ticket is reported apart (``summary.json["compute"]["ensemble"]``), never in a
-method's budget: the extra members' training and the ensemble's evaluations. Its inference cost is the sum of its
-members' forward FLOPs per example.
+What it costs beyond the single ticket is reported apart (``summary.json["compute"]["ensemble"]``, and in
+``summary.json["budget"]["ensemble_train_flops"]`` one seed's training of the other members), never in a method's
+budget: the other members' training and the ensemble's evaluations. Its inference cost is the sum of its members'
+forward FLOPs per example.
 """
 
 from __future__ import annotations

@@ -4,8 +4,9 @@
 creates the run directory whole, runs the configured method (``method``, the GA by default) with
 records, a checkpoint after every generation and a progress bar as hooks, then trains the
 reported ticket fully next to the controls (:mod:`evoticket.campaign.controls`; with ``campaign.ensemble``,
-its ensemble beside it: :mod:`evoticket.campaign.ensemble`) and writes the best ticket, the trained networks, ``summary.json`` (the run is complete) and the figures. :func:`resume_campaign`
-continues from the newest usable checkpoint. One process at a time writes a run
+its ensemble beside it: :mod:`evoticket.campaign.ensemble`) and writes the best ticket, the trained networks,
+``summary.json`` (the run is complete) and the figures. :func:`resume_campaign` continues from the newest usable
+checkpoint. One process at a time writes a run
 (:mod:`evoticket.campaign.lock`).
 """
 

@@ -446,7 +446,8 @@ class CampaignSection:
     FLOPs per example (its members' summed); the other members' training is reported apart
     (``summary.json["compute"]["ensemble"]``), never in a budget. Where a run kept fewer tickets, the ensemble has
     the members there were, and says so. 0: off; at most the tickets the method can keep (``ga.hall_of_fame``; 5
-    rounds for IMP; 1 for a one-run method), checked before the run; >= 0."""
+    rounds for IMP; 1 for a one-run method), checked before the run (in an experiment, set it in the GA's
+    ``[variants.ga]``); >= 0."""
     backend: str = field(default="local", metadata=_choice("local", "ray"))
     """Where a generation's evaluation runs: local (this process, one batched fine-tuning) or ray (shards over
     Ray actors, one per GPU or per ``campaign.worker_cpus`` CPUs; ``pip install 'evoticket[ray]'``). Both give

@@ -99,22 +99,24 @@ def test_an_ensemble_of_one_is_the_ticket_and_the_summary_shows_it(fast_config, 
     assert ensemble["val_acc"] == pytest.approx(ticket["val_acc"], abs=1e-6)
     assert ensemble["extra_train_flops"] == summary["compute"]["ensemble"]["train_flops"] == 0
     assert ensemble["inference_flops"] == ensemble["ticket_inference_flops"]
-    assert "ensemble of 1 " in printed and "the ticket alone, uids" in printed
+    assert "ensemble of 1 " in printed and "of the ticket alone (uids " in printed
     assert "; ensemble " in printed.split("Compute: ")[1]
 
 
 def test_an_ensemble_larger_than_the_run_kept_is_what_there_is_and_says_so(fast_config, tmp_path):
     # generation 0 only: 2 individuals in the hall of fame, 3 asked
-    config = fast_config.with_overrides(
-        ["ga.population=2", "ga.offspring=2", "ga.generations=0", "campaign.ensemble=3"]
-    )
-    summary, printed = run(config, tmp_path)
-    ensemble, compute = summary["ensemble"], summary["compute"]
+    overrides = ["ga.population=2", "ga.offspring=2", "ga.generations=0", "campaign.ensemble=3"]
+    summary, printed = run(fast_config.with_overrides([*overrides, "budget.train_flops=100000000"]), tmp_path)
+    ensemble, compute, budget = summary["ensemble"], summary["compute"], summary["budget"]
     assert ensemble["requested"] == 3 and ensemble["size"] == 2 == len(ensemble["members"])
     assert "(asked 3: the method kept 2 tickets)" in printed
+    assert "the ticket and the next best ticket the method kept" in printed
+    # its extra compute: apart, in the total, beside the budget and never in what was spent against it
     assert compute["total"] == {
         k: compute["search"][k] + compute["final_comparison"][k] + compute["ensemble"][k] for k in compute["total"]
     }
+    assert budget["ensemble_train_flops"] == compute["ensemble"]["train_flops"] // 2 > 0  # one of 2 seeds
+    assert budget["spent_train_flops"] == budget["search_train_flops"] + budget["final_training_train_flops"]
 
 
 @pytest.mark.parametrize(
