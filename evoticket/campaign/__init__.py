@@ -3,7 +3,8 @@
 :func:`run_campaign` and :func:`resume_campaign` (:mod:`.run`) drive any method of
 :data:`evoticket.methods.METHODS` through the same lifecycle: :mod:`.rundir` (created whole),
 :mod:`.lock` (one writer), :mod:`.checkpoint` (every generation, atomic), :mod:`.signals`
-(Ctrl-C and SIGTERM), :mod:`.controls` (the lottery-ticket controls) and :mod:`.summary`.
+(Ctrl-C and SIGTERM), :mod:`.controls` (the lottery-ticket controls), :mod:`.ensemble` (the best few tickets
+as one ensemble, ``campaign.ensemble``) and :mod:`.summary`.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from evoticket.genome import Ticket, random_masks_like, stack_tickets
 from evoticket.models import Architecture
 from evoticket.records import SPENT_KEYS as SPENT
 from evoticket.training import BatchResult, minibatch_indices, train_early_stopping
+from evoticket.training.population import gene_values
 
 CONTROLS = ("ticket", "dense", "random", "reinit", "dense_scratch", "random_scratch")
 """Rows of the final comparison, in the order printed."""
@@ -106,8 +107,8 @@ def train_as_final(
 ) -> BatchResult:
     """Train tickets in one batch as the final comparison trains: ``campaign.final_steps`` steps on the final
     comparison's data order ``order`` (``derive_seed(campaign.seed, "final", order)``), a validation check every
-    ``campaign.final_eval_every`` steps, the ``campaign.early_stopping`` step reported, at learning rate ``lr``
-    (default ``optimizer.lr``; the ticket's ``lr`` gene when it carries one).
+    ``campaign.final_eval_every`` steps, the ``campaign.early_stopping`` step reported, every ticket at learning rate
+    ``lr``; by default each at its own ``lr`` gene where it carries one (``finetune.genes``), else ``optimizer.lr``.
 
     Returns:
         The :class:`evoticket.training.BatchResult` of :func:`evoticket.training.train_early_stopping` (per ticket:
@@ -134,6 +135,7 @@ def train_as_final(
         c.final_eval_every,
         c.early_stopping,
         keep_weights=keep_weights,
+        lr=gene_values(tickets, "lr", config.optimizer.lr) if lr is None else None,
     )
 
 

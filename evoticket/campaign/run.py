@@ -3,9 +3,10 @@
 :func:`run_campaign` resolves the configuration (every check, before anything is written),
 creates the run directory whole, runs the configured method (``method``, the GA by default) with
 records, a checkpoint after every generation and a progress bar as hooks, then trains the
-reported ticket fully next to the controls (:mod:`evoticket.campaign.controls`) and writes the
-best ticket, the trained networks, ``summary.json`` (the run is complete) and the figures. :func:`resume_campaign`
-continues from the newest usable checkpoint. One process at a time writes a run
+reported ticket fully next to the controls (:mod:`evoticket.campaign.controls`; with ``campaign.ensemble``,
+its ensemble beside it: :mod:`evoticket.campaign.ensemble`) and writes the best ticket, the trained networks,
+``summary.json`` (the run is complete) and the figures. :func:`resume_campaign` continues from the newest usable
+checkpoint. One process at a time writes a run
 (:mod:`evoticket.campaign.lock`).
 """
 
@@ -27,6 +28,7 @@ from evoticket.campaign.checkpoint import (
     save_checkpoint,
 )
 from evoticket.campaign.controls import FRONT_COLUMNS, compare_controls, train_front
+from evoticket.campaign.ensemble import train_ensemble
 from evoticket.campaign.lock import RunLock
 from evoticket.campaign.rundir import check_name, create_run_dir, default_name, prepare_run_dir
 from evoticket.campaign.signals import StopOnSignal
@@ -108,6 +110,7 @@ SAFE_ON_RESUME = frozenset(
         "campaign.final_eval_every",
         "campaign.early_stopping",
         "campaign.winning_tolerance",
+        "campaign.ensemble",
         "campaign.max_memory_mb",
     }
 )
@@ -387,8 +390,9 @@ def _finish(
     update_counters: Any,
     out: TextIO,
 ) -> CampaignResult:
-    """After the method: best ticket, final comparison, trained networks, ``summary.json`` (the run is complete), then
-    the figures (which draw the final comparison) and ``summary.json`` again with their time."""
+    """After the method: best ticket, final comparison (and the ensemble, with ``campaign.ensemble``), trained
+    networks, ``summary.json`` (the run is complete), then the figures (which draw the final comparison) and
+    ``summary.json`` again with their time."""
     arch, splits = run.resolved.arch, run.resolved.splits
     best = result.best
     save_ticket(paths.best_ticket(run_dir), best, arch, config)
@@ -401,6 +405,9 @@ def _finish(
         result.info.setdefault("pareto", {})["trained"] = front_rows
         final.spent = {k: final.spent[k] + front_spent[k] for k in SPENT_KEYS}
         result.info["pareto"]["train_flops"] = front_spent["train_flops"]
+    ensemble = None
+    if config.campaign.ensemble:  # the best few as one ensemble, beside the ticket (FreeTickets)
+        ensemble = train_ensemble(best, result.tickets, final, arch, splits, config)
     counters["final_comparison_seconds"] += time.perf_counter() - final_start
     report = method.report(config, result.info)  # with what the run reached (e.g. IMP's density), for the figures
     write_json(paths.method_report(run_dir), report)
@@ -445,6 +452,11 @@ def _finish(
         "timing": timing(counters),
         **result.info,
     }
+    if ensemble is not None:  # reported beside the ticket; its extra compute apart, and in the total
+        summary["ensemble"] = ensemble.report
+        compute = summary["compute"]
+        compute["ensemble"] = ensemble.spent
+        compute["total"] = {k: compute["total"][k] + ensemble.spent[k] for k in SPENT_KEYS}
     if config.budget.train_flops:  # the budget next to what was spent against it
         final_ticket = controls["ticket"]["train_flops"] // config.campaign.final_seeds if run.final_training else 0
         summary["budget"] = {
@@ -454,6 +466,8 @@ def _finish(
             "search_train_flops": search["train_flops"],
             "final_training_train_flops": int(final_ticket),
         }
+        if ensemble is not None:  # one seed's training of the other members: beside the budget, never in it
+            summary["budget"]["ensemble_train_flops"] = ensemble.spent["train_flops"] // config.campaign.final_seeds
     summary["report"] = {**report, "lines": method.summary_lines(summary)}
     summary["figures"] = "none" if config.campaign.plots == "none" else "pending"
     write_json(paths.summary(run_dir), summary)  # the run is complete; the figures then draw its final comparison

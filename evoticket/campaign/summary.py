@@ -90,13 +90,43 @@ def _flops(spent: dict[str, int]) -> str:
     )
 
 
+def ensemble_lines(ensemble: dict[str, Any] | None) -> list[str]:
+    """The final comparison table's ensemble row (its members' mean density, the ensemble's test and validation
+    accuracy) and the line that says what it is and what it costs; none without ``summary.json["ensemble"]`` (see
+    :func:`evoticket.campaign.ensemble.train_ensemble`)."""
+    if not ensemble:
+        return []
+    n = ensemble["size"]
+    density = sum(ensemble["density_total"]) / n
+    row = (
+        f"{f'ensemble of {n}':<15} {'members':<11} {'members':<9} {density:>8.4f} "
+        f"{ensemble['test_acc_mean']:>9.4f} +- {ensemble['test_acc_std']:.4f} {ensemble['val_acc_mean']:>8.4f}"
+    )
+    who = {1: "the ticket alone", 2: "the ticket and the next best ticket the method kept"}.get(
+        n, f"the ticket and the {n - 1} next best tickets the method kept"
+    )
+    short = ""
+    if n < ensemble["requested"]:
+        short = f" (asked {ensemble['requested']}: the method kept {n} ticket{'s' if n > 1 else ''})"
+    ratio = ensemble["inference_flops"] / max(ensemble["ticket_inference_flops"], 1)
+    uids = ", ".join(str(u) for u in ensemble["members"])
+    return [
+        row,
+        f"Ensemble ({ensemble['citation']}) of {who}{short} (uids {uids}), softmax averaged: test accuracy "
+        f"{ensemble['test_acc_mean']:.4f} vs {ensemble['ticket_test_acc_mean']:.4f} for the ticket alone; inference "
+        f"{ensemble['inference_flops']:,} FLOPs per example ({ratio:.2f}x the ticket's); the other members' "
+        f"training {ensemble['extra_train_flops'] / 1e9:.3g} GFLOP, in no budget",
+    ]
+
+
 _THETA0_WORDS = {"ticket": "ticket's", "fresh": "fresh init"}
 _MASK_WORDS = {"ticket": "ticket's", "none": "none", "random": "random"}
 
 
 def format_summary(summary: dict, run_dir: Path, plot_dir: Path, config: CampaignConfig) -> str:
-    """The summary table printed at the end of a campaign: the final comparison (what each control starts from), the
-    method's own lines (:meth:`evoticket.methods.Method.summary_lines`), the verdict, time and compute."""
+    """The summary table printed at the end of a campaign: the final comparison (what each control starts from, and
+    the ensemble where ``summary.json`` has one), the method's own lines
+    (:meth:`evoticket.methods.Method.summary_lines`), the verdict, time and compute."""
     seeds = config.campaign.final_seeds
     theta0 = summary.get("theta0") or {"kind": "init", "text": "an initialisation"}
     lines = [
@@ -120,6 +150,7 @@ def format_summary(summary: dict, run_dir: Path, plot_dir: Path, config: Campaig
             f"{c['density']:>8.4f} {c['test_acc_mean']:>9.4f} +- {c['test_acc_std']:.4f} "
             f"{c['val_acc_mean']:>8.4f} {c['best_step_mean']:>10.0f}"
         )
+    lines += ensemble_lines(summary.get("ensemble"))
     t = summary["timing"]
     wall = max(t["wall_seconds"], 1e-9)
     sessions = ""
@@ -148,7 +179,8 @@ def format_summary(summary: dict, run_dir: Path, plot_dir: Path, config: Campaig
         f"Verdict: {summary['verdict']}",
         f"Wall time {t['wall_seconds']:.1f} s{sessions}: {where}{rate}",
         f"Compute: search {_flops(summary['compute']['search'])}; final comparison "
-        f"{_flops(summary['compute']['final_comparison'])}",
+        f"{_flops(summary['compute']['final_comparison'])}"
+        + (f"; ensemble {_flops(summary['compute']['ensemble'])}" if "ensemble" in summary["compute"] else ""),
         f"Records: {run_dir}/   Plots: {plot_dir}/",
     ]
     return "\n".join(lines)

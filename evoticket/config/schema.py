@@ -476,6 +476,16 @@ class CampaignSection:
     """Early-stopping step of the final comparison: max validation accuracy, min validation loss, or none (last)."""
     winning_tolerance: float = field(default=0.01, metadata=_at_least(0.0))
     """A ticket is winning if its mean test accuracy is >= the dense network's minus this; in [0, 1]."""
+    ensemble: int = field(default=0, metadata=_at_least(0))
+    """Tickets averaged as one ensemble of sparse networks, reported beside the single ticket, never instead of it
+    (FreeTickets, Liu et al. 2022, arXiv:2106.14568): the reported ticket, then the next best tickets the method
+    keeps (the GA's hall of fame), each trained as the final comparison trains the ticket; the ensemble predicts the
+    argmax of its members' mean softmax. ``summary.json["ensemble"]`` gives its test accuracy and its inference
+    FLOPs per example (its members' summed); the other members' training is reported apart
+    (``summary.json["compute"]["ensemble"]``), never in a budget. Where a run kept fewer tickets, the ensemble has
+    the members there were, and says so. 0: off; at most the tickets the method can keep (``ga.hall_of_fame``; 5
+    rounds for IMP; 1 for a one-run method), checked before the run (in an experiment, set it in the GA's
+    ``[variants.ga]``); >= 0."""
     backend: str = field(default="local", metadata=_choice("local", "ray"))
     """Where a generation's evaluation runs: local (this process, one batched fine-tuning) or ray (shards over
     Ray actors, one per GPU or per ``campaign.worker_cpus`` CPUs; ``pip install 'evoticket[ray]'``). Both give

@@ -37,7 +37,14 @@ COLUMNS = (
 (multiple of IMP's spend and in training FLOPs), what it spent (training FLOPs, against the budget; steps),
 its seed, its test accuracy at the early-stopping step (in [0, 1]), its wall time (seconds) and its status:
 ``done``, or ``infeasible: needs NX`` for a cell whose budget does not pay for its method's first unit of
-work (then with the budget N times IMP's spend it would need, and no accuracy)."""
+work (then with the budget N times IMP's spend it would need, and no accuracy). Then :data:`ENSEMBLE_COLUMNS`
+when any cell has an ensemble."""
+
+ENSEMBLE_COLUMNS = ("ensemble_test_acc", "ensemble_inference_flops")
+"""Columns ``results.csv`` adds after :data:`COLUMNS` when any cell has an ensemble (``campaign.ensemble``,
+:mod:`evoticket.campaign.ensemble`): its test accuracy on the final comparison's first seed (in [0, 1]; the seed the
+GA's ``test_acc`` reads) and its inference FLOPs per example (its members' forward FLOPs summed); empty for a cell
+without one."""
 
 HYBRIDS = ("ga", "ga_lamarckian")
 """The grid's names of evoticket's hybrid (Baldwinian and Lamarckian)."""
@@ -82,7 +89,29 @@ def cell_row(cell: Any, summary: dict[str, Any], imp_spend: int) -> dict[str, An
         "test_acc": round(acc, 6),
         "wall_seconds": round(float(summary["timing"]["wall_seconds"]), 1),
         "status": "done",
+        **ensemble_fields(summary),
     }
+
+
+def ensemble_fields(summary: dict[str, Any]) -> dict[str, Any]:
+    """A cell's :data:`ENSEMBLE_COLUMNS` from its ``summary.json`` (none without an ensemble)."""
+    ensemble = summary.get("ensemble")
+    if not ensemble:
+        return {}
+    return {
+        "ensemble_test_acc": round(float(ensemble["test_acc"][0]), 6),
+        "ensemble_inference_flops": int(ensemble["inference_flops"]),
+    }
+
+
+def columns(rows: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The columns of ``results.csv`` for ``rows``: :data:`COLUMNS`, then :data:`ENSEMBLE_COLUMNS` when any row has an
+    ensemble."""
+    return COLUMNS + ENSEMBLE_COLUMNS if any(_has_ensemble(r) for r in rows) else COLUMNS
+
+
+def _has_ensemble(row: dict[str, Any]) -> bool:
+    return row.get("ensemble_test_acc") not in (None, "")
 
 
 def infeasible_row(cell: Any, imp_spend: int, needed: int) -> dict[str, Any]:
@@ -134,7 +163,9 @@ def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, flo
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Per method x data set x density x allocation x budget: seeds, mean test accuracy and its 95% interval."""
+    """Per method x data set x density x allocation x budget: seeds, mean test accuracy and its 95% interval (and,
+    where its cells have ensembles, ``ensemble_test_acc_mean``, ``ensemble_ci_low``, ``ensemble_ci_high`` and
+    ``ensemble_inference_flops``, FLOPs per example)."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["dataset"], r["density"], r["allocation"], r["budget"], r["method"])].append(r)
@@ -156,6 +187,11 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         for key in ("density_reached", "spent_train_flops", "budget_train_flops", "wall_seconds"):
             group[key] = sum(r[key] for r in rs) / len(rs)
         group["status"] = "done"
+        ens = [r for r in rs if _has_ensemble(r)]
+        if ens:  # the cells' ensembles: mean test accuracy, its interval, mean inference FLOPs per example
+            mean, low, high = t_interval([r["ensemble_test_acc"] for r in ens])
+            group.update(ensemble_test_acc_mean=mean, ensemble_ci_low=low, ensemble_ci_high=high)
+            group["ensemble_inference_flops"] = sum(r["ensemble_inference_flops"] for r in ens) / len(ens)
         out.append(group)
     out.sort(key=lambda a: (a["dataset"], -a["density"], a["allocation"], a["budget"], a["method"]))
     return out
@@ -319,29 +355,47 @@ def ablation_table(agg: Sequence[dict[str, Any]]) -> list[str]:
 
 
 def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]]) -> str:
-    """``results.md``: the aggregate table, the main tables per data set and budget, the ablation tables per budget,
-    then the paired comparisons."""
+    """``results.md``: the aggregate table (with the ensembles' columns when any cell has one), the main tables per
+    data set and budget, the ablation tables per budget, then the paired comparisons."""
+    ensembles = any("ensemble_test_acc_mean" in a for a in agg)
     lines = [
         "# Results",
         "",
         "Test accuracy (%) at the early-stopping step, mean over seeds with its 95% t interval; budget = multiple of",
         "the training FLOPs IMP spends to reach the density; spent = the method's training FLOPs against it.",
+    ]
+    if ensembles:
+        lines += [
+            "Ensemble: the cell's best tickets as one ensemble (campaign.ensemble; Liu et al. 2022, arXiv:2106.14568),",
+            "test accuracy (%) on the first final seed with its 95% t interval over seeds, and its inference FLOPs per",
+            "example; its members' extra training is in no budget (summary.json: compute.ensemble).",
+        ]
+    lines += [
         "",
-        "| data set | density | allocation | budget | method | seeds | test acc | 95% CI | reached density | spent / budget GFLOP | wall s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| data set | density | allocation | budget | method | seeds | test acc | 95% CI | reached density | spent / budget GFLOP | wall s |"
+        + (" ensemble test acc | ensemble FLOPs per example |" if ensembles else ""),
+        "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if ensembles else ""),
     ]
     for a in agg:
         budget = f"{a['spent_train_flops'] / 1e9:.1f} / {a['budget_train_flops'] / 1e9:.1f}"
         if a.get("status", "done") != "done":
             lines.append(
                 f"| {a['dataset']} | {a['density']:g} | {a['allocation']} | {a['budget']:g}x | {a['method']} | 0 "
-                f"| {a['status']} | | | {budget} | |"
+                f"| {a['status']} | | | {budget} | |" + (" | |" if ensembles else "")
             )
             continue
+        ensemble = ""
+        if ensembles:
+            ensemble = " | |"
+            if "ensemble_test_acc_mean" in a:
+                ensemble = (
+                    f" {_pct(a['ensemble_test_acc_mean'])} [{_pct(a['ensemble_ci_low'])}, "
+                    f"{_pct(a['ensemble_ci_high'])}] | {a['ensemble_inference_flops']:,.0f} |"
+                )
         lines.append(
             f"| {a['dataset']} | {a['density']:g} | {a['allocation']} | {a['budget']:g}x | {a['method']} | {a['seeds']} "
             f"| {_pct(a['test_acc_mean'])} | [{_pct(a['ci_low'])}, {_pct(a['ci_high'])}] | {a['density_reached']:.4f} "
-            f"| {budget} | {a['wall_seconds']:.0f} |"
+            f"| {budget} | {a['wall_seconds']:.0f} |" + ensemble
         )
     lines += main_table(agg)
     lines += ablation_table(agg)
@@ -367,7 +421,7 @@ def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any
 
 def write_results(run_dir: Path, plot_dir: Path, rows: Sequence[dict[str, Any]], raw: dict[str, Any]) -> None:
     """Write ``results.csv``, ``results.md`` and ``results.json`` (atomically), then the figures."""
-    write_csv(run_dir / "results.csv", COLUMNS, rows)
+    write_csv(run_dir / "results.csv", columns(rows), rows)
     agg, pairs = aggregate(rows), paired(rows, hybrid_names(raw))
     atomic_write_text(run_dir / "results.md", format_markdown(agg, pairs))
 
@@ -384,11 +438,14 @@ def write_results(run_dir: Path, plot_dir: Path, rows: Sequence[dict[str, Any]],
 __all__ = [
     "BASELINES",
     "COLUMNS",
+    "ENSEMBLE_COLUMNS",
     "HYBRIDS",
     "ablation_table",
     "aggregate",
     "cell_accuracy",
     "cell_row",
+    "columns",
+    "ensemble_fields",
     "format_markdown",
     "hybrid_names",
     "infeasible_row",

@@ -18,7 +18,7 @@ from evoticket.config import CampaignConfig, all_sections, register_section, unr
 from evoticket.core.errors import ConfigError, unknown_name
 from evoticket.core.plugins import entry_point_names, load_entry_point
 from evoticket.data import Splits
-from evoticket.methods.base import THETA0_KINDS, Budget, Method, MethodResult, MethodRun
+from evoticket.methods.base import THETA0_KINDS, Budget, Method, MethodResult, MethodRun, check_ensemble
 from evoticket.methods.edge_popup import EdgePopup
 from evoticket.methods.ga import GA, GARun, SupermaskGA, SupermaskRun
 from evoticket.methods.gmp import GMP
@@ -157,12 +157,14 @@ def resolve_run(config: CampaignConfig, *, splits: Splits | None = None) -> tupl
         (:func:`configure`).
 
     Raises:
-        ConfigError, DataError: for an unknown method, a setting of another method, or any check
-            of :func:`evoticket.resolve.resolve` or of the method.
+        ConfigError, DataError: for an unknown method, a setting of another method, an ensemble larger than the
+            method can keep (:func:`evoticket.methods.base.check_ensemble`), or any check of
+            :func:`evoticket.resolve.resolve` or of the method.
     """
     method = get_method(config.method)
     config = method.configure(config)
     check_foreign_sections(config)
+    check_ensemble(method, config)
     resolved = resolve(config, splits=splits)
     method.check(resolved)
     return method, resolved
@@ -185,6 +187,7 @@ __all__ = [
     "OneRunMethod",
     "SupermaskGA",
     "SupermaskRun",
+    "check_ensemble",
     "check_foreign_sections",
     "configure",
     "get_method",

@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from evoticket.core.errors import ConfigError
 from evoticket.genome import Ticket, kept_count
 from evoticket.models import Architecture
 from evoticket.records import Hook
@@ -178,6 +179,12 @@ class Method(ABC):
         """Checks of the method's own settings against the data, the model and the machine (raise ``ConfigError``),
         run before anything is written."""
 
+    def kept_tickets(self, config: Any) -> tuple[int, str]:
+        """The most tickets its result can keep (:attr:`MethodResult.tickets`, e.g. a hall of fame), and what sets
+        that number, in words: the bound of ``campaign.ensemble`` (checked by :func:`check_ensemble`). Default
+        ``(1, "its one ticket")``."""
+        return 1, "its one ticket"
+
     @abstractmethod
     def prepare(self, resolved: Resolved) -> MethodRun:
         """A fresh run of the method, before its first generation."""
@@ -218,12 +225,27 @@ class Method(ABC):
         return f"method {self.name!r} has nothing more to run"
 
 
+def check_ensemble(method: Method, config: Any) -> None:
+    """``campaign.ensemble`` asks no more tickets than the method can keep (:meth:`Method.kept_tickets`).
+
+    Raises:
+        ConfigError: ``campaign.ensemble: must be <= N, the tickets method 'NAME' keeps (WHAT), got M``.
+    """
+    asked = config.campaign.ensemble
+    most, what = method.kept_tickets(config)
+    if asked > most:
+        raise ConfigError(
+            f"campaign.ensemble: must be <= {most}, the tickets method {method.name!r} keeps ({what}), got {asked}"
+        )
+
+
 __all__ = [
     "THETA0_KINDS",
     "Budget",
     "Method",
     "MethodResult",
     "MethodRun",
+    "check_ensemble",
     "kept_weights",
     "training_flops",
 ]

@@ -281,6 +281,10 @@ class GA(Method):
                     needed=gen0 + reserve,
                 )
 
+    def kept_tickets(self, config: Any) -> tuple[int, str]:
+        """Its hall of fame: ``ga.hall_of_fame`` tickets."""
+        return config.ga.hall_of_fame, "ga.hall_of_fame"
+
     def prepare(self, resolved: Resolved) -> GARun:
         """A fresh GA run (toolbox built, nothing evaluated)."""
         return self.run_class(resolved)

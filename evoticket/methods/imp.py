@@ -362,6 +362,11 @@ class IMP(Method):
                 needed=first,
             )
 
+    def kept_tickets(self, config: Any) -> tuple[int, str]:
+        """Its hall of fame: the :data:`HALL_OF_FAME` rounds of best validation accuracy (each at its own density,
+        often denser than the reported last round's ticket)."""
+        return HALL_OF_FAME, "its hall of fame of the best rounds"
+
     def prepare(self, resolved: Resolved) -> IMPRun:
         """A fresh IMP run (theta0 drawn from ``campaign.seed``, nothing trained)."""
         return IMPRun(resolved)

@@ -35,6 +35,7 @@ def train_early_stopping(
     scope: str | Scope = "kept",
     callbacks: Sequence[Callback] = (),
     keep_weights: bool = False,
+    lr: torch.Tensor | None = None,
 ) -> BatchResult:
     """Train P stacked networks fully and report test accuracy at the early-stopping step.
 
@@ -47,6 +48,7 @@ def train_early_stopping(
         criterion: one of :data:`evoticket.training.callbacks.EARLY_STOPPING`.
         callbacks: more step callbacks, run after the early-stopping check.
         keep_weights: return the weights (and BatchNorm buffers) at the early-stopping step.
+        lr: ``(P,)`` each network's learning rate, overriding ``cfg.lr`` (as for :func:`evoticket.training.train`).
 
     Returns:
         A :class:`BatchResult` whose ``val_acc``, ``val_loss``, ``test_acc`` and ``best_step`` are those of the
@@ -57,7 +59,7 @@ def train_early_stopping(
         ValueError: for an unknown ``criterion``.
     """
     stopping = EarlyStopping(eval_every, criterion, keep_weights=keep_weights)
-    state = train(arch, theta0, masks, splits, cfg, batches, scope=scope, callbacks=[stopping, *callbacks])
+    state = train(arch, theta0, masks, splits, cfg, batches, scope=scope, callbacks=[stopping, *callbacks], lr=lr)
     best = stopping.best
     bad = state.bad | nonfinite(state.params, stopping.last_val_loss)
     return BatchResult(

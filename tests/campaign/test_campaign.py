@@ -126,6 +126,8 @@ def test_campaign_writes_every_promised_file(fast_config, tmp_path):
         compute["total"]["train_flops"] == compute["search"]["train_flops"] + compute["final_comparison"]["train_flops"]
     )
     assert summary["method"] == "ga" and summary["timing"]["sessions"] == 1
+    # campaign.ensemble is off by default: no ensemble anywhere
+    assert "ensemble" not in summary and "ensemble" not in compute and "ensemble" not in printed.lower()
     # what the final comparison trained: the ticket at its early-stopping step, reproducing its test accuracy
     splits = data_for(fast_config)
     for seed in range(2):

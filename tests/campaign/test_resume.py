@@ -100,9 +100,8 @@ def reference(tmp_path_factory) -> dict[str, object]:
     """The same campaign run without interruption."""
     root = tmp_path_factory.mktemp("reference")
     warm = [sys.executable, "-c", "import evoticket.cli, evoticket.plots, matplotlib.pyplot as plt; plt.figure()"]
-    subprocess.run(
-        warm, check=True, capture_output=True
-    )  # first-time costs (bytecode, font cache) stay out of the timing
+    # first-time costs (bytecode, font cache) stay out of the timing
+    subprocess.run(warm, check=True, capture_output=True)
     launched = time.perf_counter()
     proc = start(root, "run", "--name", "r")
     assert _armed(proc, ("run",), root / "runs" / "r")
@@ -358,6 +357,30 @@ def test_resume_refuses_changed_configuration_and_allows_more_generations(tmp_pa
     longer = [o for o in TINY if not o.startswith("ga.generations")] + ["ga.generations=5"]
     assert cli(straight, "run", "--name", "r", overrides=longer).returncode == 0
     assert_same_outputs(tmp_path, "r", outputs(straight, "r"))
+
+
+@pytest.mark.slow
+def test_an_ensemble_killed_in_its_training_resumes_to_the_same_files_and_can_be_added_on_resume(tmp_path):
+    ensemble = [*TINY, "campaign.ensemble=2"]
+    straight, killed, added = (tmp_path / name for name in ("straight", "killed", "added"))
+    for root in (straight, killed, added):
+        root.mkdir()
+    assert cli(straight, "run", "--name", "r", overrides=ensemble).returncode == 0
+    reference = outputs(straight, "r")
+    assert reference["summary.json"]["ensemble"]["size"] == 2
+    # the controls pass the kill point once per seed (two), then the ensemble once per seed: killed in its first
+    done = cli(killed, "run", "--name", "r", kill_at="final:3", overrides=ensemble)
+    assert done.returncode == -signal.SIGKILL, done.stderr
+    assert not _complete(killed / "runs" / "r")
+    resumed = cli(killed, "resume", "runs/r")
+    assert resumed.returncode == 0, resumed.stderr
+    assert_same_outputs(killed, "r", reference)
+    # campaign.ensemble may change on resume: added to a finished run, the same files as with it from the start
+    assert cli(added, "run", "--name", "r").returncode == 0
+    assert "ensemble" not in json.loads(paths.summary(added / "runs" / "r").read_text())
+    more = cli(added, "resume", "runs/r", "--set", "campaign.ensemble=2")
+    assert more.returncode == 0, more.stderr
+    assert_same_outputs(added, "r", reference)
 
 
 def test_edited_config_file_is_refused(tmp_path):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 import signal
 import textwrap
@@ -16,7 +17,15 @@ from evoticket.core import faults
 from evoticket.core.errors import ConfigError, EvoticketError, Interrupted
 from evoticket.experiment import aggregate, load_experiment, paired, run_experiment, t_interval
 from evoticket.experiment.grid import cell_config
-from evoticket.experiment.results import ablation_table, format_markdown, hybrid_names, main_table
+from evoticket.experiment.results import (
+    COLUMNS,
+    ENSEMBLE_COLUMNS,
+    ablation_table,
+    columns,
+    format_markdown,
+    hybrid_names,
+    main_table,
+)
 from evoticket.methods import METHODS, resolve_run
 from evoticket.methods.ga import ga_costs
 from evoticket.methods.imp import imp_flops
@@ -358,3 +367,29 @@ def test_the_ablation_table_gives_every_method_and_allocation_a_row_with_its_com
         "|---|---|---|---|---|",
         "| ga | uniform | 80.0 [79.0, 81.0] | 8.0 / 2.0 | 400% |",
     ]
+
+
+def test_ensembles_get_their_columns_where_cells_have_them_and_none_otherwise(tmp_path):
+    text = TINY.replace('methods = ["dense", "imp", "ga"]', 'methods = ["dense", "ga"]').replace(
+        "seeds = [0, 1]", "seeds = [0]"
+    )
+    text = text.replace("[variants.ga]", "[variants.ga]\ncampaign.ensemble = 2")  # the GA's cells only
+    r = run_experiment(write(tmp_path, text), name="e", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False)  # fmt: skip
+    with open(r.run_dir / "results.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert tuple(header) == COLUMNS + ENSEMBLE_COLUMNS
+    dense, ga = read_rows(r.run_dir / "results.csv")
+    assert dense["ensemble_test_acc"] == dense["ensemble_inference_flops"] == ""  # no ensemble: empty
+    summary = json.loads((r.run_dir / "cells" / ga["cell"] / "summary.json").read_text())
+    assert float(ga["ensemble_test_acc"]) == pytest.approx(summary["ensemble"]["test_acc"][0])
+    assert int(ga["ensemble_inference_flops"]) == summary["ensemble"]["inference_flops"] > 0
+    md = (r.run_dir / "results.md").read_text()
+    assert "| wall s | ensemble test acc | ensemble FLOPs per example |" in md
+    flops = f"{summary['ensemble']['inference_flops']:,}"
+    assert f"| {100 * float(ga['ensemble_test_acc']):.1f} [n/a, n/a] | {flops} |" in md
+    assert next(line for line in md.splitlines() if "| dense |" in line).endswith("| | |")
+    # without any ensemble: the columns and table of before, not a character more
+    plain = [{k: v for k, v in row.items() if k not in ENSEMBLE_COLUMNS} for row in r.rows]
+    assert columns(plain) == COLUMNS and columns(r.rows) == COLUMNS + ENSEMBLE_COLUMNS
+    text = format_markdown(aggregate(plain), paired(plain))
+    assert "nsemble" not in text and "| wall s |\n|---|---|---|---|---|---|---|---|---|---|---|\n" in text

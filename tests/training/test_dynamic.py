@@ -159,3 +159,19 @@ def test_bad_dynamic_or_gene_settings_are_one_line_errors(overrides, key):
     with pytest.raises(ConfigError, match=key) as err:
         make_toolbox(CampaignConfig().with_overrides(["model.hidden=[8]", *overrides]))
     assert "\n" not in str(err.value)
+
+
+def test_the_final_training_runs_each_ticket_at_its_lr_gene():
+    """A ticket carrying an lr gene is trained in the final comparison at that learning rate, each ticket at its own."""
+    from evoticket.campaign.controls import train_as_final
+
+    arch, splits = arch_and_splits()
+    config = CampaignConfig().with_overrides(["campaign.final_steps=12", "campaign.final_eval_every=4"])
+    a, b = tickets_for(arch, 2)
+    a.genes, b.genes = {"lr": 0.05}, {"lr": 0.001}
+    both = train_as_final([a, b], arch, splits, config, keep_weights=True)
+    for i, (ticket, lr) in enumerate(((a, 0.05), (b, 0.001))):
+        plain = type(ticket)(ticket.theta0, ticket.masks, ticket.init_scheme, ticket.init_std)
+        alone = train_as_final([plain], arch, splits, config.with_overrides([f"optimizer.lr={lr}"]), keep_weights=True)
+        for name, w in alone.weights.items():
+            torch.testing.assert_close(both.weights[name][i], w[0], rtol=1e-5, atol=1e-6)
