@@ -49,8 +49,9 @@ without one."""
 HYBRIDS = ("ga", "ga_lamarckian")
 """The grid's names of evoticket's hybrid (Baldwinian and Lamarckian)."""
 
-BASELINES = ("imp", "rigl", "dense")
-"""What the hybrid is compared with, seed by seed."""
+BASELINES = ("imp", "rigl", "rigl_tuned", "random_search", "dense")
+"""What the hybrid is compared with, seed by seed (those the grid ran): IMP, RigL, RigL with its hyperparameters
+tuned at equal budget, random search over tickets trained as the hybrid's individuals are, dense training."""
 
 
 def cell_accuracy(summary: dict[str, Any]) -> tuple[float, float]:
@@ -354,9 +355,46 @@ def ablation_table(agg: Sequence[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def wall_table(agg: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines of the wall-clock tables: per data set, density, allocation and budget, each method's wall time
+    per cell (mean over seeds, seconds, on the machine that ran the experiment, one cell at a time) beside its test
+    accuracy and its training FLOPs, fastest first.
+
+    At equal training FLOPs the methods' wall times differ by how well their work fills the machine: a population
+    batch costs about one network's time on a device it does not fill (a GPU), and about P networks' on one it does
+    (a 2-core CPU).
+    """
+    lines: list[str] = []
+    done = [a for a in agg if a.get("status", "done") == "done" and a["seeds"]]
+    settings = sorted(
+        {(a["dataset"], a["density"], a["allocation"], a["budget"]) for a in done},
+        key=lambda k: (k[3] != 1, k[0], -k[1], k[2], k[3]),
+    )
+    for dataset, density, allocation, budget in settings:
+        rows = [
+            a
+            for a in done
+            if (a["dataset"], a["density"], a["allocation"], a["budget"]) == (dataset, density, allocation, budget)
+        ]
+        rows.sort(key=lambda a: (a["wall_seconds"], a["method"]))
+        lines += [
+            "",
+            f"## Wall clock: {dataset}, density {density:g}, {allocation} allocation, {budget:g}x budget",
+            "",
+            "| method | wall s per cell | test acc | 95% CI | training GFLOP |",
+            "|---|---|---|---|---|",
+        ]
+        for a in rows:
+            lines.append(
+                f"| {a['method']} | {a['wall_seconds']:.0f} | {_pct(a['test_acc_mean'])} | "
+                f"[{_pct(a['ci_low'])}, {_pct(a['ci_high'])}] | {a['spent_train_flops'] / 1e9:.1f} |"
+            )
+    return lines
+
+
 def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any]]) -> str:
     """``results.md``: the aggregate table (with the ensembles' columns when any cell has one), the main tables per
-    data set and budget, the ablation tables per budget, then the paired comparisons."""
+    data set and budget, the ablation tables per budget, the wall-clock tables, then the paired comparisons."""
     ensembles = any("ensemble_test_acc_mean" in a for a in agg)
     lines = [
         "# Results",
@@ -399,6 +437,7 @@ def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any
         )
     lines += main_table(agg)
     lines += ablation_table(agg)
+    lines += wall_table(agg)
     lines += [
         "",
         "## The hybrid against backprop alone, seed by seed",

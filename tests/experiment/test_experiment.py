@@ -25,6 +25,7 @@ from evoticket.experiment.results import (
     format_markdown,
     hybrid_names,
     main_table,
+    wall_table,
 )
 from evoticket.methods import METHODS, resolve_run
 from evoticket.methods.ga import ga_costs
@@ -366,6 +367,27 @@ def test_the_ablation_table_gives_every_method_and_allocation_a_row_with_its_com
         "| method | allocation | a 0.1 | spent / budget GFLOP | spent |",
         "|---|---|---|---|---|",
         "| ga | uniform | 80.0 [79.0, 81.0] | 8.0 / 2.0 | 400% |",
+    ]
+
+
+def test_the_wall_clock_table_lists_each_setting_fastest_first_with_accuracy_and_flops():
+    def group(method, wall, mean, spent, status="done"):
+        return {
+            "dataset": "a", "density": 0.1, "allocation": "uniform", "budget": 1, "method": method,
+            "seeds": 3 if status == "done" else 0, "test_acc_mean": mean, "ci_low": mean - 0.01,
+            "ci_high": mean + 0.01, "status": status, "spent_train_flops": spent, "budget_train_flops": 2e9,
+            "wall_seconds": wall,
+        }  # fmt: skip
+
+    agg = [group("rigl", 36.0, 0.82, 2e9), group("ga", 12.4, 0.66, 1.9e9), group("imp", 0.0, 0.0, 0, "infeasible")]
+    assert wall_table(agg) == [
+        "",
+        "## Wall clock: a, density 0.1, uniform allocation, 1x budget",
+        "",
+        "| method | wall s per cell | test acc | 95% CI | training GFLOP |",
+        "|---|---|---|---|---|",
+        "| ga | 12 | 66.0 | [65.0, 67.0] | 1.9 |",
+        "| rigl | 36 | 82.0 | [81.0, 83.0] | 2.0 |",
     ]
 
 
