@@ -1,7 +1,7 @@
 """Evolution: the DEAP toolbox, the (mu + lambda) loop, population evaluation, the pure evaluator and its backends.
 
-:mod:`.toolbox` builds the toolbox (batched ``map``); :mod:`.loop` runs generations (variation,
-survival, the end of each generation through :func:`evoticket.records.report_generation`);
+:mod:`.toolbox` builds the toolbox (batched ``map``); :mod:`.loop` runs generations (variation, or
+the toolbox's own ``offspring``; survival, the end of each generation through :func:`evoticket.records.report_generation`);
 :mod:`.population` evaluates a generation and owns what evaluation does to individuals (uids, records,
 Lamarckian write-back, successive halving, the fitness cache); :mod:`.evaluator` returns results only;
 :mod:`.backends` decides where they are computed.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from evoticket.evolution.backends import BACKENDS, Backend, LocalBackend, make_backend
 from evoticket.evolution.evaluator import Evaluator, minibatch_key
-from evoticket.evolution.loop import EvolutionState, evaluate_invalid, evolve, vary
+from evoticket.evolution.loop import EvolutionState, draw_fresh, evaluate_invalid, evolve, vary
 from evoticket.evolution.population import PopulationEvaluator, apply_results, batched_map
 from evoticket.evolution.toolbox import (
     check_operators,
@@ -33,6 +33,7 @@ __all__ = [
     "batched_map",
     "check_operators",
     "check_toolbox",
+    "draw_fresh",
     "evaluate_invalid",
     "evolve",
     "learned_needed",

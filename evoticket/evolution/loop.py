@@ -5,7 +5,9 @@
 ``ga.survival``, DEAP's meaning of ``select`` in its (mu + lambda) algorithms; elitist tournament by
 default), statistics in a DEAP ``Logbook`` and a ``HallOfFame``, and hooks ``(generation, population,
 record) -> None`` called after every generation through :func:`evoticket.records.report_generation`
-(records, progress bar and checkpoints are hooks; the loop itself never changes per experiment). What
+(records, progress bar and checkpoints are hooks; the loop itself never changes per experiment). Where a
+generation's new individuals come from is the toolbox's too: ``toolbox.offspring(population, n)`` when
+registered (e.g. ``random_search`` draws fresh tickets), else :func:`vary` (selection, crossover, mutation). What
 evaluation does to individuals (uids, records, Lamarckian write-back) is the population evaluator's
 (:mod:`evoticket.evolution.population`).
 """
@@ -73,6 +75,24 @@ def vary(population: Sequence[Ticket], toolbox: base.Toolbox, lambda_: int, cxpb
     return offspring[:lambda_]
 
 
+def draw_fresh(population: Sequence[Ticket], n: int, *, toolbox: base.Toolbox) -> list[Ticket]:
+    """``n`` new individuals drawn as the initial population is (``toolbox.population(n=n)``), no parents.
+
+    A source of offspring for ``toolbox.offspring`` (random search: ``toolbox.register("offspring", draw_fresh,
+    toolbox=toolbox)``): the population is ignored, so selection and variation play no part. Randomness: the
+    toolbox's initialiser (the operators' generator, and ``finetune.genes``' draws).
+
+    Args:
+        population: the current population (unused).
+        n: how many to draw, >= 0.
+        toolbox: its ``population`` makes them (theta0, masks, and genes when ``finetune.genes`` is set).
+
+    Returns:
+        ``n`` individuals with no uid, no parents and invalid fitness.
+    """
+    return list(toolbox.population(n=n))
+
+
 def evaluate_invalid(individuals: Sequence[Ticket], toolbox: base.Toolbox) -> list[Ticket]:
     """Evaluate the individuals with invalid fitness in one ``toolbox.map`` call.
 
@@ -108,7 +128,9 @@ def evolve(
 
     Generation 0 evaluates the initial population (``ga.population``
     individuals). Each later generation makes ``ga.num_offspring`` offspring with
-    :func:`vary`, evaluates them in one batch (with ``ga.reevaluate``, the
+    ``toolbox.offspring(population, ga.num_offspring)`` when the toolbox registers it (a list of new
+    individuals with invalid fitness; ``random_search`` registers fresh draws), else with
+    :func:`vary` (``ga.cxpb``, ``ga.mutpb``), evaluates them in one batch (with ``ga.reevaluate``, the
     parents are fine-tuned again in the same batch, so everyone competes under
     the same minibatch sequence), and keeps ``ga.population`` survivors out of
     parents + offspring with ``toolbox.select`` (the survivor scheme; by default the
@@ -145,7 +167,11 @@ def evolve(
         pop = state.population
         variation = 0.0
         if gen > 0:
-            offspring = vary(pop, toolbox, ga.num_offspring, ga.cxpb, ga.mutpb)
+            make_offspring = getattr(toolbox, "offspring", None)
+            if make_offspring is not None:  # the toolbox's own source of new individuals
+                offspring = list(make_offspring(pop, ga.num_offspring))
+            else:
+                offspring = vary(pop, toolbox, ga.num_offspring, ga.cxpb, ga.mutpb)
             if ga.reevaluate:
                 for ind in pop:
                     del ind.fitness.values
@@ -184,4 +210,4 @@ def evolve(
     return state.population, state.logbook, state.hall_of_fame
 
 
-__all__ = ["EvolutionState", "evaluate_invalid", "evolve", "vary"]
+__all__ = ["EvolutionState", "draw_fresh", "evaluate_invalid", "evolve", "vary"]

@@ -197,6 +197,10 @@ def make_toolbox(
     ``counter``, ``rng`` (the operators' torch generator), ``objectives``
     (:class:`evoticket.evolution.objectives.Objectives` of ``ga.objectives``) and ``fitness_weights``.
 
+    Not registered: ``offspring``, the source of each later generation's new individuals in
+    :func:`evoticket.evolution.evolve`, which then varies selected parents (:func:`evoticket.evolution.vary`);
+    register one to draw them otherwise (``random_search``: :func:`evoticket.evolution.draw_fresh`).
+
     With ``ga.seeded`` (the default) the initialiser and every operator are :class:`evoticket.operators.recipe.Seeded`:
     each call runs on a generator seeded by a draw from ``rng`` and is recorded in the individual's ``recipe``.
 
