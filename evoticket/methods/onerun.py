@@ -35,6 +35,12 @@ differ only in their trainable scope (``dense``, ``random``, ``bn_only``, ``outp
 :mod:`evoticket.methods.gmp`, :mod:`evoticket.methods.rigl` and :mod:`evoticket.methods.edge_popup` hold
 the others.
 
+A method may train several networks of its own side by side and report the best (``rigl_tuned``'s runs of
+drawn hyperparameters: :meth:`OneRunMethod.members`): they train in the same batch, each at its ``lr`` gene
+when it carries one, and the member with the best validation accuracy at its early-stopping step is the
+reported network (its ``lr`` gene goes with the reported ticket, so the final comparison trains at it); the
+method's compute is theirs summed, and its own result lists each member's.
+
 The run is one record (generation 0, one individual: uid 0, operator the method's name) with the
 network's own result in ``summary.json[METHOD]``: test accuracy at the early-stopping step, its
 compute, its controls and its training curve (step, validation and test accuracy and density at
@@ -62,7 +68,7 @@ from evoticket.methods.base import Budget, Method, MethodResult, MethodRun, kept
 from evoticket.operators import initTicket
 from evoticket.records import SPENT_KEYS, Hook, evaluation_fields, fitness_of, individual_record, report_generation
 from evoticket.resolve import Resolved
-from evoticket.training import Callback, EarlyStopping, TrainState, minibatch_indices, train
+from evoticket.training import Callback, EarlyStopping, TrainState, gene_values, minibatch_indices, train
 
 
 class OneRun(MethodRun):
@@ -70,6 +76,8 @@ class OneRun(MethodRun):
 
     Attributes:
         start: the ticket the run starts from (theta0 and the start mask).
+        members: the networks the method trains and chooses among (:meth:`OneRunMethod.members`; ``[start]`` for
+            most methods).
         ticket: the reported ticket once trained (theta0 and the mask of the early-stopping step),
             with fitness and record; ``None`` before.
         result: the method's own result (``summary.json[METHOD]``), once trained.
@@ -92,8 +100,10 @@ class OneRun(MethodRun):
             placement=c.ticket.placement,
         )
         self.start.uid = 0
+        self.members: list[Ticket] = method.members(self)
         self.steps = method.planned_steps(resolved, method.start_kept(resolved))
-        """Steps of the run: ``train.steps``, or with ``budget.train_flops`` as many as the budget pays for."""
+        """Steps of the run: ``train.steps``, or with ``budget.train_flops`` as many as the budget pays for (each
+        member's: ``rigl_tuned`` divides them among its runs)."""
         self.ticket: Ticket | None = None
         self.result: dict[str, Any] = {}
         self.hall_of_fame = tools.HallOfFame(1)
@@ -109,8 +119,8 @@ class OneRun(MethodRun):
 
     @property
     def evaluated(self) -> int:
-        """Networks trained (0 or 1; controls excluded)."""
-        return 0 if self.ticket is None else 1
+        """Networks trained (0 before the run, then its members: 1 for most methods; controls excluded)."""
+        return 0 if self.ticket is None else len(self.members)
 
     @evaluated.setter
     def evaluated(self, n: int) -> None:
@@ -147,8 +157,12 @@ class OneRun(MethodRun):
     def _train(self) -> tuple[Ticket, dict[str, Any]]:
         c, splits, method = self.config, self.resolved.splits, self.method
         steps = self.steps
-        members = [self.start, *method.companions(self)]
+        own = self.members
+        m = len(own)
+        members = [*own, *method.companions(self)]  # the method's networks, then its controls
         theta0, masks = stack_tickets(members, splits.device)
+        optimizer = method.optimizer(c)
+        lr = gene_values(members, "lr", optimizer.lr)  # (P,) where a member carries its learning rate
         batches = minibatch_indices(
             splits.x_train.shape[0],
             steps,
@@ -166,49 +180,68 @@ class OneRun(MethodRun):
             theta0,
             masks,
             splits,
-            method.optimizer(c),
+            optimizer,
             batches,
             scope=method.scope,
             callbacks=[stopping, *method.callbacks(self, len(members))],
             scores=scores,
+            lr=lr,
         )
         self._seconds["finetune_seconds"] += time.perf_counter() - start
         best = stopping.best
-        bad = bool(state.bad[0]) or not math.isfinite(float(best["loss"][0]))
-        final_masks = {k: m[0].detach().cpu().clone() for k, m in stopping.best_masks.items()}
-        ticket = self.cls(self.start.theta0, final_masks, self.start.init_scheme, self.start.init_std, uid=0)
+        bad = [bool(state.bad[i]) or not math.isfinite(float(best["loss"][i])) for i in range(m)]
+        # the reported member: best validation accuracy at its early-stopping step, lower loss on a tie, diverged last
+        i = max(range(m), key=lambda j: (not bad[j], float(best["acc"][j]), -float(best["loss"][j]), -j))
+        chosen = own[i]
+        final_masks = {k: mask[i].detach().cpu().clone() for k, mask in stopping.best_masks.items()}
+        lr_gene = {"lr": chosen.genes["lr"]} if "lr" in chosen.genes else None  # the final comparison trains at it
+        ticket = self.cls(chosen.theta0, final_masks, chosen.init_scheme, chosen.init_std, uid=0, genes=lr_gene)
         ticket.operators = (method.name,)
-        acc, loss = float(best["acc"][0]), float(best["loss"][0])
-        ticket.fitness.values = fitness_of(acc, loss, bad)
-        first_acc, first_loss = (float(v[0]) for v in stopping.first)
-        own = {
-            "test_acc": float(best["test"][0]),
+        acc, loss = float(best["acc"][i]), float(best["loss"][i])
+        ticket.fitness.values = fitness_of(acc, loss, bad[i])
+        first_acc, first_loss = (float(v[i]) for v in stopping.first)
+        result = {
+            "test_acc": float(best["test"][i]),
             "val_acc": acc,
-            "best_step": int(best["step"][0]),
-            "final_test_acc": float(stopping.last_test_acc[0]),
+            "best_step": int(best["step"][i]),
+            "final_test_acc": float(stopping.last_test_acc[i]),
             "density_total": ticket.total_density(),
             "density": ticket.density(),
-            "nonfinite": bad,
-            **{k: int(getattr(state.meter, k)[0]) for k in SPENT_KEYS},
+            "nonfinite": bad[i],
+            **{k: int(getattr(state.meter, k)[:m].sum()) for k in SPENT_KEYS},  # every member's compute
             "controls": method.companion_results(self, state, stopping),
             "curve": {
                 "step": [int(h["step"]) for h in stopping.history],
                 **{
-                    key: [round(float(h[key][0]), 6) for h in stopping.history]
+                    key: [round(float(h[key][i]), 6) for h in stopping.history]
                     for key in ("val_acc", "test_acc", "density_total")
                 },
             },
         }
-        spent = {k: own[k] for k in SPENT_KEYS}
+        if m > 1:  # every member's own result, and which one is reported
+            result["chosen"] = i
+            result["runs"] = [
+                {
+                    **{k: float(v) for k, v in own[j].genes.items()},
+                    "val_acc": float(best["acc"][j]),
+                    "test_acc": float(best["test"][j]),
+                    "best_step": int(best["step"][j]),
+                    "nonfinite": bad[j],
+                    **{k: int(getattr(state.meter, k)[j]) for k in SPENT_KEYS},
+                }
+                for j in range(m)
+            ]
+        spent = {k: result[k] for k in SPENT_KEYS}
         fields = {
-            **evaluation_fields(first_acc, first_loss, acc, loss, bad, spent),
-            "test_acc": own["test_acc"],
-            "best_step": own["best_step"],
-            "controls": own["controls"],
-            "curve": own["curve"],
+            **evaluation_fields(first_acc, first_loss, acc, loss, bad[i], spent),
+            "test_acc": result["test_acc"],
+            "best_step": result["best_step"],
+            "controls": result["controls"],
+            "curve": result["curve"],
+            **({"chosen": i, "runs": result["runs"]} if m > 1 else {}),
         }
         ticket.eval_record = individual_record(ticket, 0, fields)
-        return ticket, own
+        return ticket, result
 
     def run(self, hooks: Sequence[Hook], should_stop: Callable[[], bool] | None, budget: Budget) -> MethodResult:
         """Train the network (unless a resumed run already did), record it and return it.
@@ -315,12 +348,21 @@ class OneRunMethod(Method):
         """The optimizer settings of the run (``[optimizer]``)."""
         return config.optimizer
 
+    def members(self, run: OneRun) -> list[Ticket]:
+        """The networks the method trains side by side and chooses among: ``[run.start]``.
+
+        A method with several (``rigl_tuned``: one per drawn hyperparameter setting) returns them here; each
+        trains at its ``lr`` gene when it carries one, and the one with the best validation accuracy at its
+        early-stopping step is reported. Their compute is the method's (:meth:`run_flops` counts all of them).
+        """
+        return [run.start]
+
     def companions(self, run: OneRun) -> list[Ticket]:
-        """Networks trained in the same batch as controls (none)."""
+        """Networks trained in the same batch as controls, after the members (none)."""
         return []
 
     def companion_results(self, run: OneRun, state: TrainState, stopping: EarlyStopping) -> dict[str, Any]:
-        """The controls' results, by name (none)."""
+        """The controls' results, by name (none); the controls are the networks after the members in the batch."""
         return {}
 
     def callbacks(self, run: OneRun, population: int) -> list[Callback]:

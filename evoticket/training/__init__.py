@@ -31,7 +31,13 @@ from evoticket.training.meter import (
     train_flops_per_example,
 )
 from evoticket.training.optimizer import MaskedOptimizer, make_optimizer
-from evoticket.training.population import finetune_stacked, finetune_tickets, learned_traits, population_block
+from evoticket.training.population import (
+    finetune_stacked,
+    finetune_tickets,
+    gene_values,
+    learned_traits,
+    population_block,
+)
 from evoticket.training.results import BatchResult, TicketResult
 from evoticket.training.scopes import SCOPES, Scope, get_scope
 from evoticket.training.state import TrainState, effective_params
@@ -65,6 +71,7 @@ __all__ = [
     "finetune_stacked",
     "finetune_tickets",
     "forward_flops",
+    "gene_values",
     "get_scope",
     "kept_counts",
     "learned_traits",
