@@ -6,10 +6,11 @@ settings live in the configuration section of its name. :func:`resolve_run` is t
 step of a run: the method's name, settings that belong to another method, then every check of
 :func:`evoticket.resolve.resolve` and the method's own.
 
-One module per method: :mod:`.ga` (and ``supermask_ga``), :mod:`.imp`, :mod:`.gmp`, :mod:`.rigl`,
-:mod:`.edge_popup`, and :mod:`.onerun` (the one-run driver, with ``dense``, ``random``, ``bn_only`` and
-``output_only``). A method of one's own is one module (a :class:`Method` and its :class:`MethodRun`), one
-call of :func:`register_method` and, when it has settings, one configuration section (a frozen dataclass).
+One module per method: :mod:`.ga` (and ``supermask_ga``), :mod:`.random_search`, :mod:`.imp`, :mod:`.gmp`,
+:mod:`.rigl`, :mod:`.edge_popup`, and :mod:`.onerun` (the one-run driver, with ``dense``, ``random``,
+``bn_only`` and ``output_only``). A method of one's own is one module (a :class:`Method` and its
+:class:`MethodRun`), one call of :func:`register_method` and, when it has settings, one configuration section (a
+frozen dataclass).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from evoticket.methods.ga import GA, GARun, SupermaskGA, SupermaskRun
 from evoticket.methods.gmp import GMP
 from evoticket.methods.imp import IMP, IMPRun
 from evoticket.methods.onerun import BNOnly, Dense, OneRun, OneRunMethod, OutputOnly, RandomMask
+from evoticket.methods.random_search import RandomSearch, RandomSearchRun
 from evoticket.methods.rigl import RigL
 from evoticket.records import Hook
 from evoticket.resolve import Resolved, resolve
@@ -39,9 +41,11 @@ METHODS: dict[str, Method] = {
     "bn_only": BNOnly(),
     "output_only": OutputOnly(),
     "supermask_ga": SupermaskGA(),
+    "random_search": RandomSearch(),
 }
 """Method name -> :class:`evoticket.methods.base.Method`: ``ga``, ``imp``, ``dense``, ``random``, ``gmp``,
-``rigl``, ``edge_popup``, ``bn_only``, ``output_only``, ``supermask_ga`` (and any :func:`register_method` adds)."""
+``rigl``, ``edge_popup``, ``bn_only``, ``output_only``, ``supermask_ga``, ``random_search`` (and any
+:func:`register_method` adds)."""
 
 ONE_RUN_METHODS: tuple[OneRunMethod, ...] = tuple(m for m in METHODS.values() if isinstance(m, OneRunMethod))
 """The built-in methods that train one network in one run, in the order the README lists them."""
@@ -185,6 +189,8 @@ __all__ = [
     "MethodRun",
     "OneRun",
     "OneRunMethod",
+    "RandomSearch",
+    "RandomSearchRun",
     "SupermaskGA",
     "SupermaskRun",
     "check_ensemble",

@@ -86,6 +86,9 @@ def draw_fitness(run_dir: Path, *, x_axis: str = "generation") -> Any:
     if not rows:
         raise EvoticketError(f"{run_dir}: generations.csv holds no generation yet")
     xs, xlabel = x_values(rows, x_axis)
+    unit = common.units(run_dir)[0]  # generation, or the method's own (random_search: batch)
+    if x_axis == "generation":
+        xlabel = unit
     individuals = common.read_individuals(run_dir)
     if len(individuals) == 1 and "curve" in individuals[0]:
         return draw_training_curve(run_dir)
@@ -129,7 +132,7 @@ def draw_fitness(run_dir: Path, *, x_axis: str = "generation") -> Any:
     fig.align_ylabels((ax_after, ax_before))
     bottom = 0.035 * ((len(handles) + 1) // 2) + 0.01 if refs else 0.05
     common.fit_title(
-        fig, ax_after, common.run_title(run_dir, "Validation accuracy per generation"), rect=(0, bottom, 1, 1)
+        fig, ax_after, common.run_title(run_dir, f"Validation accuracy per {unit}"), rect=(0, bottom, 1, 1)
     )
     return fig
 

@@ -132,11 +132,13 @@ def test_late_rewinding_resets_survivors_to_the_weights_at_step_k(tmp_path):
 def test_imp_settings_belong_to_imp_and_ga_settings_to_the_ga():
     with pytest.raises(ConfigError, match=r"^imp.rate: a setting of method 'imp', but method = 'ga'"):
         resolve_run(CampaignConfig().with_overrides(["imp.rate=0.3"]))
-    with pytest.raises(ConfigError, match=r"^ga.population: a setting of methods ga, supermask_ga, but method = 'imp'"):
+    with pytest.raises(
+        ConfigError, match=r"^ga.population: a setting of methods ga, supermask_ga, random_search, but method = 'imp'"
+    ):
         resolve_run(CampaignConfig().with_overrides(["method=imp", "ga.population=12"]))
     with pytest.raises(
         ConfigError,
-        match=r"^method: unknown method 'ipm' \(did you mean 'imp'\?\); valid: bn_only, dense, edge_popup, ga, gmp, imp, output_only, random, rigl, supermask_ga$",
+        match=r"^method: unknown method 'ipm' \(did you mean 'imp'\?\); valid: bn_only, dense, edge_popup, ga, gmp, imp, output_only, random, random_search, rigl, supermask_ga$",
     ):
         resolve_run(CampaignConfig().with_overrides(["method=ipm"]))
     with pytest.raises(ConfigError, match=r"^imp.rewind_step: must be <= imp.steps \(1500\), got 2000"):

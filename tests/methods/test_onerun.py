@@ -211,6 +211,7 @@ FOREIGN = {
     "bn_only": "edge_popup.lr=0.1",
     "output_only": "rigl.grow=random",
     "supermask_ga": "train.eval_every=7",
+    "random_search": "train.steps=10",
 }
 
 
