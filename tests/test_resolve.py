@@ -25,7 +25,7 @@ def test_a_model_size_that_does_not_fit_is_accepted_by_the_dataclass_and_refused
         (
             "method=gaa",
             "method: unknown method 'gaa' (did you mean 'ga'?); valid: bn_only, dense, edge_popup, ga, gmp, imp, output_only, random, random_search, rigl, "
-            "supermask_ga",
+            "rigl_tuned, supermask_ga",
         ),
         ("data.name=mnsit", "data.name: unknown data set 'mnsit' (did you mean 'mnist'?)"),
         ("data.name=cifar", "data.name: unknown data set 'cifar' (did you mean 'cifar10'?)"),

@@ -3,7 +3,7 @@
 A campaign is configured by a TOML file with a top-level ``method`` key and the
 sections ``[data]``, ``[model]``, ``[ticket]``, ``[optimizer]`` (every method's
 optimizer), ``[budget]``, ``[campaign]`` and the methods' own (``[finetune]`` and
-``[ga]`` of the GA, ``[imp]``, ``[train]``, ``[gmp]``, ``[rigl]``, ``[edge_popup]``,
+``[ga]`` of the GA, ``[imp]``, ``[train]``, ``[gmp]``, ``[rigl]``, ``[rigl_tuned]``, ``[edge_popup]``,
 and any section a plugin registers with :func:`register_section`); every key is
 optional and defaults to the value written in this module (and nowhere else). Each key's type and range is checked once, when the
 configuration is built; an error names the key and what would be valid, e.g.
@@ -417,6 +417,31 @@ class RigLConfig:
 
 
 @dataclass(frozen=True)
+class RigLTunedConfig:
+    """RigL with its learning rate and update fraction tuned at equal compute (``method = "rigl_tuned"``; Evci et al.
+    2020, arXiv:1911.11134): ``runs`` RigL runs from the same start and data order, each with its own learning rate
+    and alpha, trained in one batch; they share one RigL run's steps (``train.steps // runs`` each; under
+    ``budget.train_flops``, 1/runs of the steps the budget pays for). The one with the best validation accuracy at
+    its early-stopping step is the reported network, and the final comparison trains it at its learning rate.
+    ``[rigl]`` gives the rest (grow, delta_t, end); ``optimizer.lr`` and ``rigl.alpha`` are drawn instead."""
+
+    runs: int = field(default=8, metadata=_at_least(2))
+    """RigL runs sharing the steps of one, each with a drawn learning rate and alpha; >= 2."""
+    lr_range: tuple[float, ...] = field(
+        default=(0.001, 0.1),
+        metadata=_check(lambda v: len(v) == 2 and 0 < v[0] <= v[1], "must be [low, high] with 0 < low <= high"),
+    )
+    """Range [low, high] of each run's learning rate (of ``optimizer.optimizer``), drawn log-uniformly from
+    ``campaign.seed``; 0 < low <= high."""
+    alpha_range: tuple[float, ...] = field(
+        default=(0.05, 0.5),
+        metadata=_check(lambda v: len(v) == 2 and 0 < v[0] <= v[1] < 1, "must be [low, high] with 0 < low <= high < 1"),
+    )
+    """Range [low, high] of each run's initial update fraction (``rigl.alpha``'s meaning), drawn uniformly;
+    0 < low <= high < 1."""
+
+
+@dataclass(frozen=True)
 class EdgePopupConfig:
     """Supermask training (``method = "edge_popup"``; Ramanujan et al. 2020, arXiv:1911.13299): the weights
     stay at theta0, a score per weight is learnt (optimizer of ``[optimizer]``) and each layer keeps its top-k
@@ -517,6 +542,7 @@ SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "gmp": GMPConfig,
     "rigl": RigLConfig,
+    "rigl_tuned": RigLTunedConfig,
     "edge_popup": EdgePopupConfig,
     "budget": BudgetConfig,
     "campaign": CampaignSection,
@@ -629,6 +655,7 @@ class CampaignConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     gmp: GMPConfig = field(default_factory=GMPConfig)
     rigl: RigLConfig = field(default_factory=RigLConfig)
+    rigl_tuned: RigLTunedConfig = field(default_factory=RigLTunedConfig)
     edge_popup: EdgePopupConfig = field(default_factory=EdgePopupConfig)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     campaign: CampaignSection = field(default_factory=CampaignSection)

@@ -7,7 +7,7 @@ step of a run: the method's name, settings that belong to another method, then e
 :func:`evoticket.resolve.resolve` and the method's own.
 
 One module per method: :mod:`.ga` (and ``supermask_ga``), :mod:`.random_search`, :mod:`.imp`, :mod:`.gmp`,
-:mod:`.rigl`, :mod:`.edge_popup`, and :mod:`.onerun` (the one-run driver, with ``dense``, ``random``,
+:mod:`.rigl`, :mod:`.rigl_tuned`, :mod:`.edge_popup`, and :mod:`.onerun` (the one-run driver, with ``dense``, ``random``,
 ``bn_only`` and ``output_only``). A method of one's own is one module (a :class:`Method` and its
 :class:`MethodRun`), one call of :func:`register_method` and, when it has settings, one configuration section (a
 frozen dataclass).
@@ -27,6 +27,7 @@ from evoticket.methods.imp import IMP, IMPRun
 from evoticket.methods.onerun import BNOnly, Dense, OneRun, OneRunMethod, OutputOnly, RandomMask
 from evoticket.methods.random_search import RandomSearch, RandomSearchRun
 from evoticket.methods.rigl import RigL
+from evoticket.methods.rigl_tuned import RigLTuned
 from evoticket.records import Hook
 from evoticket.resolve import Resolved, resolve
 
@@ -37,6 +38,7 @@ METHODS: dict[str, Method] = {
     "random": RandomMask(),
     "gmp": GMP(),
     "rigl": RigL(),
+    "rigl_tuned": RigLTuned(),
     "edge_popup": EdgePopup(),
     "bn_only": BNOnly(),
     "output_only": OutputOnly(),
@@ -44,7 +46,7 @@ METHODS: dict[str, Method] = {
     "random_search": RandomSearch(),
 }
 """Method name -> :class:`evoticket.methods.base.Method`: ``ga``, ``imp``, ``dense``, ``random``, ``gmp``,
-``rigl``, ``edge_popup``, ``bn_only``, ``output_only``, ``supermask_ga``, ``random_search`` (and any
+``rigl``, ``rigl_tuned``, ``edge_popup``, ``bn_only``, ``output_only``, ``supermask_ga``, ``random_search`` (and any
 :func:`register_method` adds)."""
 
 ONE_RUN_METHODS: tuple[OneRunMethod, ...] = tuple(m for m in METHODS.values() if isinstance(m, OneRunMethod))
@@ -191,6 +193,7 @@ __all__ = [
     "OneRunMethod",
     "RandomSearch",
     "RandomSearchRun",
+    "RigLTuned",
     "SupermaskGA",
     "SupermaskRun",
     "check_ensemble",

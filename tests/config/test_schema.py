@@ -51,6 +51,7 @@ DEFAULTS = {
     "train": {"steps": 1500, "eval_every": 100},
     "gmp": {"start": 0.1, "end": 0.6, "every": 50},
     "rigl": {"grow": "gradient", "delta_t": 100, "alpha": 0.3, "end": 0.75},
+    "rigl_tuned": {"runs": 8, "lr_range": [0.001, 0.1], "alpha_range": [0.05, 0.5]},
     "edge_popup": {"score_init": "kaiming_uniform", "lr": 0.005},
     "budget": {"train_flops": 0},
     "campaign": {
@@ -237,7 +238,7 @@ def test_layer_density_override_keeps_the_dotted_weight_name():
             "traning.steps=1",
             "traning: unknown section (did you mean 'train'?)",
             [
-                "valid: method, data, model, ticket, optimizer, finetune, ga, imp, train, gmp, rigl, edge_popup, "
+                "valid: method, data, model, ticket, optimizer, finetune, ga, imp, train, gmp, rigl, rigl_tuned, edge_popup, "
                 "budget, campaign"
             ],
         ),

@@ -415,3 +415,52 @@ def test_ensembles_get_their_columns_where_cells_have_them_and_none_otherwise(tm
     assert columns(plain) == COLUMNS and columns(r.rows) == COLUMNS + ENSEMBLE_COLUMNS
     text = format_markdown(aggregate(plain), paired(plain))
     assert "nsemble" not in text and "| wall s |\n|---|---|---|---|---|---|---|---|---|---|---|\n" in text
+
+
+def test_random_search_and_tuned_rigl_spend_a_grid_cells_budget(tmp_path):
+    """The two controls of the hybrid (issue 24) in cells with a budget: random search draws batches until the budget
+    ends it, tuned RigL gives each of its runs a share of the steps the budget pays for."""
+    text = TINY.replace('methods = ["dense", "imp", "ga"]', 'methods = ["random_search", "rigl_tuned"]')
+    text = text.replace("seeds = [0, 1]", "seeds = [0]")
+    text += """
+[variants.random_search]
+finetune.steps = 4
+ga.population = 4
+ga.offspring = 2
+ga.halving_rungs = 1
+
+[variants.rigl_tuned]
+train.eval_every = 10
+rigl.delta_t = 5
+rigl_tuned.runs = 4
+"""
+    path = write(tmp_path, text)
+    exp = load_experiment(path)
+    search_cell, tuned_cell = exp.cells
+    assert cell_config(search_cell, 10**9).ga.generations == 100_000  # the budget ends the search
+    assert cell_config(tuned_cell, 10**9).train.steps == 1500  # unused: the budget decides the steps
+    r = run_experiment(path, name="x", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False)
+    search, tuned = r.rows
+    assert [search["method"], tuned["method"]] == ["random_search", "rigl_tuned"]
+    for row in r.rows:
+        assert row["status"] == "done" and 0 <= row["test_acc"] <= 1
+        assert 0 < row["spent_train_flops"] <= row["budget_train_flops"]
+    budget = search["budget_train_flops"]
+    _, resolved = resolve_run(cell_config(search_cell, budget))
+    _, later, _ = ga_costs(resolved)
+    assert budget - search["spent_train_flops"] < later  # another batch would not have fit
+    method, resolved = resolve_run(cell_config(tuned_cell, budget))
+    kept, steps = method.start_kept(resolved), method.planned_steps(resolved, method.start_kept(resolved))
+    assert tuned["spent_train_flops"] == method.run_flops(resolved, kept, steps)  # the plan is the meter's count
+    assert method.run_flops(resolved, kept, steps + 1) > budget  # one more step a run would pass the budget
+    assert tuned["train_steps"] == 4 * steps
+
+
+def test_the_hybrid_is_paired_with_tuned_rigl_and_random_search():
+    rows = [
+        {"dataset": "d", "density": 0.1, "allocation": "uniform", "budget": 1, "method": m, "seed": s, "test_acc": acc + s / 100}
+        for m, acc in (("ga", 0.7), ("rigl_tuned", 0.65), ("random_search", 0.6)) for s in range(3)
+    ]  # fmt: skip
+    pairs = paired(rows)
+    assert [(p["hybrid"], p["baseline"]) for p in pairs] == [("ga", "rigl_tuned"), ("ga", "random_search")]
+    assert [p["difference"] for p in pairs] == pytest.approx([0.05, 0.1])

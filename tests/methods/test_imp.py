@@ -138,7 +138,7 @@ def test_imp_settings_belong_to_imp_and_ga_settings_to_the_ga():
         resolve_run(CampaignConfig().with_overrides(["method=imp", "ga.population=12"]))
     with pytest.raises(
         ConfigError,
-        match=r"^method: unknown method 'ipm' \(did you mean 'imp'\?\); valid: bn_only, dense, edge_popup, ga, gmp, imp, output_only, random, random_search, rigl, supermask_ga$",
+        match=r"^method: unknown method 'ipm' \(did you mean 'imp'\?\); valid: bn_only, dense, edge_popup, ga, gmp, imp, output_only, random, random_search, rigl, rigl_tuned, supermask_ga$",
     ):
         resolve_run(CampaignConfig().with_overrides(["method=ipm"]))
     with pytest.raises(ConfigError, match=r"^imp.rewind_step: must be <= imp.steps \(1500\), got 2000"):

@@ -1,4 +1,4 @@
-"""The one-run methods (dense, random, gmp, rigl, edge_popup, bn_only, output_only) and supermask_ga."""
+"""The one-run methods (dense, random, gmp, rigl, rigl_tuned, edge_popup, bn_only, output_only) and supermask_ga."""
 
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ TINY = {
     "random": ["method=random", *ONE_RUN],
     "gmp": ["method=gmp", *ONE_RUN, "gmp.every=5"],
     "rigl": ["method=rigl", *ONE_RUN, "rigl.delta_t=10"],
+    "rigl_tuned": ["method=rigl_tuned", *ONE_RUN, "rigl.delta_t=4", "rigl_tuned.runs=4"],
     "edge_popup": ["method=edge_popup", *ONE_RUN, "ticket.density=0.5"],
     "bn_only": ["method=bn_only", "model.name=mlp_bn", *ONE_RUN],
     "output_only": ["method=output_only", *ONE_RUN],
@@ -122,7 +123,7 @@ def test_each_method_end_to_end_records_summary_and_best_ticket(method, tmp_path
     assert row["test_acc"] == own["test_acc"]
     densities = {"dense": 1.0, "gmp": 0.3, "bn_only": 1.0, "output_only": 1.0, "edge_popup": 0.5}
     assert own["density_total"] == pytest.approx(densities.get(method, 0.3), abs=0.01)
-    if method in ("gmp", "rigl", "edge_popup", "random"):  # per-layer kept counts exact at the target
+    if method in ("gmp", "rigl", "rigl_tuned", "edge_popup", "random"):  # per-layer kept counts exact at the target
         for spec in result.best.masks:
             n = result.best.masks[spec].numel()
             assert int(result.best.masks[spec].sum()) == kept_count(0.5 if method == "edge_popup" else 0.3, n)
@@ -211,6 +212,7 @@ FOREIGN = {
     "bn_only": "edge_popup.lr=0.1",
     "output_only": "rigl.grow=random",
     "supermask_ga": "train.eval_every=7",
+    "rigl_tuned": "ga.population=12",
     "random_search": "train.steps=10",
 }
 
