@@ -1,10 +1,11 @@
 """Your own network on your own arrays: a campaign, then evoticket's operators in your own DEAP search.
 
-The network is an ordinary ``nn.Module`` written below (two convolutions with BatchNorm, dropout and a linear
-read-out); the data are arrays saved to an ``.npz`` file (here scikit-learn's 8x8 digits as ``(N, 1, 8, 8)``
-images, the way you would save your own). evoticket masks every ``Conv2d`` and ``Linear`` weight under the
+The network is an ordinary ``nn.Module`` written below (two 1D convolutions with BatchNorm, dropout and a linear
+read-out); the data are arrays saved to an ``.npz`` file (here MNIST-1D's signals as ``(N, 1, 40)``, generated
+offline, saved the way you would save your own). evoticket masks every ``Conv1d`` and ``Linear`` weight under the
 module's own parameter names, trains the whole population as one ``torch.func`` computation (each individual
-with its own BatchNorm statistics and dropout draws), and counts its FLOPs with ``FlopCounterMode``.
+with its own BatchNorm statistics and dropout draws), and counts its FLOPs with ``FlopCounterMode``. Nothing
+beyond evoticket's own install is needed.
 
 1. ``evoticket.models.register`` names the factory for this process; ``model.name`` and ``data.name = "npz"``
    run a campaign (the GA with its final comparison against the lottery-ticket controls).
@@ -37,25 +38,25 @@ from evoticket.operators import cxMaskUniform, mutMaskSwap
 
 
 class SmallCNN(nn.Module):
-    """conv(16) - BN - ReLU - conv(32) - BN - ReLU - max-pool - dropout - linear, for (C, H, W) images."""
+    """conv(16) - BN - ReLU - conv(32) - BN - ReLU - max-pool - dropout - linear, for (C, L) signals."""
 
     def __init__(self, input_shape: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
-        channels, height, width = input_shape
+        channels, length = input_shape
         self.features = nn.Sequential(
-            nn.Conv2d(channels, 16, 3, padding=1, bias=False),
-            nn.BatchNorm2d(16),
+            nn.Conv1d(channels, 16, 5, padding=2, bias=False),
+            nn.BatchNorm1d(16),
             nn.ReLU(),
-            nn.Conv2d(16, 32, 3, padding=1, bias=False),
-            nn.BatchNorm2d(32),
+            nn.Conv1d(16, 32, 5, padding=2, bias=False),
+            nn.BatchNorm1d(32),
             nn.ReLU(),
-            nn.MaxPool2d(2),
+            nn.MaxPool1d(2),
         )
         self.dropout = nn.Dropout(0.1)
-        self.head = nn.Linear(32 * (height // 2) * (width // 2), num_classes)
+        self.head = nn.Linear(32 * (length // 2), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, num_classes)`` of images ``(B, C, H, W)``."""
+        """Logits ``(B, num_classes)`` of signals ``(B, C, L)``."""
         return self.head(self.dropout(self.features(x).flatten(1)))
 
 
@@ -65,21 +66,26 @@ def small_cnn(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
 
 
 def save_arrays(path: Path) -> Path:
-    """Your arrays as an ``.npz``: x_train, y_train, x_test, y_test (validation is carved from train)."""
-    from sklearn.datasets import load_digits
+    """Your arrays as an ``.npz``: x_train, y_train, x_test, y_test (validation is carved from train).
 
-    digits = load_digits()
-    x = (digits.images / 16.0).astype(np.float32)[:, None]  # (1797, 1, 8, 8) in [0, 1]
-    y = digits.target.astype(np.int64)
-    order = np.random.default_rng(0).permutation(len(y))
-    test, train = order[:360], order[360:]
+    Here MNIST-1D (Greydanus 2020, arXiv:2011.14439), generated offline by evoticket, as ``(N, 1, 40)`` signals.
+    """
+    splits = evoticket.data.load_dataset("mnist1d")  # train, validation and test splits; rejoin train and validation
+    x_train = torch.cat([splits.x_train, splits.x_val]).numpy().astype(np.float32)[:, None]  # (N, 1, 40)
+    y_train = torch.cat([splits.y_train, splits.y_val]).numpy().astype(np.int64)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, x_train=x[train], y_train=y[train], x_test=x[test], y_test=y[test])
+    np.savez(
+        path,
+        x_train=x_train,
+        y_train=y_train,
+        x_test=splits.x_test.numpy().astype(np.float32)[:, None],
+        y_test=splits.y_test.numpy().astype(np.int64),
+    )
     return path
 
 
 def main(argv: list[str] | None = None) -> dict:
-    """The campaign, the ticket as a module, and a DEAP search, on the digits arrays."""
+    """The campaign, the ticket as a module, and a DEAP search, on the arrays of the ``.npz`` file."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--generations", type=int, default=6)
     parser.add_argument("--population", type=int, default=12)
@@ -89,7 +95,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--plots-dir", default="plots")
     args = parser.parse_args(argv)
 
-    arrays = save_arrays(Path(args.runs_dir) / "own-model-data" / "digits.npz")
+    arrays = save_arrays(Path(args.runs_dir) / "own-model-data" / "mnist1d.npz")
     evoticket.models.register("small_cnn", small_cnn, replace=True)
     config = evoticket.CampaignConfig().with_overrides(
         {

@@ -98,7 +98,7 @@ def test_own_model_runs_a_campaign_and_a_deap_search_on_a_users_network_and_arra
     summary = out["summary"]
     assert summary["model"] == "small_cnn" and summary["data"] == "npz"
     layers = [layer["name"] for layer in summary["architecture"]["layers"]]
-    assert layers == ["features.0", "features.3", "head"]
+    assert layers == ["features.0", "features.3", "head"]  # Conv1d, Conv1d, Linear
     assert [n["name"] for n in summary["architecture"]["norms"]] == ["features.1", "features.4"]
     assert type(out["module"]).__name__ == "SmallCNN" and hasattr(out["module"].head, "weight_mask")
     assert 0.0 <= out["untrained_test_acc"] <= 1.0
