@@ -157,3 +157,17 @@ def test_a_broken_plugin_is_one_line_naming_it(plugin_env):
         "missing dependency foo"
     ]
     assert not (root / "runs").exists()
+
+
+def test_a_factory_beside_the_user_is_found_from_the_working_directory(tmp_path, monkeypatch):
+    """``model.name = "mynets:make"`` finds ``./mynets.py`` (console scripts do not put the working directory on
+    sys.path); a module that is nowhere is still one line naming the key."""
+    from evoticket.core.errors import ConfigError
+    from evoticket.core.plugins import import_object
+
+    (tmp_path / "mynets_here.py").write_text("def make(input_shape, num_classes):\n    return 42\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert import_object("mynets_here:make", "model.name")((40,), 10) == 42
+    with pytest.raises(ConfigError, match=r"^model.name: cannot import 'nowhere_at_all:make'.*importable from here"):
+        import_object("nowhere_at_all:make", "model.name")

@@ -72,8 +72,28 @@ def load_group(group: str) -> dict[str, Any]:
     return _LOADED[group]
 
 
+def _import_module(name: str) -> Any:
+    """``importlib.import_module``, then once more with the current working directory on ``sys.path``."""
+    import importlib
+    import os
+    import sys
+
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as e:
+        here = os.getcwd()
+        top = name.split(".")[0]
+        if e.name != top or here in sys.path or "" in sys.path:
+            raise
+        sys.path.append(here)  # after everything installed: a file here never shadows a package
+        return importlib.import_module(name)
+
+
 def import_object(spec: str, key: str) -> Any:
     """The object named by ``"package.module:attribute"`` (dots allowed after the colon for nested attributes).
+
+    The module is looked up on ``sys.path`` and then in the current working directory (as ``python -m`` and
+    ``uvicorn`` find a module beside you), so ``evoticket run --set model.name=mynets:make`` finds ``./mynets.py``.
 
     Args:
         spec: the import path.
@@ -82,15 +102,15 @@ def import_object(spec: str, key: str) -> Any:
     Raises:
         ConfigError: ``KEY: cannot import 'spec': ...`` when the module or the attribute is missing.
     """
-    import importlib
 
     module_name, sep, attribute = spec.partition(":")
     if not sep or not module_name or not attribute:
         raise ConfigError(f"{key}: {spec!r} is not 'package.module:name'")
     try:
-        obj: Any = importlib.import_module(module_name)
+        obj: Any = _import_module(module_name)
     except Exception as e:
-        raise ConfigError(f"{key}: cannot import {spec!r}: {type(e).__name__}: {e}") from None
+        hint = "; give a module importable from here (or install its package)" if isinstance(e, ImportError) else ""
+        raise ConfigError(f"{key}: cannot import {spec!r}: {type(e).__name__}: {e}{hint}") from None
     for part in attribute.split("."):
         if not hasattr(obj, part):
             raise ConfigError(f"{key}: cannot import {spec!r}: module {module_name!r} has no attribute {attribute!r}")
