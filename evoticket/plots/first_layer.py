@@ -117,13 +117,14 @@ def draw_first_layer_masks(run_dirs: Sequence[Path]) -> Any:
     plt = common.pyplot()
     per_row = min(len(run_dirs), PER_ROW)
     rows = -(-len(run_dirs) // per_row)
-    width = max(common.COLUMN_WIDTH, min(2 * common.COLUMN_WIDTH, 2.3 * per_row))
-    chars = int(width / per_row * 72 / 3.6)  # title characters per line at 6 points
+    width = max(common.COLUMN_WIDTH, 2.4 * per_row)
+    chars = int((width / per_row - 0.45) * 72 / 3.4)  # title characters per line at 6 points over one axes
     fig, axes = plt.subplots(rows, per_row, figsize=(width, 0.6 + 2.9 * rows), squeeze=False, constrained_layout=True)
     for ax in axes.flat[len(run_dirs) :]:
         ax.set_visible(False)
     for ax, run_dir, label, layer in zip(axes.flat, run_dirs, _labels(run_dirs), layers, strict=False):
-        head = [textwrap.shorten(label, chars, placeholder="…"), *textwrap.wrap(method_words(run_dir), chars)]
+        name_lines = [label[i : i + chars] for i in range(0, len(label), chars)]  # a run name has no spaces to wrap at
+        head = [*name_lines, *textwrap.wrap(method_words(run_dir), chars)]
         ax.grid(False)
         if layer is None:
             ax.set_title("\n".join(head), fontsize=6)
