@@ -79,6 +79,7 @@ class MaskedOptimizer:
     ) -> None:
         self.lr = None if lr is None else lr.detach().to(torch.float32)
         self.scales: dict[str, torch.Tensor] = {}
+        self._before: dict[str, torch.Tensor] = {}  # the values before a step (per-network learning rates)
         self.dense: dict[str, torch.Tensor] = {}
         self.packed: dict[str, torch.Tensor] = {}
         self.index: dict[str, torch.Tensor] = {}
@@ -101,9 +102,11 @@ class MaskedOptimizer:
         self.optimizer = _packed_optimizer(list(self.packed.values()), cfg)
 
     def _set_scale(self, name: str) -> None:
-        """The learning rate of each entry of ``packed[name]`` (with per-network learning rates)."""
+        """The learning rate of each entry of ``packed[name]``, and a buffer for its values before a step (with
+        per-network learning rates)."""
         if self.lr is None:
             return
+        self._before[name] = torch.empty_like(self.packed[name])
         dense, lr = self.dense[name], self.lr.to(self.dense[name].device)
         if name in self.index:
             self.scales[name] = lr[self.index[name] // dense[0].numel()]  # (kept,): the network of each entry
@@ -130,11 +133,13 @@ class MaskedOptimizer:
             if idx is not None and grad is not self.packed_grads[name]:
                 grad = torch.gather(grad.reshape(-1), 0, idx, out=self.packed_grads[name])
             packed.grad = grad
-        before = {k: v.clone() for k, v in self.packed.items()} if self.lr is not None else None
-        self.optimizer.step()
-        if before is not None:  # each network's step at its own learning rate: before + lr * (step at lr 1)
+        if self.lr is not None:
             for name, packed in self.packed.items():
-                packed.sub_(before[name]).mul_(self.scales[name]).add_(before[name])
+                self._before[name].copy_(packed)
+        self.optimizer.step()
+        if self.lr is not None:  # each network's step at its own learning rate: before + lr * (step at lr 1)
+            for name, packed in self.packed.items():
+                packed.sub_(self._before[name]).mul_(self.scales[name]).add_(self._before[name])
         for name, idx in self.index.items():
             self.dense[name].view(-1).index_copy_(0, idx, self.packed[name])
 
