@@ -40,7 +40,7 @@ from evoticket.evolution.objectives import ticket_flops
 from evoticket.genome import Ticket, random_masks_like, stack_tickets
 from evoticket.models import Architecture
 from evoticket.records import SPENT_KEYS as SPENT
-from evoticket.training import BatchResult, minibatch_indices, train_early_stopping
+from evoticket.training import BatchResult, OptimizerState, minibatch_indices, train_early_stopping
 from evoticket.training.population import gene_values
 
 CONTROLS = ("ticket", "dense", "random", "reinit", "dense_scratch", "random_scratch")
@@ -73,10 +73,12 @@ def control_tickets(ticket: Ticket, arch: Architecture, seed: int) -> dict[str, 
     random = random_masks_like(ticket.masks, gen)
     theta0 = {"ticket": ticket.theta0, "fresh": fresh}
     masks = {"ticket": ticket.masks, "none": dense, "random": random}
-    return {
+    out = {
         name: Ticket(theta0[start], masks[mask], ticket.init_scheme, ticket.init_std)
         for name, (start, mask) in STARTS.items()
     }
+    out["ticket"].optimizer_state = getattr(ticket, "optimizer_state", None)  # the ticket continues its training
+    return out
 
 
 @dataclass
@@ -109,6 +111,8 @@ def train_as_final(
     comparison's data order ``order`` (``derive_seed(campaign.seed, "final", order)``), a validation check every
     ``campaign.final_eval_every`` steps, the ``campaign.early_stopping`` step reported, every ticket at learning rate
     ``lr``; by default each at its own ``lr`` gene where it carries one (``finetune.genes``), else ``optimizer.lr``.
+    A ticket carrying an optimizer state (``finetune.optimizer_state = "inherit"``) continues it; the others start
+    a fresh optimizer.
 
     Returns:
         The :class:`evoticket.training.BatchResult` of :func:`evoticket.training.train_early_stopping` (per ticket:
@@ -118,6 +122,7 @@ def train_as_final(
     c = config.campaign
     plain = [Ticket(t.theta0, t.masks, t.init_scheme, t.init_std) for t in tickets]
     theta0, masks = stack_tickets(plain, splits.device)
+    carried = OptimizerState.stack([getattr(t, "optimizer_state", None) for t in tickets], theta0)
     batches = minibatch_indices(
         splits.x_train.shape[0],
         c.final_steps,
@@ -136,6 +141,7 @@ def train_as_final(
         c.early_stopping,
         keep_weights=keep_weights,
         lr=gene_values(tickets, "lr", config.optimizer.lr) if lr is None else None,
+        optimizer_state=carried,
     )
 
 

@@ -274,6 +274,13 @@ class FinetuneConfig:
         metadata=_check(lambda v: len(v) == 2 and 0 < v[0] <= v[1] < 1, "must be [low, high] with 0 < low <= high < 1"),
     )
     """The alpha gene's initial range [low, high], drawn uniformly; 0 < low <= high < 1."""
+    optimizer_state: str = field(default="reset", metadata=_choice("reset", "inherit"))
+    """Lamarckian mode: inherit: each individual carries its optimizer state (Adam's moments and step count, SGD's
+    momentum) with its weights, so its next fine-tuning continues its training where the last one stopped, as
+    population-based training copies the whole training state (Jaderberg et al. 2017, arXiv:1711.09846); offspring
+    carry their parent's. Costs one (SGD) or two (Adam) more copies of the weights per individual in memory and
+    checkpoints. reset (the default): every fine-tuning starts a fresh optimizer (Adam's first steps after a
+    restart are large, which costs a lineage trained in many short fine-tunings accuracy)."""
 
 
 @dataclass(frozen=True)

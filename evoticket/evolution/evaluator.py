@@ -131,6 +131,7 @@ class Evaluator:
             learned=learned,
             inherit_step=self.cfg.inherit_step if rung == 0 else 0,
             dynamic=DynamicSparse.from_config(self.cfg),
+            optimizer_state=self.cfg.optimizer_state == "inherit" and return_weights,
         )
 
 

@@ -67,6 +67,8 @@ def apply_results(
         if lamarckian and not res.nonfinite and res.inherited is not None:
             if res.masks is not None:  # dynamic sparse fine-tuning: the mask reached is inherited with the weights
                 ind.masks = {k: m.clone() for k, m in res.masks.items()}
+            if res.optimizer_state is not None:  # finetune.optimizer_state = "inherit": and the optimizer's state
+                ind.optimizer_state = res.optimizer_state
             _inherit(ind, res.inherited)
 
 
@@ -91,7 +93,14 @@ def _continued(res: TicketResult, more: TicketResult, rung: int) -> TicketResult
     fields["rung_val_acc"] = [*res.fields["rung_val_acc"], None if more.nonfinite else more.fields["val_acc"]]
     masks = more.masks if more.masks is not None else res.masks
     return TicketResult(
-        more.fitness, fields, more.weights, more.nonfinite, more.learned or res.learned, res.rewound, masks
+        more.fitness,
+        fields,
+        more.weights,
+        more.nonfinite,
+        more.learned or res.learned,
+        res.rewound,
+        masks,
+        more.optimizer_state if more.optimizer_state is not None else res.optimizer_state,
     )
 
 
@@ -223,7 +232,9 @@ class PopulationEvaluator:
             for i in alive:
                 ind, weights = individuals[i], results[i].weights
                 masks = results[i].masks if results[i].masks is not None else ind.masks
-                tickets.append(Ticket(weights, masks, ind.init_scheme, ind.init_std, genes=getattr(ind, "genes", None)))
+                rung_ticket = Ticket(weights, masks, ind.init_scheme, ind.init_std, genes=getattr(ind, "genes", None))
+                rung_ticket.optimizer_state = results[i].optimizer_state
+                tickets.append(rung_ticket)
             more = self._run(tickets, learned, return_weights=True, steps=self.cfg.steps * 2**rung, rung=rung)
             for i, res in zip(alive, more, strict=True):
                 results[i] = _continued(results[i], res, rung)

@@ -79,9 +79,13 @@ class ShardWorker:
         self.evaluator = Evaluator(arch, data.to(device), cfg, optimizer, seed, max_memory_mb=max_memory_mb)
 
     def evaluate(self, genomes: list[tuple], generation: int, options: dict[str, Any]) -> BatchResult | None:
-        """Evaluate one shard: ``genomes`` are ``(theta0, masks, init_scheme, init_std)`` tuples; ``options`` the
-        keyword arguments of :meth:`Evaluator.evaluate`."""
-        tickets = [Ticket(theta0, masks, scheme, std) for theta0, masks, scheme, std in genomes]
+        """Evaluate one shard: ``genomes`` are ``(theta0, masks, init_scheme, init_std, genes, optimizer_state)``
+        tuples; ``options`` the keyword arguments of :meth:`Evaluator.evaluate`."""
+        tickets = []
+        for theta0, masks, scheme, std, genes, carried in genomes:
+            ticket = Ticket(theta0, masks, scheme, std, genes=genes)
+            ticket.optimizer_state = carried
+            tickets.append(ticket)
         batch = self.evaluator.evaluate(tickets, generation, **options)
         kill_point("worker")
         return batch
@@ -89,6 +93,18 @@ class ShardWorker:
     def pid(self) -> int:
         """The actor's process id."""
         return os.getpid()
+
+
+def _genome(t: Ticket) -> tuple:
+    """What a worker needs of a ticket: theta0, masks, initialiser, genes (hyperparameters) and optimizer state."""
+    return (
+        t.theta0,
+        t.masks,
+        t.init_scheme,
+        t.init_std,
+        getattr(t, "genes", None),
+        getattr(t, "optimizer_state", None),
+    )
 
 
 def shard_bounds(n: int, shards: int, block: int = 1) -> list[tuple[int, int]]:
@@ -195,7 +211,7 @@ class RayBackend:
         refs = []
         shards = shard_bounds(len(tickets), len(self.actors), block)
         for actor, (lo, hi) in zip(self.actors, shards, strict=False):
-            genomes = ray.put([(t.theta0, t.masks, t.init_scheme, t.init_std) for t in tickets[lo:hi]])
+            genomes = ray.put([_genome(t) for t in tickets[lo:hi]])
             refs.append(actor.evaluate.remote(genomes, generation, options))
         parts = ray.get(refs)
         out = BatchResult.concat(parts)

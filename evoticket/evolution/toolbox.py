@@ -104,7 +104,8 @@ def check_operators(config: CampaignConfig) -> None:
 
 def check_finetune(config: CampaignConfig) -> None:
     """Dynamic sparse fine-tuning and genes fit together: updates fall inside a fine-tuning, no rewinding with a
-    changing mask, the ``alpha`` gene only with ``finetune.dynamic``.
+    changing mask, the ``alpha`` gene only with ``finetune.dynamic``, an inherited optimizer state only with the
+    final weights of Lamarckian mode.
 
     Raises:
         ConfigError: naming the key and what would be valid.
@@ -126,6 +127,18 @@ def check_finetune(config: CampaignConfig) -> None:
             "finetune.genes: the 'alpha' gene is the drop-and-grow fraction of dynamic fine-tuning; set "
             "finetune.dynamic = 'rigl' or 'set', or drop 'alpha'"
         )
+    if f.optimizer_state == "inherit":
+        if f.mode != "lamarckian":
+            raise ConfigError(
+                "finetune.optimizer_state: 'inherit' carries the optimizer state with the fine-tuned weights, which "
+                f"only Lamarckian mode keeps; set finetune.mode = 'lamarckian' or optimizer_state = 'reset', got mode "
+                f"{f.mode!r}"
+            )
+        if f.inherit_step:
+            raise ConfigError(
+                "finetune.inherit_step: with finetune.optimizer_state = 'inherit' the state reached at the end of a "
+                f"fine-tuning is inherited, so the weights must be the final ones too; must be 0, got {f.inherit_step}"
+            )
 
 
 def memory_needs(config: CampaignConfig, arch: Architecture, n_train: int) -> dict[str, MemoryNeed]:

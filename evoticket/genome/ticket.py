@@ -58,6 +58,12 @@ class Ticket:
         genes: hyperparameters it carries (population-based training): ``"lr"`` (learning rate, > 0),
             ``"alpha"`` (drop-and-grow fraction, in (0, 1)); empty: the run's settings.
 
+    Attributes:
+        optimizer_state: the optimizer state its training reached (``finetune.optimizer_state = "inherit"``,
+            Lamarckian mode): ``{"step": int, state name: {parameter name: tensor}}``
+            (:meth:`evoticket.training.OptimizerState.network`); its next fine-tuning continues it. ``None``: a fresh
+            optimizer.
+
     Raises:
         ValueError: if a mask has no matching weight or a different shape.
     """
@@ -85,6 +91,7 @@ class Ticket:
         self.parents = tuple(parents)
         self.operators = tuple(operators)
         self.genes: dict[str, float] = dict(genes or {})
+        self.optimizer_state: dict[str, Any] | None = None
         self.pending_clone = False
         self.eval_record: dict[str, Any] | None = None
         self.learned: Learned | None = None
@@ -123,6 +130,10 @@ class Ticket:
         new.masks = {k: v if share else v.clone() for k, v in self.masks.items()}
         new.init_std = dict(self.init_std)
         new.genes = dict(self.genes)
+        carried = getattr(self, "optimizer_state", None)
+        if carried is not None and not share:
+            carried = {k: v if k == "step" else {n: t.clone() for n, t in v.items()} for k, v in carried.items()}
+        new.optimizer_state = carried
         new.eval_record = copy.deepcopy(self.eval_record)
         if hasattr(self, "fitness"):
             new.fitness = copy.deepcopy(self.fitness)
@@ -161,6 +172,8 @@ class Ticket:
         }
         if self.genes:
             state["genes"] = dict(self.genes)
+        if getattr(self, "optimizer_state", None) is not None:
+            state["optimizer_state"] = self.optimizer_state
         fitness = getattr(self, "fitness", None)
         if fitness is not None and fitness.valid:
             state["fitness"] = list(fitness.values)
@@ -208,6 +221,7 @@ def ticket_from_state(state: dict[str, Any], cls: type | None = None) -> Ticket:
     ticket.eval_record = state.get("eval_record")
     ticket.learned = state.get("learned")
     ticket.recipe = state.get("recipe")
+    ticket.optimizer_state = state.get("optimizer_state")
     if state.get("fitness") is not None and hasattr(ticket, "fitness"):
         ticket.fitness.values = tuple(state["fitness"])
     return ticket

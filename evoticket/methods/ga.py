@@ -294,13 +294,16 @@ class GA(Method):
         return {"ga": {"generations": GA_GENERATIONS_UNDER_BUDGET}}
 
     def subtitle(self, config: Any) -> str:
-        """E.g. "lamarckian fine-tuning, 34 steps" (", RigL drop and grow every 10 steps"; ", genes lr, alpha")."""
+        """E.g. "lamarckian fine-tuning, 34 steps" (", RigL drop and grow every 10 steps"; ", genes lr, alpha";
+        ", optimizer state inherited")."""
         f = config.finetune
         text = f"{f.mode} fine-tuning, {f.steps} steps"
         if f.dynamic != "none":
             text += f", {'RigL' if f.dynamic == 'rigl' else 'SET'} drop and grow every {f.delta_t} steps"
         if f.genes:
             text += f", genes {', '.join(f.genes)}"
+        if f.optimizer_state == "inherit" and f.mode == "lamarckian":
+            text += ", optimizer state inherited"
         return text
 
     def summary_lines(self, summary: dict[str, Any]) -> list[str]:

@@ -30,7 +30,7 @@ from evoticket.training.meter import (
     output_positions,
     train_flops_per_example,
 )
-from evoticket.training.optimizer import MaskedOptimizer, make_optimizer
+from evoticket.training.optimizer import MaskedOptimizer, OptimizerState, make_optimizer
 from evoticket.training.population import (
     finetune_stacked,
     finetune_tickets,
@@ -56,6 +56,7 @@ __all__ = [
     "MaskUpdate",
     "MaskedOptimizer",
     "Meter",
+    "OptimizerState",
     "SaveWeights",
     "Scope",
     "ScoreGradient",

@@ -18,6 +18,7 @@ from evoticket.models import Architecture
 from evoticket.training.callbacks import Callback, EarlyStopping
 from evoticket.training.evaluate import nonfinite
 from evoticket.training.loop import train
+from evoticket.training.optimizer import OptimizerState
 from evoticket.training.results import BatchResult
 from evoticket.training.scopes import Scope
 
@@ -36,6 +37,7 @@ def train_early_stopping(
     callbacks: Sequence[Callback] = (),
     keep_weights: bool = False,
     lr: torch.Tensor | None = None,
+    optimizer_state: OptimizerState | None = None,
 ) -> BatchResult:
     """Train P stacked networks fully and report test accuracy at the early-stopping step.
 
@@ -49,6 +51,7 @@ def train_early_stopping(
         callbacks: more step callbacks, run after the early-stopping check.
         keep_weights: return the weights (and BatchNorm buffers) at the early-stopping step.
         lr: ``(P,)`` each network's learning rate, overriding ``cfg.lr`` (as for :func:`evoticket.training.train`).
+        optimizer_state: the optimizer state to continue (as for :func:`evoticket.training.train`).
 
     Returns:
         A :class:`BatchResult` whose ``val_acc``, ``val_loss``, ``test_acc`` and ``best_step`` are those of the
@@ -59,7 +62,18 @@ def train_early_stopping(
         ValueError: for an unknown ``criterion``.
     """
     stopping = EarlyStopping(eval_every, criterion, keep_weights=keep_weights)
-    state = train(arch, theta0, masks, splits, cfg, batches, scope=scope, callbacks=[stopping, *callbacks], lr=lr)
+    state = train(
+        arch,
+        theta0,
+        masks,
+        splits,
+        cfg,
+        batches,
+        scope=scope,
+        callbacks=[stopping, *callbacks],
+        lr=lr,
+        optimizer_state=optimizer_state,
+    )
     best = stopping.best
     bad = state.bad | nonfinite(state.params, stopping.last_val_loss)
     return BatchResult(

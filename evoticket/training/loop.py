@@ -25,6 +25,7 @@ from evoticket.models import Architecture
 from evoticket.training.callbacks import Callback
 from evoticket.training.gradients import topk_masks
 from evoticket.training.meter import Meter, kept_counts
+from evoticket.training.optimizer import OptimizerState
 from evoticket.training.scopes import Scope, get_scope
 from evoticket.training.state import TrainState, effective_params
 
@@ -41,6 +42,7 @@ def train(
     callbacks: Sequence[Callback] = (),
     scores: dict[str, torch.Tensor] | None = None,
     lr: torch.Tensor | None = None,
+    optimizer_state: OptimizerState | None = None,
 ) -> TrainState:
     """Train P stacked networks for ``len(batches)`` steps, calling the callbacks when due.
 
@@ -58,13 +60,16 @@ def train(
         scores: edge-popup's initial scores, weight name -> ``(P, *shape)`` (scope ``scores``).
         lr: ``(P,)`` each network's learning rate (> 0), overriding ``cfg.lr``
             (:class:`evoticket.training.optimizer.MaskedOptimizer`); not with the ``scores`` scope.
+        optimizer_state: the optimizer state to continue (:class:`evoticket.training.OptimizerState`: each
+            network's momentum or Adam moments and step count from an earlier training); ``None``: a fresh optimizer.
 
     Returns:
         The final :class:`TrainState` (weights, masks, meter, non-finite flags).
 
     Raises:
         ConfigError: for an unknown scope, or one that trains nothing in ``arch``.
-        ValueError: for the ``scores`` scope without scores, or with per-network learning rates.
+        ValueError: for the ``scores`` scope without scores, or with per-network learning rates or a carried
+            optimizer state.
     """
     scope = get_scope(scope, arch)
     p = next(iter(theta0.values())).shape[0]
@@ -74,6 +79,8 @@ def train(
             raise ValueError("the 'scores' scope needs initial scores")
         if lr is not None:
             raise ValueError("the 'scores' scope has no per-network learning rates")
+        if optimizer_state is not None:
+            raise ValueError("the 'scores' scope carries no optimizer state")
         scores = {k: v.detach().clone().to(device) for k, v in scores.items()}
         masks = topk_masks(scores, kept_counts(arch, masks))
     state = TrainState(
@@ -91,6 +98,7 @@ def train(
         scores=scores,
         batches=batches,
         lr=None if lr is None else lr.to(device),
+        carried=optimizer_state,
     )
     for cb in callbacks:
         if cb.due(0, state.total):

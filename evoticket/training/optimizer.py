@@ -1,9 +1,12 @@
-"""Optimizers over stacked tickets: a plain ``torch.optim`` one, and :class:`MaskedOptimizer` over kept weights only."""
+"""Optimizers over stacked tickets: a plain ``torch.optim`` one, and :class:`MaskedOptimizer` over kept weights only,
+with :class:`OptimizerState`, the state a network carries from one training to the next (population-based training's
+exploit copies it with the weights)."""
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -35,6 +38,74 @@ def _packed_optimizer(params: list[torch.Tensor], cfg: OptimizerConfig) -> torch
         return kind(params, foreach=True, **kwargs)
 
 
+STATE_KEYS = {"adam": ("exp_avg", "exp_avg_sq"), "sgd": ("momentum_buffer",)}
+"""The state tensors of each optimizer (``optimizer.optimizer``), as ``torch.optim`` names them."""
+
+
+@dataclasses.dataclass
+class OptimizerState:
+    """The optimizer state of P stacked networks, dense, so that it can follow the weights from one training to the
+    next (Lamarckian inheritance of the training state, as population-based training copies it; Jaderberg et al.
+    2017, arXiv:1711.09846).
+
+    Attributes:
+        steps: ``(P,)`` int64 optimizer steps each network has taken (Adam's bias correction reads them).
+        tensors: state name (Adam: ``exp_avg``, ``exp_avg_sq``; SGD with momentum: ``momentum_buffer``) ->
+            parameter name -> ``(P, *shape)`` float32, zero at pruned positions.
+    """
+
+    steps: torch.Tensor
+    tensors: dict[str, dict[str, torch.Tensor]]
+
+    def __len__(self) -> int:
+        """P, the number of networks."""
+        return int(self.steps.shape[0])
+
+    def network(self, i: int) -> dict[str, Any]:
+        """Network ``i``'s state as plain data (CPU tensors): ``{"step": int, key: {parameter name: tensor}}``."""
+        out: dict[str, Any] = {"step": int(self.steps[i])}
+        for key, per in self.tensors.items():
+            out[key] = {name: t[i].detach().cpu().clone() for name, t in per.items()}
+        return out
+
+    @staticmethod
+    def stack(states: Sequence[Mapping[str, Any] | None], params: Mapping[str, torch.Tensor]) -> OptimizerState | None:
+        """Stack P networks' states (:meth:`network`'s form; ``None``: a fresh optimizer, zero state at step 0).
+
+        Args:
+            states: one state per network, or ``None``.
+            params: parameter name -> ``(P, *shape)`` stacked parameters (shapes, dtype and device of the result).
+
+        Returns:
+            The stacked state on the parameters' device, or ``None`` when every network starts fresh.
+        """
+        if all(s is None or not s.get("step") for s in states):
+            return None
+        steps = torch.tensor([int(s.get("step", 0)) if s else 0 for s in states], dtype=torch.int64)
+        keys = sorted({k for s in states if s for k in s if k != "step"})
+        tensors: dict[str, dict[str, torch.Tensor]] = {}
+        for key in keys:
+            per: dict[str, torch.Tensor] = {}
+            for name, param in params.items():
+                stacked = torch.zeros_like(param, dtype=torch.float32)
+                for i, s in enumerate(states):
+                    value = (s or {}).get(key, {}).get(name)
+                    if value is not None:
+                        stacked[i].copy_(value)
+                per[name] = stacked
+            tensors[key] = per
+        return OptimizerState(steps, tensors)
+
+    @staticmethod
+    def concat(parts: Sequence[OptimizerState]) -> OptimizerState:
+        """Join the states of consecutive population blocks along the population axis."""
+        keys = parts[0].tensors.keys()
+        return OptimizerState(
+            torch.cat([p.steps for p in parts]),
+            {k: {n: torch.cat([p.tensors[k][n] for p in parts]) for n in parts[0].tensors[k]} for k in keys},
+        )
+
+
 class MaskedOptimizer:
     """``optimizer.optimizer`` (Adam or SGD) over the kept weights of stacked tickets only.
 
@@ -51,12 +122,18 @@ class MaskedOptimizer:
     decay inside the gradient), so the optimizer runs at learning rate 1 and each network's step is scaled by its own
     ``lr`` afterwards: exactly the trajectory each network would follow alone at its learning rate.
 
+    A carried state (``state``, :class:`OptimizerState`) continues each network's earlier training: its momentum or
+    Adam moments at the kept positions, and its step count. Where Adam's networks have taken different numbers of
+    steps, one ``torch.optim`` step count cannot serve them all, and the update is Adam's own (``torch.optim.Adam``'s
+    single-tensor arithmetic) with each network's bias correction.
+
     Args:
         params: parameter name -> ``(P, *shape)`` contiguous dense tensors,
             updated in place by :meth:`step`.
         masks: weight name -> ``(P, *shape)`` bool masks.
         cfg: optimizer, learning rate, momentum and weight decay.
         lr: ``(P,)`` each network's learning rate (> 0), overriding ``cfg.lr``; ``None``: ``cfg.lr`` for all.
+        state: the state to continue from; ``None``: a fresh optimizer.
 
     Attributes:
         index: weight name -> ``(kept,)`` int64 flat positions of its kept
@@ -76,8 +153,14 @@ class MaskedOptimizer:
         masks: dict[str, torch.Tensor],
         cfg: OptimizerConfig,
         lr: torch.Tensor | None = None,
+        state: OptimizerState | None = None,
     ) -> None:
         self.lr = None if lr is None else lr.detach().to(torch.float32)
+        self.cfg = cfg
+        self.taken = 0  # steps taken by this optimizer
+        self.start_steps: torch.Tensor | None = None  # (P,) steps carried in with ``state``
+        self.own_steps: torch.Tensor | None = None  # (P,) float64 step counts of Adam's per-network bias correction
+        self._network: dict[str, torch.Tensor] = {}  # (kept,) the network of each packed entry (own Adam update)
         self.scales: dict[str, torch.Tensor] = {}
         self._before: dict[str, torch.Tensor] = {}  # the values before a step (per-network learning rates)
         self.dense: dict[str, torch.Tensor] = {}
@@ -100,10 +183,72 @@ class MaskedOptimizer:
         if self.lr is not None:
             cfg = dataclasses.replace(cfg, lr=1.0)
         self.optimizer = _packed_optimizer(list(self.packed.values()), cfg)
+        if state is not None:
+            self._load(state)
+
+    def _load(self, state: OptimizerState) -> None:
+        """Continue from ``state``: its tensors at the kept positions, its step counts."""
+        p = next(iter(self.dense.values())).shape[0]
+        if len(state) != p:
+            raise ValueError(f"MaskedOptimizer: the state holds {len(state)} networks, the parameters {p}")
+        self.start_steps = state.steps.to(torch.int64).cpu()
+        adam = self.cfg.optimizer == "adam"
+        if adam and bool((self.start_steps != self.start_steps[0]).any()):
+            device = next(iter(self.dense.values())).device
+            self.own_steps = self.start_steps.to(device, torch.float64)
+        group = self.optimizer.param_groups[0]
+        for name, packed in self.packed.items():
+            loaded: dict[str, Any] = {}
+            for key in STATE_KEYS[self.cfg.optimizer]:
+                per = state.tensors.get(key, {})
+                if key == "momentum_buffer" and not self.cfg.momentum:
+                    continue
+                dense = per[name].to(packed.device, torch.float32) if name in per else None
+                if dense is None:
+                    loaded[key] = torch.zeros_like(packed)
+                elif name in self.index:
+                    loaded[key] = dense.reshape(-1).index_select(0, self.index[name])
+                else:
+                    loaded[key] = dense.clone()
+            if adam:
+                on_device = group.get("fused") or group.get("capturable")
+                loaded["step"] = torch.tensor(
+                    float(self.start_steps[0]), dtype=torch.float32, device=packed.device if on_device else "cpu"
+                )
+            if loaded:
+                self.optimizer.state[packed] = loaded
+            self._set_scale(name)
+
+    def state(self) -> OptimizerState:
+        """The state reached, dense (zero at pruned positions), on the parameters' device."""
+        p = next(iter(self.dense.values())).shape[0]
+        start = self.start_steps if self.start_steps is not None else torch.zeros(p, dtype=torch.int64)
+        tensors: dict[str, dict[str, torch.Tensor]] = {}
+        for name, packed in self.packed.items():
+            held = self.optimizer.state.get(packed, {})
+            for key in STATE_KEYS[self.cfg.optimizer]:
+                value = held.get(key)
+                if not torch.is_tensor(value) or value.shape != packed.shape:
+                    continue
+                if name in self.index:
+                    dense = torch.zeros(self.dense[name].numel(), dtype=value.dtype, device=value.device)
+                    dense = dense.index_copy_(0, self.index[name], value).view_as(self.dense[name])
+                else:
+                    dense = value.clone()
+                tensors.setdefault(key, {})[name] = dense
+        return OptimizerState(start + self.taken, tensors)
 
     def _set_scale(self, name: str) -> None:
         """The learning rate of each entry of ``packed[name]``, and a buffer for its values before a step (with
-        per-network learning rates)."""
+        per-network learning rates); with Adam's own update, the network of each entry."""
+        dense = self.dense[name]
+        if self.own_steps is not None:
+            if name in self.index:
+                self._network[name] = self.index[name] // dense[0].numel()
+            else:
+                self._network[name] = torch.arange(dense.shape[0], device=dense.device).view(
+                    -1, *([1] * (dense.dim() - 1))
+                )
         if self.lr is None:
             return
         self._before[name] = torch.empty_like(self.packed[name])
@@ -133,6 +278,16 @@ class MaskedOptimizer:
             if idx is not None and grad is not self.packed_grads[name]:
                 grad = torch.gather(grad.reshape(-1), 0, idx, out=self.packed_grads[name])
             packed.grad = grad
+        self.taken += 1
+        if self.own_steps is not None:
+            self._adam_step()
+        else:
+            self._torch_step()
+        for name, idx in self.index.items():
+            self.dense[name].view(-1).index_copy_(0, idx, self.packed[name])
+
+    def _torch_step(self) -> None:
+        """The ``torch.optim`` step, each network's delta scaled by its learning rate where they differ."""
         if self.lr is not None:
             for name, packed in self.packed.items():
                 self._before[name].copy_(packed)
@@ -140,8 +295,30 @@ class MaskedOptimizer:
         if self.lr is not None:  # each network's step at its own learning rate: before + lr * (step at lr 1)
             for name, packed in self.packed.items():
                 packed.sub_(self._before[name]).mul_(self.scales[name]).add_(self._before[name])
-        for name, idx in self.index.items():
-            self.dense[name].view(-1).index_copy_(0, idx, self.packed[name])
+
+    def _adam_step(self) -> None:
+        """Adam's update (``torch.optim.Adam``'s single-tensor arithmetic, coupled weight decay) with each network's
+        own step count in the bias correction (networks that carried in different step counts)."""
+        group = self.optimizer.param_groups[0]
+        beta1, beta2 = group["betas"]
+        eps, decay = group["eps"], group["weight_decay"]
+        self.own_steps += 1
+        correction1 = 1 - beta1**self.own_steps  # (P,) float64
+        correction2 = (1 - beta2**self.own_steps).sqrt()
+        lr = self.lr.to(correction1) if self.lr is not None else torch.full_like(correction1, self.cfg.lr)
+        step_size = lr / correction1  # (P,) each network's step size
+        for name, packed in self.packed.items():
+            grad = packed.grad if not decay else packed.grad.add(packed, alpha=decay)
+            held = self.optimizer.state.setdefault(packed, {})
+            for key in ("exp_avg", "exp_avg_sq"):
+                if key not in held:
+                    held[key] = torch.zeros_like(packed)
+            exp_avg, exp_avg_sq = held["exp_avg"], held["exp_avg_sq"]
+            exp_avg.lerp_(grad, 1 - beta1)
+            exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            net = self._network[name]
+            denom = (exp_avg_sq.sqrt() / correction2[net].to(packed.dtype)).add_(eps)
+            packed.addcdiv_(exp_avg * step_size[net].to(packed.dtype), denom, value=-1.0)
 
     @torch.no_grad()
     def remask(self, masks: dict[str, torch.Tensor]) -> None:

@@ -25,6 +25,7 @@ from evoticket.training.dynamic import DropAndGrow, DynamicSparse
 from evoticket.training.evaluate import nonfinite, now
 from evoticket.training.loop import train
 from evoticket.training.memory import population_chunk
+from evoticket.training.optimizer import OptimizerState
 from evoticket.training.results import BatchResult
 from evoticket.training.scopes import Scope
 from evoticket.training.state import TrainState
@@ -85,6 +86,8 @@ def finetune_stacked(
     dynamic: DynamicSparse | None = None,
     alpha: torch.Tensor | None = None,
     grow_seed: int = 0,
+    optimizer_state: OptimizerState | None = None,
+    return_optimizer_state: bool = False,
 ) -> BatchResult:
     """Fine-tune P stacked networks together, then evaluate them on validation.
 
@@ -103,6 +106,8 @@ def finetune_stacked(
         alpha: ``(P,)`` each network's drop-and-grow fraction (its ``alpha`` gene); default ``dynamic.alpha``.
         grow_seed: seed of SET's random growth (the same for every block, so a block computes the same wherever
             it runs).
+        optimizer_state: the optimizer state each network continues from (:class:`OptimizerState`); ``None``: fresh.
+        return_optimizer_state: also return the optimizer state reached (``BatchResult.optimizer_state``, CPU).
 
     Returns:
         The :class:`BatchResult` of the P networks, with the wall time of the training steps and of the
@@ -117,7 +122,21 @@ def finetune_stacked(
         fractions = alpha if alpha is not None else dynamic.alpha
         update = DropAndGrow(dynamic.grow, lambda step: fractions, seed=grow_seed)
         callbacks.append(MaskUpdate(update, every=dynamic.delta_t))
-    state = train(arch, theta0, masks, splits, cfg, batches, scope=scope, callbacks=callbacks, lr=lr)
+    state = train(
+        arch,
+        theta0,
+        masks,
+        splits,
+        cfg,
+        batches,
+        scope=scope,
+        callbacks=callbacks,
+        lr=lr,
+        optimizer_state=optimizer_state,
+    )
+    reached = state.optimizer_state() if return_optimizer_state else None
+    if return_optimizer_state and reached is None:  # nothing carried, nothing trained: a fresh optimizer's state
+        reached = OptimizerState(torch.zeros(state.population, dtype=torch.int64), {})
     (before, after) = timer.history[0], timer.history[-1]
     bad = state.bad | nonfinite(state.params, after["val_loss"])
     return BatchResult(
@@ -131,8 +150,15 @@ def finetune_stacked(
         rewound={k: v.cpu() for k, v in callbacks[1].saved[inherit_step].items()} if rewind else None,
         masks={k: m.detach().cpu() for k, m in state.masks.items()} if dynamic is not None else None,
         learned=learned_traits(state, learned) if learned != "none" else None,
+        optimizer_state=_to_cpu(reached) if reached is not None else None,
         train_seconds=timer.train_seconds,
         eval_seconds=timer.eval_seconds,
+    )
+
+
+def _to_cpu(state: OptimizerState) -> OptimizerState:
+    return OptimizerState(
+        state.steps.cpu(), {k: {n: t.detach().cpu() for n, t in per.items()} for k, per in state.tensors.items()}
     )
 
 
@@ -170,11 +196,14 @@ def finetune_tickets(
     learned: str = "none",
     inherit_step: int = 0,
     dynamic: DynamicSparse | None = None,
+    optimizer_state: bool = False,
 ) -> BatchResult:
     """Fine-tune and evaluate P tickets in population blocks that fit the memory budget.
 
     Each ticket's genes (``ticket.genes``: ``lr``, ``alpha``) override the run's learning rate and drop-and-grow
-    fraction for that ticket alone (population-based training, Jaderberg et al. 2017, arXiv:1711.09846).
+    fraction for that ticket alone (population-based training, Jaderberg et al. 2017, arXiv:1711.09846). With
+    ``optimizer_state``, each ticket's training continues the optimizer state it carries (``ticket.optimizer_state``,
+    fresh where it has none), and the state reached comes back (``BatchResult.optimizer_state``).
 
     Args:
         tickets: the P tickets (CPU tensors).
@@ -187,6 +216,7 @@ def finetune_tickets(
         block: networks per batched computation; default :func:`population_block` of ``tickets``.
         return_weights: also return the fine-tuned weights.
         learned, inherit_step, dynamic: as for :func:`finetune_stacked`.
+        optimizer_state: continue and return each ticket's optimizer state (``finetune.optimizer_state = "inherit"``).
 
     Returns:
         The concatenated :class:`BatchResult`, in the order of ``tickets``, with the blocks' training and
@@ -215,6 +245,12 @@ def finetune_tickets(
                 dynamic=dynamic,
                 alpha=gene_values(part, "alpha", dynamic.alpha) if dynamic is not None else None,
                 grow_seed=seed,
+                optimizer_state=(
+                    OptimizerState.stack([getattr(t, "optimizer_state", None) for t in part], theta0)
+                    if optimizer_state
+                    else None
+                ),
+                return_optimizer_state=optimizer_state,
             )
         )
     return BatchResult.concat(parts)

@@ -17,6 +17,7 @@ import torch
 
 from evoticket.records import evaluation_fields, fitness_of
 from evoticket.training.meter import Meter
+from evoticket.training.optimizer import OptimizerState
 
 
 @dataclass
@@ -35,6 +36,8 @@ class TicketResult:
         rewound: the weights at step ``finetune.inherit_step``, when asked and that step is set.
         masks: weight name -> the bool mask training ended with, when masks changed during training
             (dynamic sparse fine-tuning); ``None`` otherwise.
+        optimizer_state: the optimizer state reached (``{"step": int, state name: {parameter name: tensor}}``,
+            :meth:`evoticket.training.OptimizerState.network`), when asked (``finetune.optimizer_state = "inherit"``).
     """
 
     fitness: tuple[float, ...]
@@ -44,6 +47,7 @@ class TicketResult:
     learned: dict | None = None
     rewound: dict[str, torch.Tensor] | None = None
     masks: dict[str, torch.Tensor] | None = None
+    optimizer_state: dict[str, Any] | None = None
 
     @property
     def inherited(self) -> dict[str, torch.Tensor] | None:
@@ -70,6 +74,8 @@ class BatchResult:
             candidates), when requested; else ``None``.
         masks: weight name -> ``(P, *shape)`` bool masks at the end of training, when they changed during it
             (dynamic sparse fine-tuning, :class:`evoticket.training.dynamic.DynamicSparse`); else ``None``.
+        optimizer_state: the optimizer state reached (:class:`evoticket.training.OptimizerState`, on the CPU), when
+            requested; else ``None``.
         best_step: full training: the early-stopping step (optimizer steps; int64); else ``None``.
         test_acc: full training: test accuracy at ``best_step``, in [0, 1]; else ``None``.
         final_test_acc: full training: test accuracy after the last step, in [0, 1]; else ``None``.
@@ -88,6 +94,7 @@ class BatchResult:
     rewound: dict[str, torch.Tensor] | None = None
     learned: list | None = None
     masks: dict[str, torch.Tensor] | None = None
+    optimizer_state: OptimizerState | None = None
     best_step: torch.Tensor | None = None
     test_acc: torch.Tensor | None = None
     final_test_acc: torch.Tensor | None = None
@@ -118,6 +125,8 @@ class BatchResult:
 
         meter = Meter.concat([p.meter for p in parts]) if all(p.meter is not None for p in parts) else None
         learned = [x for p in parts for x in p.learned] if all(p.learned is not None for p in parts) else None
+        states = [p.optimizer_state for p in parts]
+        optimizer_state = OptimizerState.concat(states) if all(s is not None for s in states) else None
         return BatchResult(
             **{
                 name: cat(name)
@@ -137,6 +146,7 @@ class BatchResult:
             },
             meter=meter,
             learned=learned,
+            optimizer_state=optimizer_state,
             train_seconds=sum(p.train_seconds for p in parts),
             eval_seconds=sum(p.eval_seconds for p in parts),
         )
@@ -157,6 +167,7 @@ class BatchResult:
             self.learned[i] if self.learned is not None else None,
             {k: w[i] for k, w in self.rewound.items()} if self.rewound is not None else None,
             {k: m[i] for k, m in self.masks.items()} if self.masks is not None else None,
+            self.optimizer_state.network(i) if self.optimizer_state is not None else None,
         )
 
     def tickets(self) -> list[TicketResult]:

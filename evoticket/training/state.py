@@ -30,7 +30,7 @@ from evoticket.training.batches import minibatches
 from evoticket.training.evaluate import evaluate_params
 from evoticket.training.gradients import AutogradGradient, ScoreGradient, topk_masks
 from evoticket.training.meter import Meter, backward_flops, forward_flops, kept_counts, train_flops_per_example
-from evoticket.training.optimizer import MaskedOptimizer, make_optimizer
+from evoticket.training.optimizer import MaskedOptimizer, OptimizerState, make_optimizer
 from evoticket.training.scopes import Scope
 
 
@@ -60,6 +60,8 @@ class TrainState:
         batches: ``(total, B)`` the run's minibatch indices (row ``s`` is step ``s + 1``'s batch).
         stop: set True by a callback to end training after it.
         lr: ``(P,)`` each network's learning rate (population-based training's genes), or ``None``: ``cfg.lr``.
+        carried: the optimizer state the training continues (:class:`evoticket.training.OptimizerState`), used
+            when the optimizer is first built; ``None``: a fresh optimizer.
     """
 
     arch: Architecture
@@ -78,6 +80,7 @@ class TrainState:
     batches: torch.Tensor | None = None
     stop: bool = False
     lr: torch.Tensor | None = None
+    carried: OptimizerState | None = None
     _optimizer: object = field(default=None, repr=False)
     _gradient: object = field(default=None, repr=False)
     _kept: dict[str, torch.Tensor] | None = field(default=None, repr=False)
@@ -139,6 +142,13 @@ class TrainState:
         self.meter.train_flops[:n] += batch.numel() * per_example[:n]
         return gradient.grads
 
+    def optimizer_state(self) -> OptimizerState | None:
+        """The optimizer state reached (:meth:`evoticket.training.MaskedOptimizer.state`); the carried state when no
+        step has been taken; ``None`` for edge-popup's scores or when nothing was carried nor trained."""
+        if isinstance(self._optimizer, MaskedOptimizer):
+            return self._optimizer.state()
+        return self.carried
+
     def set_masks(self, masks: dict[str, torch.Tensor], *, keep_state: bool = True) -> None:
         """Replace the masks: newly pruned weights become 0, newly grown ones start at 0.
 
@@ -192,7 +202,8 @@ class TrainState:
         if self._optimizer is None:
             params = {k: v for k, v in self.params.items() if k in trainable}
             masks = {k: v for k, v in self.masks.items() if k in trainable}
-            self._optimizer = MaskedOptimizer(params, masks, self.cfg, self.lr)
+            self._optimizer = MaskedOptimizer(params, masks, self.cfg, self.lr, state=self.carried)
+            self.carried = None  # a rebuilt optimizer (set_masks(keep_state=False)) starts fresh
         fast = None if self.arch.generic else MODELS[self.arch.name].fast_gradient
         if fast is not None and trainable == frozenset(self.params) and not self.buffers:
             self._gradient = fast(self.arch, self.params, batch, self._optimizer)

@@ -4,6 +4,7 @@ killed mid-generation, a tiny experiment grid as Ray tasks, and the errors witho
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import sys
 import textwrap
@@ -160,6 +161,31 @@ def test_ray_gives_the_records_of_the_local_backend_even_with_a_worker_killed(cl
     killed = campaign(tmp_path, "killed", "campaign.backend=ray", "campaign.workers=2", *LEVERS)
     assert marker.exists()  # the kill happened
     assert records(killed.run_dir) == records(local.run_dir)
+
+
+HYBRID = [  # the hybrid's levers: each individual's genes and optimizer state travel to the actors with it
+    "campaign.population_block=3",
+    "finetune.mode=lamarckian",
+    "finetune.dynamic=rigl",
+    "finetune.delta_t=2",
+    "finetune.genes=['lr', 'alpha']",
+    "finetune.optimizer_state=inherit",
+    "ga.mutations=['mutGenesPerturb']",
+]
+
+
+def test_ray_gives_the_records_of_the_local_backend_for_the_hybrid_with_genes_and_optimizer_state(cluster, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        local = campaign(tmp_path, "local", *HYBRID)
+    finally:
+        torch.set_num_threads(threads)
+    on_ray = campaign(tmp_path, "ray", "campaign.backend=ray", "campaign.workers=2", *HYBRID)
+    text, _ = records(local.run_dir)
+    assert len({json.loads(line)["genes"]["lr"] for line in text.splitlines()}) > 1  # the genes differ
+    assert records(on_ray.run_dir) == records(local.run_dir)
+    assert on_ray.summary["controls"] == local.summary["controls"]
 
 
 def test_a_driver_killed_on_ray_resumes_locally_to_the_same_files(cluster, tmp_path, cli):
