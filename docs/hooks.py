@@ -142,11 +142,18 @@ def experiment_page(path: Path) -> str:
     stem = path.stem.removesuffix("-results")
     config = ROOT / "configs" / f"{stem}.toml"
     if path.stem.endswith("-results") and config.is_file():
+        comment = []
+        for line in config.read_text().splitlines():  # the configuration file's opening comment: what it runs
+            if not line.startswith("#"):
+                break
+            text = line.lstrip("# ").rstrip()
+            if text and not text.startswith("evoticket experiment"):
+                comment.append(text)
         head = (
             f"# Experiment `{stem}`\n\n"
-            f"Written by `evoticket experiment configs/{stem}.toml` as `runs/{stem}/results.md` (copied from "
-            f"`benchmarks/results/{path.name}`; the configuration: [configs/{stem}.toml](../repo/configs/{stem}.toml)). "
-            "Every number below comes from that command.\n"
+            f"Reproduce: `evoticket experiment configs/{stem}.toml`, which writes this table as "
+            f"`runs/{stem}/results.md` (the configuration: [configs/{stem}.toml](../repo/configs/{stem}.toml)). "
+            f"This page is the run committed as `benchmarks/results/{path.name}`.\n\n" + " ".join(comment) + "\n"
         )
         return head + re.sub(r"\A# Results\n", "\n## Results\n", text)
     return text
