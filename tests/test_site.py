@@ -57,6 +57,12 @@ def test_configuration_page_has_every_key(site):
     for entry in describe_keys():
         first_line = format_keys([entry], headers=False).splitlines()[0]  # "ga.population = 8  (integer, >= 2)"
         assert first_line in text, f"{entry.key} is missing from the generated configuration page"
+    sections: dict[str, list] = {}
+    for entry in describe_keys():
+        sections.setdefault(entry.section, []).append(entry)
+    for section, entries in sections.items():  # what `evoticket config SECTION` prints, verbatim
+        printed = format_keys(entries, headers=bool(section)).rstrip("\n")
+        assert printed in text, f"the page does not show `evoticket config {section or 'method'}` as it prints"
 
 
 def test_every_public_module_has_a_reference_page(site):
