@@ -44,6 +44,16 @@ def quiet_wandb(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="module")
+def mlflow_uri(tmp_path_factory) -> str:
+    """An MLflow store outside the runs (``campaign.tracking_uri``), created once: its tables take seconds."""
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'shared.db'}"
+    MlflowClient(tracking_uri=uri).search_experiments()
+    return uri
+
+
 def campaign(root: Path, name: str, *sets: str):
     """A 2-generation campaign (``tests/conftest.py``'s ``FAST``) in ``root``."""
     config = CampaignConfig().with_overrides([*FAST, *sets])
@@ -193,10 +203,10 @@ def test_wandb_logs_an_offline_run_in_the_run_directory(tracked):
     assert (offline / "files" / summary["figures/fitness"]["path"]).is_file()
 
 
-def test_a_resumed_run_continues_the_same_tracked_runs_logging_each_generation_once(tmp_path, quiet_wandb):
+def test_a_resumed_run_continues_the_same_tracked_runs_logging_each_generation_once(tmp_path, quiet_wandb, mlflow_uri):
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'shared.db'}"  # campaign.tracking_uri: a store outside the run
+    uri = mlflow_uri  # campaign.tracking_uri: a store outside the run
     first = campaign(tmp_path, "r", ALL, "ga.generations=1", f"campaign.tracking_uri='{uri}'")
     before = json.loads(paths.trackers_json(first.run_dir).read_text())
     resume_campaign(first.run_dir, ["ga.generations=2"], plots_dir=tmp_path / "plots", out=io.StringIO())
@@ -258,3 +268,60 @@ def test_the_command_line_says_so_in_one_line_with_exit_status_2(tmp_path, monke
         "(or drop it from campaign.trackers)"
     )
     assert not (tmp_path / "runs").exists()
+
+
+GRID = """
+[experiment]
+seeds = [0]
+methods = ["dense", "ga"]
+densities = [0.5]
+datasets = ["mnist1d"]
+budgets = [1]
+
+[base]
+model.hidden = [16]
+optimizer.batch_size = 50
+campaign.final_steps = 20
+campaign.final_eval_every = 10
+campaign.final_seeds = 1
+campaign.device = "cpu"
+campaign.plots = "none"
+campaign.trackers = ["tensorboard", "mlflow", "wandb"]
+campaign.tracking_uri = "{uri}"
+
+[datasets.mnist1d]
+data.name = "mnist1d"
+
+[variants.dense]
+train.eval_every = 10
+
+[variants.ga]
+finetune.steps = 5
+ga.population = 4
+"""
+
+
+def test_an_experiment_tracks_one_run_per_cell_grouped_under_the_experiment(tmp_path, quiet_wandb, mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    from evoticket.experiment import run_experiment
+
+    (tmp_path / "grid.toml").write_text(GRID.replace("{uri}", mlflow_uri))
+    result = run_experiment(
+        tmp_path / "grid.toml", name="grid", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False
+    )
+    cells = sorted(p.name for p in (result.run_dir / "cells").iterdir())
+    assert len(cells) == 2
+    assert sorted(p.name for p in paths.tensorboard_dir(result.run_dir).iterdir()) == cells
+    for cell in cells:
+        acc = tensorboard(paths.tensorboard_dir(result.run_dir) / cell)
+        steps = [e.step for e in acc.Scalars("generations/val_acc_max")]
+        assert steps == [g["generation"] for g in read_generations(result.run_dir / "cells" / cell)]
+
+    client = MlflowClient(tracking_uri=mlflow_uri)  # one MLflow experiment named after it, a run per cell
+    runs = client.search_runs([client.get_experiment_by_name("grid").experiment_id])
+    assert sorted(r.info.run_name for r in runs) == cells
+
+    offline = wandb_runs(result.run_dir)
+    _, _, records = wandb_history(offline)
+    assert sorted(r.display_name for r in records) == cells and {r.run_group for r in records} == {"grid"}
