@@ -559,7 +559,7 @@ class CampaignSection:
     tracking_uri: str = ""
     """MLflow tracking URI of ``campaign.trackers = ["mlflow"]`` (e.g. ``http://localhost:5000`` or
     ``sqlite:///mlflow.db``); empty (the default): the SQLite database ``runs/NAME/mlflow.db`` (an experiment's
-    cells: ``runs/EXPERIMENT/mlflow.db``) with artifacts beside it."""
+    cells: ``runs/EXPERIMENT/mlflow.db``); a SQLite store keeps its artifacts beside it, in ``mlartifacts/``."""
 
 
 SECTIONS: dict[str, type] = {

@@ -207,6 +207,16 @@ class TensorBoardTracker(Tracker):
         self.writer.close()
 
 
+def _artifact_location(uri: str) -> str | None:
+    """Where a new MLflow experiment keeps its artifacts: beside a SQLite store (``mlartifacts/`` next to
+    ``mlflow.db``, never MLflow's default ``./mlruns`` in the working directory); ``None`` (the server's choice)
+    for any other store."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix):
+        return None
+    return paths.mlflow_artifacts(Path(uri[len(prefix) :]).parent).resolve().as_uri()
+
+
 class MLflowTracker(Tracker):
     """An MLflow run through ``mlflow.tracking.MlflowClient``: the configuration as params (and ``config.toml``
     as an artifact), metrics per step, the verdict as a tag, the figures as artifacts under ``figures/``."""
@@ -219,8 +229,11 @@ class MLflowTracker(Tracker):
         from mlflow.entities import Param, RunTag
         from mlflow.tracking import MlflowClient
 
-        default = not self.tracking_uri
-        uri = self.state.get("tracking_uri") or self.tracking_uri or f"sqlite:///{paths.mlflow_db(self.target.root)}"
+        uri = (
+            self.state.get("tracking_uri")
+            or self.tracking_uri
+            or f"sqlite:///{paths.mlflow_db(self.target.root).resolve()}"
+        )
         self.client = client = MlflowClient(tracking_uri=uri)
         params = {key: str(_scalar(v))[:6000] for key, v in _flat(config).items()}
         if self.state.get("run_id"):
@@ -231,7 +244,7 @@ class MLflowTracker(Tracker):
             tags = [RunTag(f"resumed.{k}", v) for k, v in params.items() if k in logged and logged[k] != v]
         else:
             experiment = self.target.group or PROJECT
-            artifacts = paths.mlflow_artifacts(self.target.root).resolve().as_uri() if default else None
+            artifacts = _artifact_location(uri)
             found = client.get_experiment_by_name(experiment)
             if found is not None:
                 experiment_id = found.experiment_id

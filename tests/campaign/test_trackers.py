@@ -203,9 +203,12 @@ def test_wandb_logs_an_offline_run_in_the_run_directory(tracked):
     assert (offline / "files" / summary["figures/fitness"]["path"]).is_file()
 
 
-def test_a_resumed_run_continues_the_same_tracked_runs_logging_each_generation_once(tmp_path, quiet_wandb, mlflow_uri):
+def test_a_resumed_run_continues_the_same_tracked_runs_logging_each_generation_once(
+    tmp_path, quiet_wandb, mlflow_uri, monkeypatch
+):
     from mlflow.tracking import MlflowClient
 
+    monkeypatch.chdir(tmp_path)  # MLflow's own default would put artifacts in ./mlruns
     uri = mlflow_uri  # campaign.tracking_uri: a store outside the run
     first = campaign(tmp_path, "r", ALL, "ga.generations=1", f"campaign.tracking_uri='{uri}'")
     before = json.loads(paths.trackers_json(first.run_dir).read_text())
@@ -214,7 +217,8 @@ def test_a_resumed_run_continues_the_same_tracked_runs_logging_each_generation_o
     after = json.loads(paths.trackers_json(run).read_text())
     assert after["mlflow"]["run_id"] == before["mlflow"]["run_id"] and after["mlflow"]["tracking_uri"] == uri
     assert after["wandb"]["run_id"] == before["wandb"]["run_id"]
-    assert not paths.mlflow_db(run).exists()
+    assert not paths.mlflow_db(run).exists() and not (tmp_path / "mlruns").exists()
+    assert paths.mlflow_artifacts(Path(uri.removeprefix("sqlite:///")).parent).is_dir()  # beside the store
 
     acc = tensorboard(paths.tensorboard_dir(run))
     assert [e.step for e in acc.Scalars("generations/val_acc_max")] == [0, 1, 2]
