@@ -204,7 +204,7 @@ def test_wandb_logs_an_offline_run_in_the_run_directory(tracked):
 
 
 def test_a_resumed_run_continues_the_same_tracked_runs_logging_each_generation_once(
-    tmp_path, quiet_wandb, mlflow_uri, monkeypatch
+    tmp_path, quiet_wandb, mlflow_uri, monkeypatch, capsys
 ):
     from mlflow.tracking import MlflowClient
 
@@ -212,7 +212,10 @@ def test_a_resumed_run_continues_the_same_tracked_runs_logging_each_generation_o
     uri = mlflow_uri  # campaign.tracking_uri: a store outside the run
     first = campaign(tmp_path, "r", ALL, "ga.generations=1", f"campaign.tracking_uri='{uri}'")
     before = json.loads(paths.trackers_json(first.run_dir).read_text())
+    assert before["mlflow"]["logged"] == 1
+    paths.checkpoint(first.run_dir, 1).unlink()  # generation 1 is redone: logged already, it is not logged again
     resume_campaign(first.run_dir, ["ga.generations=2"], plots_dir=tmp_path / "plots", out=io.StringIO())
+    assert f"resuming {first.run_dir} after generation 0" in capsys.readouterr().err
     run = first.run_dir
     after = json.loads(paths.trackers_json(run).read_text())
     assert after["mlflow"]["run_id"] == before["mlflow"]["run_id"] and after["mlflow"]["tracking_uri"] == uri
@@ -222,6 +225,9 @@ def test_a_resumed_run_continues_the_same_tracked_runs_logging_each_generation_o
 
     acc = tensorboard(paths.tensorboard_dir(run))
     assert [e.step for e in acc.Scalars("generations/val_acc_max")] == [0, 1, 2]
+    assert [e.value for e in acc.Scalars("generations/train_flops")] == [
+        g["train_flops"] for g in read_generations(run)
+    ]
 
     client = MlflowClient(tracking_uri=uri)
     (found,) = client.search_runs([client.get_experiment_by_name("evoticket").experiment_id])
