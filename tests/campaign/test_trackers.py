@@ -335,3 +335,19 @@ def test_an_experiment_tracks_one_run_per_cell_grouped_under_the_experiment(tmp_
     offline = wandb_runs(result.run_dir)
     _, _, records = wandb_history(offline)
     assert sorted(r.display_name for r in records) == cells and {r.run_group for r in records} == {"grid"}
+
+
+def test_a_tracker_added_on_resume_logs_the_generations_run_before_it(tmp_path):
+    first = campaign(tmp_path, "r", "ga.generations=1")
+    assert not paths.trackers_json(first.run_dir).exists()
+    more = ["ga.generations=2", "campaign.trackers=['tensorboard']"]
+    resume_campaign(first.run_dir, more, plots_dir=tmp_path / "plots", out=io.StringIO())
+    acc = tensorboard(paths.tensorboard_dir(first.run_dir))
+    assert [e.step for e in acc.Scalars("generations/train_steps")] == [0, 1, 2]
+
+
+def test_the_key_is_described_from_its_docstring(capsys):
+    assert main(["config", "campaign.trackers"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("campaign.trackers = []") and "tensorboard, mlflow, wandb" in out
+    assert "pip install 'evoticket[mlflow]'" in out
