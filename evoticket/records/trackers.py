@@ -229,17 +229,15 @@ class MLflowTracker(Tracker):
         from mlflow.entities import Param, RunTag
         from mlflow.tracking import MlflowClient
 
-        uri = (
-            self.state.get("tracking_uri")
-            or self.tracking_uri
-            or f"sqlite:///{paths.mlflow_db(self.target.root).resolve()}"
-        )
+        default = f"sqlite:///{paths.mlflow_db(self.target.root).resolve()}"
+        uri = self.tracking_uri or self.state.get("tracking_uri") or default
         self.client = client = MlflowClient(tracking_uri=uri)
         params = {key: str(_scalar(v))[:6000] for key, v in _flat(config).items()}
-        if self.state.get("run_id"):
-            self.run_id = self.state["run_id"]
+        saved = self._saved_run(uri)
+        if saved is not None:
+            self.run_id = saved.info.run_id
             client.update_run(self.run_id, status="RUNNING")
-            logged = client.get_run(self.run_id).data.params
+            logged = saved.data.params
             new = {k: v for k, v in params.items() if k not in logged}
             tags = [RunTag(f"resumed.{k}", v) for k, v in params.items() if k in logged and logged[k] != v]
         else:
@@ -264,6 +262,18 @@ class MLflowTracker(Tracker):
             client.log_batch(self.run_id, params=items[i : i + 100], tags=tags[i : i + 100])
         client.log_text(self.run_id, config_text, "config.toml")
         return {"tracking_uri": uri, "run_id": self.run_id}
+
+    def _saved_run(self, uri: str) -> Any:
+        """The MLflow run ``trackers.json`` names, when this store holds it (``campaign.tracking_uri`` may have changed
+        on resume: a new store gets a new run); else ``None``."""
+        from mlflow.exceptions import MlflowException
+
+        if not self.state.get("run_id") or self.state.get("tracking_uri") != uri:
+            return None
+        try:
+            return self.client.get_run(self.state["run_id"])
+        except MlflowException:
+            return None
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
         """See :meth:`Tracker.log_metrics`."""
@@ -411,7 +421,8 @@ class Trackers:
                 self._warn(name, "cannot start", e)
                 continue
             self.active[name] = tracker
-            self.state[name] = {**where, "logged": int(before.get("logged", -1))}
+            same = all(before.get(key) == value for key, value in where.items())  # else a new tracked run
+            self.state[name] = {**where, "logged": int(before.get("logged", -1)) if same else -1}
         self._save()
         self.sync()
 

@@ -337,13 +337,21 @@ def test_an_experiment_tracks_one_run_per_cell_grouped_under_the_experiment(tmp_
     assert sorted(r.display_name for r in records) == cells and {r.run_group for r in records} == {"grid"}
 
 
-def test_a_tracker_added_on_resume_logs_the_generations_run_before_it(tmp_path):
-    first = campaign(tmp_path, "r", "ga.generations=1")
-    assert not paths.trackers_json(first.run_dir).exists()
-    more = ["ga.generations=2", "campaign.trackers=['tensorboard']"]
+def test_a_tracker_added_on_resume_logs_the_generations_run_before_it(tmp_path, mlflow_uri):
+    from mlflow.tracking import MlflowClient
+
+    first = campaign(tmp_path, "added", "ga.generations=1", "campaign.trackers=['tensorboard']")
+    more = ["ga.generations=2", "campaign.trackers=['tensorboard', 'mlflow']", f"campaign.tracking_uri='{mlflow_uri}'"]
     resume_campaign(first.run_dir, more, plots_dir=tmp_path / "plots", out=io.StringIO())
     acc = tensorboard(paths.tensorboard_dir(first.run_dir))
     assert [e.step for e in acc.Scalars("generations/train_steps")] == [0, 1, 2]
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    experiment = client.get_experiment_by_name("evoticket").experiment_id
+    (found,) = client.search_runs([experiment], filter_string="attributes.run_name = 'added'")
+    history = client.get_metric_history(found.info.run_id, "generations/train_steps")
+    assert [(m.step, m.value) for m in history] == [
+        (g["generation"], float(g["train_steps"])) for g in read_generations(first.run_dir)
+    ]
 
 
 def test_the_key_is_described_from_its_docstring(capsys):
