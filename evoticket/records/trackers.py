@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import sys
 import time
@@ -169,7 +170,7 @@ class TensorBoardTracker(Tracker):
         from torch.utils.tensorboard import SummaryWriter
         from torch.utils.tensorboard.summary import hparams
 
-        log_dir = Path(self.state.get("log_dir") or self.target.tensorboard_dir())
+        log_dir = Path(self.state.get("log_dir") or self.target.tensorboard_dir()).resolve()
         resumed = bool(self.state)
         self.writer = SummaryWriter(str(log_dir), purge_step=self.state.get("logged", -1) + 1 if resumed else None)
         if not resumed:
@@ -231,6 +232,7 @@ class MLflowTracker(Tracker):
 
         default = f"sqlite:///{paths.mlflow_db(self.target.root).resolve()}"
         uri = self.tracking_uri or self.state.get("tracking_uri") or default
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)  # "Creating initial MLflow database ..."
         self.client = client = MlflowClient(tracking_uri=uri)
         params = {key: str(_scalar(v))[:6000] for key, v in _flat(config).items()}
         saved = self._saved_run(uri)
@@ -309,7 +311,7 @@ class WandbTracker(Tracker):
         """See :meth:`Tracker.start`; a resumed run has the same W&B run id (``resume="allow"``)."""
         import wandb
 
-        root = Path(self.state.get("dir") or self.target.root)
+        root = Path(self.state.get("dir") or self.target.root).resolve()
         project = self.state.get("project") or os.environ.get("WANDB_PROJECT") or PROJECT
         settings = wandb.Settings(silent=True, console="off", disable_git=True, save_code=False, x_disable_stats=True)
         self.run = wandb.init(
