@@ -437,7 +437,10 @@ class Trackers:
         generation (:data:`NOT_LOGGED` and empty cells left out)."""
         if not self.active or not paths.generations_csv(self.run_dir).is_file():
             return
-        rows = read_generations(self.run_dir)
+        try:
+            rows = read_generations(self.run_dir)
+        except (OSError, ValueError):  # the records' own writes report a failing disk; these rows come next time
+            return
         for name, tracker in list(self.active.items()):
             for row in rows:
                 step = int(row["generation"])
