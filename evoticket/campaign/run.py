@@ -51,6 +51,7 @@ from evoticket.genome import Ticket, save_ticket, save_trained
 from evoticket.methods import Budget, Method, MethodRun, configure, get_method, resolve_run
 from evoticket.plots import plot_fitness, plot_run
 from evoticket.records import SPENT_KEYS, Hook, RecordWriter, read_summary
+from evoticket.records.trackers import Trackers, TrackingTarget
 
 
 @dataclass
@@ -112,6 +113,8 @@ SAFE_ON_RESUME = frozenset(
         "campaign.winning_tolerance",
         "campaign.ensemble",
         "campaign.max_memory_mb",
+        "campaign.trackers",
+        "campaign.tracking_uri",
     }
 )
 """Keys that ``evoticket resume --set`` may change: they do not alter the generations already run."""
@@ -132,6 +135,7 @@ def run_campaign(
     hooks: tuple[Hook, ...] = (),
     splits: Splits | None = None,
     out: TextIO | None = None,
+    tracking: TrackingTarget | None = None,
 ) -> CampaignResult:
     """Run a campaign end to end and write its records, checkpoints, tickets, plot and summary.
 
@@ -147,12 +151,14 @@ def run_campaign(
         hooks: extra ``(generation, population, record) -> None`` hooks.
         splits: data to use instead of loading ``config.data`` (tests).
         out: where the summary table is printed; default stdout.
+        tracking: where ``campaign.trackers`` log a new tracked run (an experiment's cell: grouped under the
+            experiment); default the run directory (:meth:`evoticket.records.trackers.TrackingTarget.of_run`).
 
     Returns:
         A :class:`CampaignResult`.
 
     Raises:
-        EvoticketError: for bad input (configuration, data, device, run name); nothing is
+        EvoticketError: for bad input (configuration, data, device, run name, a tracker not installed); nothing is
             written then. ``RunLockedError`` when another process writes the run,
             ``StorageError`` when writing fails and ``DivergedError`` when a whole generation
             diverged; the last checkpoint is kept for both.
@@ -165,7 +171,9 @@ def run_campaign(
     check_name(name)
     run_dir = Path(runs_dir) / name
     if resume and not force and paths.config(run_dir).is_file():
-        return _resume(run_dir, config, plots_dir=plots_dir, hooks=hooks, splits=splits, out=out, requeue=True)
+        return _resume(
+            run_dir, config, plots_dir=plots_dir, hooks=hooks, splits=splits, out=out, requeue=True, tracking=tracking
+        )
     prepare_run_dir(Path(runs_dir), name, force)
     plot_dir = Path(plots_dir) / name
     wall_start = time.perf_counter()
@@ -181,7 +189,7 @@ def run_campaign(
             _save_checkpoint(folder, config, run, counters)
 
         create_run_dir(run_dir, plot_dir, force, config, first)
-        return _execute(config, method, run, run_dir, plot_dir, counters, hooks, out, wall_start)
+        return _execute(config, method, run, run_dir, plot_dir, counters, hooks, out, wall_start, tracking)
 
 
 def resume_campaign(
@@ -239,6 +247,7 @@ def _resume(
     splits: Splits | None,
     out: TextIO | None,
     requeue: bool = False,
+    tracking: TrackingTarget | None = None,
 ) -> CampaignResult:
     """Resume ``run_dir`` with ``config``, under the run's lock: checks first (nothing written), then on."""
     wall_start = time.perf_counter()
@@ -257,7 +266,7 @@ def _resume(
             )
         finished = paths.summary(run_dir).exists()
         if finished and not changed and read_summary(run_dir).get("figures") == "pending":
-            return _finish_figures(config, run_dir, Path(plots_dir) / run_dir.name, out)
+            return _finish_figures(config, run_dir, Path(plots_dir) / run_dir.name, out, tracking)
         if finished and not changed:
             if requeue:
                 print(f"evoticket: {run_dir} is already complete; nothing to do", file=sys.stderr)
@@ -284,7 +293,8 @@ def _resume(
         restore_rng(ckpt.rng)
         counters = {**_new_counters(), **ckpt.counters}
         print(f"evoticket: resuming {run_dir} after {where}", file=sys.stderr)
-        return _execute(config, method, run, run_dir, Path(plots_dir) / run_dir.name, counters, hooks, out, wall_start)
+        plot_dir = Path(plots_dir) / run_dir.name
+        return _execute(config, method, run, run_dir, plot_dir, counters, hooks, out, wall_start, tracking)
 
 
 def changed_keys(old: CampaignConfig, new: CampaignConfig) -> list[str]:
@@ -323,8 +333,10 @@ def _execute(
     hooks: Sequence[Hook],
     out: TextIO | None,
     wall_start: float,
+    tracking: TrackingTarget | None = None,
 ) -> CampaignResult:
-    """Run the method from where it stands to the end, then the final comparison and the summary."""
+    """Run the method from where it stands to the end, then the final comparison and the summary; the trackers
+    (``campaign.trackers``) log after each checkpoint and are closed however the run ends."""
     out = out or sys.stdout
     run.evaluated = int(counters["evaluated"])
     writer = RecordWriter(run_dir)
@@ -360,23 +372,29 @@ def _execute(
             raise StorageError(f"{e}; free space and run: evoticket resume {run_dir}") from None
         counters["checkpoint_seconds"] += time.perf_counter() - start
 
+    trackers = Trackers(config.campaign.trackers, run_dir, tracking, config.campaign.tracking_uri)
+    trackers.start(config.to_dict(), config.to_toml())
+    finished = False
     stop = StopOnSignal()
     progress = _Progress(run.total_generations + 1, config.campaign.progress, initial=run.generation + 1, method=method)
     stop.install()
     try:
         try:
             budget = Budget(train_flops=config.budget.train_flops or None)
-            result = run.run((write_records, checkpoint, progress, *hooks), stop, budget)
+            result = run.run((write_records, checkpoint, trackers, progress, *hooks), stop, budget)
         finally:
             progress.close()
         if stop.requested:
             raise KeyboardInterrupt
         stop.immediate = True  # from here on a resume redoes everything that is left
-        return _finish(config, method, run, run_dir, plot_dir, result, counters, update_counters, out)
+        done = _finish(config, method, run, run_dir, plot_dir, result, counters, update_counters, out, trackers)
+        finished = True
+        return done
     except (Interrupted, KeyboardInterrupt):
         raise Interrupted(str(run_dir), _last_checkpoint_generation(run_dir), stop.signum, method.unit) from None
     finally:
         stop.uninstall()
+        trackers.close(finished)
 
 
 def _finish(
@@ -389,6 +407,7 @@ def _finish(
     counters: dict[str, float],
     update_counters: Any,
     out: TextIO,
+    trackers: Trackers,
 ) -> CampaignResult:
     """After the method: best ticket, final comparison (and the ensemble, with ``campaign.ensemble``), trained
     networks, ``summary.json`` (the run is complete), then the figures (which draw the final comparison) and
@@ -471,12 +490,14 @@ def _finish(
     summary["report"] = {**report, "lines": method.summary_lines(summary)}
     summary["figures"] = "none" if config.campaign.plots == "none" else "pending"
     write_json(paths.summary(run_dir), summary)  # the run is complete; the figures then draw its final comparison
+    trackers.log_final(summary)
     if summary["figures"] == "pending":
         counters["plot_seconds"] += _draw_figures(config, run_dir, plot_dir)
         update_counters()
         summary["timing"] = timing(counters)
         summary["figures"] = "drawn"
         write_json(paths.summary(run_dir), summary)
+        trackers.log_figures(plot_dir)
     print(format_summary(summary, run_dir, plot_dir, config), file=out)
     return CampaignResult(run_dir, plot_dir, summary, best)
 
@@ -492,14 +513,23 @@ def _draw_figures(config: CampaignConfig, run_dir: Path, plot_dir: Path) -> floa
     return time.perf_counter() - start
 
 
-def _finish_figures(config: CampaignConfig, run_dir: Path, plot_dir: Path, out: TextIO | None) -> CampaignResult:
-    """A run stopped while drawing its figures (``summary.json`` says ``"figures": "pending"``): draw them now."""
+def _finish_figures(
+    config: CampaignConfig, run_dir: Path, plot_dir: Path, out: TextIO | None, tracking: TrackingTarget | None
+) -> CampaignResult:
+    """A run stopped while drawing its figures (``summary.json`` says ``"figures": "pending"``): draw them now
+    (and give them to the trackers)."""
     print(f"evoticket: resuming {run_dir}: the campaign is complete; drawing its figures", file=sys.stderr)
     summary = read_summary(run_dir)
     seconds = _draw_figures(config, run_dir, plot_dir)
     summary["timing"]["plot_seconds"] = round(summary["timing"].get("plot_seconds", 0.0) + seconds, 3)
     summary["figures"] = "drawn"
     write_json(paths.summary(run_dir), summary)
+    trackers = Trackers(config.campaign.trackers, run_dir, tracking, config.campaign.tracking_uri)
+    trackers.start(config.to_dict(), config.to_toml())
+    try:
+        trackers.log_figures(plot_dir)
+    finally:
+        trackers.close(True)
     print(format_summary(summary, run_dir, plot_dir, config), file=out or sys.stdout)
     return CampaignResult(run_dir, plot_dir, summary, None)
 

@@ -474,6 +474,14 @@ class BudgetConfig:
     would exceed it and reports its result there; >= 0."""
 
 
+TRACKERS = ("tensorboard", "mlflow", "wandb")
+"""The experiment trackers ``campaign.trackers`` may name (``evoticket.records.trackers``)."""
+
+UNHASHED = frozenset({"campaign.trackers", "campaign.tracking_uri"})
+"""Keys left out of :meth:`CampaignConfig.hash`: where a run is mirrored, not what it computes (a run with trackers
+reports the hash of the same run without them)."""
+
+
 @dataclass(frozen=True)
 class CampaignSection:
     """Seed, device and the final lottery-ticket comparison."""
@@ -536,6 +544,22 @@ class CampaignSection:
     """Figures drawn at the end of a run (``evoticket plot RUN_DIR`` draws them all at any time): all (every
     figure, PNG and PDF; about 12 s for the default campaign on 2 cores), png (every figure, PNG only),
     fitness (``fitness.png`` only: grids of many runs, the crash tests) or none."""
+    trackers: tuple[str, ...] = field(
+        default=(),
+        metadata=_check(
+            lambda v: all(n in TRACKERS for n in v) and len(set(v)) == len(v),
+            "must be a list of distinct names out of " + ", ".join(repr(n) for n in TRACKERS),
+        ),
+    )
+    """Experiment trackers that mirror the run (its configuration, each generation's ``generations.csv`` row, the
+    final comparison and the figures), zero or more of tensorboard, mlflow, wandb; each is an extra
+    (``pip install 'evoticket[mlflow]'``). Logs stay in the run directory unless asked otherwise (TensorBoard:
+    ``runs/NAME/tensorboard/``, MLflow: ``runs/NAME/mlflow.db`` or ``campaign.tracking_uri``, W&B: offline,
+    ``runs/NAME/wandb/``); a tracker that fails warns once and the run goes on; the records never change."""
+    tracking_uri: str = ""
+    """MLflow tracking URI of ``campaign.trackers = ["mlflow"]`` (e.g. ``http://localhost:5000`` or
+    ``sqlite:///mlflow.db``); empty (the default): the SQLite database ``runs/NAME/mlflow.db`` (an experiment's
+    cells: ``runs/EXPERIMENT/mlflow.db``); a SQLite store keeps its artifacts beside it, in ``mlartifacts/``."""
 
 
 SECTIONS: dict[str, type] = {
@@ -765,8 +789,12 @@ class CampaignConfig:
         return tomli_w.dumps(self.to_dict())
 
     def hash(self) -> str:
-        """SHA-256 of the resolved configuration (hex, 16 characters)."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
+        """SHA-256 of the resolved configuration (hex, 16 characters), the keys of :data:`UNHASHED` left out."""
+        raw = self.to_dict()
+        for dotted in UNHASHED:
+            section, key = dotted.split(".")
+            raw[section].pop(key, None)
+        text = json.dumps(raw, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def with_overrides(self, overrides: Sequence[str] | Mapping[str, Any]) -> CampaignConfig:

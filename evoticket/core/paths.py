@@ -10,6 +10,10 @@ A run named NAME writes ``runs/NAME/`` and ``plots/NAME/``:
     runs/NAME/trained_ticket.pt  what the final comparison trained: every seed's ticket and controls
     runs/NAME/summary.json       the final lottery-ticket comparison and timings
     runs/NAME/checkpoints/       gen-NNNNNN.pt, the last two generations' checkpoints
+    runs/NAME/trackers.json      with campaign.trackers: each tracker's run (ids, log folder) and last step logged
+    runs/NAME/tensorboard/       with campaign.trackers: TensorBoard's event files (an experiment: one per cell)
+    runs/NAME/mlflow.db          with campaign.trackers: MLflow's store (and mlartifacts/), unless tracking_uri
+    runs/NAME/wandb/             with campaign.trackers: W&B's offline runs
     plots/NAME/fitness.png       validation accuracy per generation (and .pdf)
     plots/NAME/FIGURE.{png,pdf}  the other figures: lineage, lineage_fitness, operators, density, masks,
                                  diversity (see evoticket.plots)
@@ -68,6 +72,31 @@ def trained_ticket(run_dir: Path) -> Path:
 def summary(run_dir: Path) -> Path:
     """The campaign summary (JSON)."""
     return Path(run_dir) / "summary.json"
+
+
+def trackers_json(run_dir: Path) -> Path:
+    """What each experiment tracker of ``campaign.trackers`` logs to (run ids, folders) and its last step (JSON)."""
+    return Path(run_dir) / "trackers.json"
+
+
+def tensorboard_dir(root: Path) -> Path:
+    """TensorBoard's event files under a run (or an experiment: one subfolder per cell)."""
+    return Path(root) / "tensorboard"
+
+
+def mlflow_db(root: Path) -> Path:
+    """MLflow's default store of a run (or an experiment): a SQLite database."""
+    return Path(root) / "mlflow.db"
+
+
+def mlflow_artifacts(root: Path) -> Path:
+    """Where MLflow's default store keeps artifacts (figures, ``config.toml``)."""
+    return Path(root) / "mlartifacts"
+
+
+def wandb_dir(root: Path) -> Path:
+    """W&B's run folders under a run (or an experiment): ``offline-run-*`` (the folder wandb itself names)."""
+    return Path(root) / "wandb"
 
 
 def fitness_plot(plot_dir: Path) -> Path:

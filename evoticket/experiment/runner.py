@@ -31,6 +31,7 @@ from evoticket.experiment.results import cell_row, infeasible_row, write_results
 from evoticket.methods import resolve_run
 from evoticket.methods.imp import imp_flops
 from evoticket.records import read_summary
+from evoticket.records.trackers import TrackingTarget
 
 EXPERIMENT_FILE = "experiment.toml"
 """The experiment file as run, in ``runs/NAME/``."""
@@ -93,15 +94,43 @@ class _DataCache:
         return self.loaded[key]
 
 
-def run_cell(config: CampaignConfig, name: str, cells_dir: Path, plots_dir: Path, splits: Splits | None) -> None:
-    """Run (or resume) one cell: a normal campaign in ``cells_dir/name``, its output discarded."""
+def run_cell(
+    config: CampaignConfig,
+    name: str,
+    cells_dir: Path,
+    plots_dir: Path,
+    splits: Splits | None,
+    tracking: TrackingTarget | None = None,
+) -> None:
+    """Run (or resume) one cell: a normal campaign in ``cells_dir/name``, its output discarded.
+
+    Args:
+        config: the cell's configuration.
+        name: the cell's name (its run directory's).
+        cells_dir: parent of the cells' run directories (``runs/EXPERIMENT/cells``).
+        plots_dir: parent of the cells' plot directories.
+        splits: data to use instead of loading ``config.data``.
+        tracking: where its trackers (``campaign.trackers``) log, grouped with the experiment's other cells;
+            default the cell's own run directory.
+    """
     with open(os.devnull, "w") as quiet:
-        run_campaign(config, name=name, runs_dir=cells_dir, plots_dir=plots_dir, resume=True, splits=splits, out=quiet)
+        run_campaign(
+            config,
+            name=name,
+            runs_dir=cells_dir,
+            plots_dir=plots_dir,
+            resume=True,
+            splits=splits,
+            out=quiet,
+            tracking=tracking,
+        )
 
 
-def _cell_task(config: dict[str, Any], name: str, cells_dir: str, plots_dir: str, splits: Splits) -> str:
+def _cell_task(
+    config: dict[str, Any], name: str, cells_dir: str, plots_dir: str, splits: Splits, tracking: TrackingTarget
+) -> str:
     """A cell as a Ray task (in a worker process): returns its name."""
-    run_cell(CampaignConfig.from_dict(config), name, Path(cells_dir), Path(plots_dir), splits)
+    run_cell(CampaignConfig.from_dict(config), name, Path(cells_dir), Path(plots_dir), splits, tracking)
     return name
 
 
@@ -129,7 +158,10 @@ def _run_on_ray(
         splits = data.get(cell.dataset, config)
         if id(splits) not in refs:
             refs[id(splits)] = ray.put(splits.to("cpu"))
-        ref = task.remote(config.to_dict(), cell.name, str(cells_dir), str(plot_dir / "cells"), refs[id(splits)])
+        tracking = TrackingTarget(cells_dir.parent, cell.name, cells_dir.parent.name)
+        ref = task.remote(
+            config.to_dict(), cell.name, str(cells_dir), str(plot_dir / "cells"), refs[id(splits)], tracking
+        )
         pending[ref] = cell
     try:
         while pending:
@@ -268,7 +300,8 @@ def run_experiment(
                 for cell in todo:
                     bar.set_postfix_str(cell.name)
                     config = cell_config(cell, spends[(cell.dataset, cell.density)])
-                    run_cell(config, cell.name, cells_dir, plot_dir / "cells", data.get(cell.dataset, config))
+                    tracking = TrackingTarget(run_dir, cell.name, name)  # the cells grouped under the experiment
+                    run_cell(config, cell.name, cells_dir, plot_dir / "cells", data.get(cell.dataset, config), tracking)
                     finished(cell)
             ran = [c.name for c in todo]
             rows = [done[c.name] for c in exp.cells]

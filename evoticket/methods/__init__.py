@@ -29,6 +29,7 @@ from evoticket.methods.random_search import RandomSearch, RandomSearchRun
 from evoticket.methods.rigl import RigL
 from evoticket.methods.rigl_tuned import RigLTuned
 from evoticket.records import Hook
+from evoticket.records.trackers import check_trackers
 from evoticket.resolve import Resolved, resolve
 
 METHODS: dict[str, Method] = {
@@ -163,10 +164,12 @@ def resolve_run(config: CampaignConfig, *, splits: Splits | None = None) -> tupl
         (:func:`configure`).
 
     Raises:
-        ConfigError, DataError: for an unknown method, a setting of another method, an ensemble larger than the
+        ConfigError, DataError: for a tracker that is not installed (``campaign.trackers``), an unknown method, a
+            setting of another method, an ensemble larger than the
             method can keep (:func:`evoticket.methods.base.check_ensemble`), or any check of
             :func:`evoticket.resolve.resolve` or of the method.
     """
+    check_trackers(config.campaign.trackers)  # before the data: a missing tracker names its pip install
     method = get_method(config.method)
     config = method.configure(config)
     check_foreign_sections(config)
