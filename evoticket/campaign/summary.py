@@ -76,8 +76,8 @@ def verdict(
         return (
             f"not a winning ticket in the lottery-ticket sense: its theta0 is {theta0_text}, not an initialisation. "
             f"Trained again{spent}, this sparse network is {where} dense training from scratch: {against}{tail}; "
-            f"the dense control warm-started from the same theta0 reaches {w:.4f}. At equal compute: evoticket "
-            "experiment"
+            f"the dense control warm-started from the same theta0 reaches {w:.4f}. For the comparison at equal "
+            "compute: evoticket experiment configs/why-not-both-quick.toml"
         )
     head = "a winning ticket" if is_winning(controls, theta0, tol) else "not a winning ticket"
     return f"{head}: {against}{tail}"
