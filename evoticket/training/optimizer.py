@@ -217,7 +217,8 @@ class MaskedOptimizer:
                 )
             if loaded:
                 self.optimizer.state[packed] = loaded
-            self._set_scale(name)
+            if self.own_steps is not None:  # Adam's own update reads the network of each entry
+                self._set_scale(name)
 
     def state(self) -> OptimizerState:
         """The state reached, dense (zero at pruned positions), on the parameters' device."""
@@ -239,24 +240,19 @@ class MaskedOptimizer:
         return OptimizerState(start + self.taken, tensors)
 
     def _set_scale(self, name: str) -> None:
-        """The learning rate of each entry of ``packed[name]``, and a buffer for its values before a step (with
-        per-network learning rates); with Adam's own update, the network of each entry."""
+        """Per-entry settings of ``packed[name]``: with Adam's own update (networks with different step counts), the
+        network of each entry; else, with per-network learning rates, each entry's learning rate and a buffer for its
+        values before a step."""
         dense = self.dense[name]
-        if self.own_steps is not None:
-            if name in self.index:
-                self._network[name] = self.index[name] // dense[0].numel()
-            else:
-                self._network[name] = torch.arange(dense.shape[0], device=dense.device).view(
-                    -1, *([1] * (dense.dim() - 1))
-                )
-        if self.lr is None:
-            return
-        self._before[name] = torch.empty_like(self.packed[name])
-        dense, lr = self.dense[name], self.lr.to(self.dense[name].device)
         if name in self.index:
-            self.scales[name] = lr[self.index[name] // dense[0].numel()]  # (kept,): the network of each entry
+            network = self.index[name] // dense[0].numel()  # (kept,): the network of each entry
         else:
-            self.scales[name] = lr.view(-1, *([1] * (dense.dim() - 1)))
+            network = torch.arange(dense.shape[0], device=dense.device).view(-1, *([1] * (dense.dim() - 1)))
+        if self.own_steps is not None:
+            self._network[name] = network
+        elif self.lr is not None:
+            self._before[name] = torch.empty_like(self.packed[name])
+            self.scales[name] = self.lr.to(dense.device)[network]
 
     def kept(self) -> int:
         """Number of optimised entries (kept weights and every bias) over the population."""
