@@ -170,6 +170,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="G",
         help="with --backend ray: GPUs of each cell (default: 1 when the cluster has GPUs, else 0)",
     )
+    experiment.add_argument(
+        "--pack",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run up to N cells at once, their training steps in shared batches, under the per-individual data order "
+        "(optimizer.data_order = individual in every cell; each cell gives what it gives alone under that order)",
+    )
     experiment.add_argument("--runs-dir", default="runs", help="parent directory of run directories (default: runs)")
     experiment.add_argument(
         "--plots-dir", default="plots", help="parent directory of plot directories (default: plots)"
@@ -432,13 +440,13 @@ def _experiment(args: argparse.Namespace) -> int:
             address=args.address or "",
             cell_cpus=args.cell_cpus,
             cell_gpus=args.cell_gpus,
+            pack=args.pack,
         )
     except Interrupted as e:
-        return _interrupted(
-            e,
-            f"in cell {Path(e.run_dir).name}; its checkpoint is valid",
-            f"experiment {args.config} --name {name} --resume",
-        )
+        again = f"experiment {args.config} --name {name} --resume" + (f" --pack {args.pack}" if args.pack > 1 else "")
+        if e.unit == "cell":  # a packed run: every running cell stopped
+            return _interrupted(e, "the running cells stopped; their checkpoints are valid", again)
+        return _interrupted(e, f"in cell {Path(e.run_dir).name}; its checkpoint is valid", again)
     print((result.run_dir / "results.md").read_text(encoding="utf-8"))
     return 0
 

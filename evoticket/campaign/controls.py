@@ -129,6 +129,7 @@ def train_as_final(
         config.optimizer.batch_size,
         derive_seed(c.seed, "final", order),
         splits.device,
+        range(len(tickets)) if config.optimizer.data_order == "individual" else None,
     )
     return train_early_stopping(
         arch,

@@ -222,7 +222,13 @@ class OptimizerConfig:
     weight_decay: float = field(default=0.0, metadata=_at_least(0.0))
     """L2 weight decay; >= 0."""
     batch_size: int = field(default=100, metadata=_at_least(1))
-    """Examples per minibatch (shared by every network trained together); >= 1."""
+    """Examples per minibatch; >= 1."""
+    data_order: str = field(default="common", metadata=_choice("common", "individual"))
+    """The minibatch sequences of networks trained together. common: one sequence for the whole batch (common random
+    numbers: the GA compares its individuals on the same minibatches). individual: each network its own sequence,
+    seeded by its identity (a ticket's uid, or its place among the run's networks), and its own optimizer arithmetic
+    (Adam's per-network bias correction), so that it trains exactly as it would alone whoever shares its batch:
+    what evoticket experiment --pack runs the cells of an experiment with."""
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,7 @@ class Evaluator:
         steps: int | None = None,
         rung: int = 0,
         block: int | None = None,
+        first: int = 0,
     ) -> BatchResult | None:
         """Fine-tune and evaluate tickets together, without changing them.
 
@@ -112,6 +113,8 @@ class Evaluator:
             rung: the successive-halving rung (selects the minibatch sequence).
             block: networks per batched computation; default :meth:`block_size` of ``tickets`` (a backend that
                 splits a batch passes the whole batch's block).
+            first: the place of ``tickets[0]`` in the whole batch (a backend's shard): under
+                ``optimizer.data_order = "individual"`` each ticket's minibatches follow its place.
 
         Returns:
             The :class:`evoticket.training.BatchResult` of the tickets, in order (``None`` for no ticket).
@@ -132,6 +135,7 @@ class Evaluator:
             inherit_step=self.cfg.inherit_step if rung == 0 else 0,
             dynamic=DynamicSparse.from_config(self.cfg),
             optimizer_state=self.cfg.optimizer_state == "inherit" and return_weights,
+            first=first,
         )
 
 

@@ -212,7 +212,7 @@ class RayBackend:
         shards = shard_bounds(len(tickets), len(self.actors), block)
         for actor, (lo, hi) in zip(self.actors, shards, strict=False):
             genomes = ray.put([_genome(t) for t in tickets[lo:hi]])
-            refs.append(actor.evaluate.remote(genomes, generation, options))
+            refs.append(actor.evaluate.remote(genomes, generation, {**options, "first": lo}))
         parts = ray.get(refs)
         out = BatchResult.concat(parts)
         slowest = max(parts, key=lambda p: p.train_seconds + p.eval_seconds)

@@ -5,13 +5,22 @@ per cell, :func:`evoticket.run_campaign`), ``results.csv``, ``results.md`` and `
 ``plots/NAME/`` the figures. A finished cell (its ``summary.json`` exists) is skipped on resume;
 a killed cell resumes from its checkpoint. One process at a time runs an experiment (the lock of
 ``runs/.NAME.lock``).
+
+Packing (``pack``, ``evoticket experiment --pack N``): the cells run under the per-individual data order
+(``optimizer.data_order = "individual"``), up to N at once in one process, their training steps in shared
+batches (:class:`evoticket.training.packing.Packer`); each cell keeps its own run directory, records,
+checkpoint and resume, and gives bit for bit what it gives alone under that order.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +32,7 @@ from evoticket.campaign.rundir import check_name
 from evoticket.config import CampaignConfig
 from evoticket.config.overrides import read_toml
 from evoticket.core.cluster import connect, import_ray, worker_options
-from evoticket.core.errors import BudgetError, ConfigError, DataError, EvoticketError
+from evoticket.core.errors import BudgetError, ConfigError, DataError, EvoticketError, Interrupted
 from evoticket.core.io import atomic_write_text
 from evoticket.data import Splits, load_data
 from evoticket.experiment.grid import Cell, Experiment, base_for, cell_config, merge_tables, parse_experiment
@@ -35,6 +44,12 @@ from evoticket.records.trackers import TrackingTarget
 
 EXPERIMENT_FILE = "experiment.toml"
 """The experiment file as run, in ``runs/NAME/``."""
+
+PACKING_FILE = "packing.json"
+"""How the cells of ``runs/NAME/`` run: ``{"data_order": ..., "pack": N}`` (a resume keeps the data order)."""
+
+PACKED_ORDER = {"optimizer": {"data_order": "individual"}}
+"""What packing sets in every cell's configuration."""
 
 
 @dataclass
@@ -52,6 +67,7 @@ class ExperimentResult:
     plot_dir: Path
     rows: list[dict[str, Any]]
     ran: list[str]
+    packing: dict[str, Any] | None = None
 
 
 def load_experiment(path: str | os.PathLike) -> Experiment:
@@ -181,6 +197,61 @@ def _run_on_ray(
             ray.cancel(ref, force=True)
 
 
+def _run_packed(
+    todo: list[Cell],
+    spends: dict[tuple[str, float], int],
+    data: _DataCache,
+    run_dir: Path,
+    name: str,
+    plot_dir: Path,
+    width: int,
+    bar: Any,
+    finished: Callable[[Cell], None],
+) -> dict[str, Any]:
+    """Run the cells ``width`` at a time in threads taking turns, their training steps packed
+    (:class:`evoticket.training.packing.Packer`); returns what was packed."""
+    from evoticket.training.packing import Packer
+
+    cells_dir = run_dir / "cells"
+    configs = [cell_config(c, spends[(c.dataset, c.density)]) for c in todo]
+    budget = min((c.campaign.max_memory_mb for c in configs), default=2048.0)
+
+    def task(cell: Cell, config: CampaignConfig) -> Callable[[], None]:
+        def run() -> None:
+            bar.set_postfix_str(cell.name)
+            tracking = TrackingTarget(run_dir, cell.name, name)
+            run_cell(config, cell.name, cells_dir, plot_dir / "cells", data.get(cell.dataset, config), tracking)
+
+        return run
+
+    packer = Packer(width, max_memory_mb=budget)
+    received = [signal.SIGINT]
+
+    def stop(signum: int, frame: Any) -> None:  # SIGTERM as Ctrl-C: the running cells stop at their next steps
+        received[0] = signum
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
+    try:
+        packer.run([task(c, k) for c, k in zip(todo, configs, strict=True)], lambda i, _: finished(todo[i]))
+    except KeyboardInterrupt:
+        raise Interrupted(str(cells_dir), -1, received[0], unit="cell") from None
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+    st = packer.stats
+    return {
+        "cells": len(todo),
+        "width": width,
+        "max_memory_mb": budget,
+        "batches": st.rounds,
+        "packed_steps": st.packed_steps,
+        "alone_steps": st.alone_steps,
+        "most_networks": st.networks,
+    }
+
+
 def run_experiment(
     path: str | os.PathLike,
     *,
@@ -195,6 +266,7 @@ def run_experiment(
     address: str = "",
     cell_cpus: int = 1,
     cell_gpus: float | None = None,
+    pack: int = 0,
 ) -> ExperimentResult:
     """Run every cell of an experiment file (or the ones a killed run left), then write its results.
 
@@ -212,6 +284,11 @@ def run_experiment(
         address: the Ray cluster (``""``: a local instance, ``"auto"`` or ``HOST:PORT``).
         cell_cpus: CPUs of each cell's Ray task (>= 1).
         cell_gpus: GPUs of each cell's Ray task; default 1 when the cluster has GPUs, else 0.
+        pack: 0 (or 1): the cells one after another, as the file says; N >= 2: up to N cells at once in this process,
+            under the per-individual data order (``optimizer.data_order = "individual"`` set in every cell), their
+            training steps in shared batches of at most ``campaign.max_memory_mb`` (:mod:`evoticket.training.packing`).
+            Each cell gives bit for bit what it gives alone under that order (on the CPU), so ``--pack`` changes the
+            results only by the data order. ``ExperimentResult.packing`` says what was packed.
 
     Returns:
         An :class:`ExperimentResult`.
@@ -221,15 +298,26 @@ def run_experiment(
             anything is written), an existing experiment without ``resume`` or a changed experiment
             file with it. A cell whose budget does not pay for its method's first unit of work (the
             GA's generation 0 and final training, IMP's round 0, two steps) is not an error: it is
-            recorded as ``infeasible`` in ``results.csv``, with the budget it would need.
+            recorded as ``infeasible`` in ``results.csv``, with the budget it would need. A resume with ``--pack``
+            of an experiment run without it (or the reverse) is refused: its cells' data order would change.
+        Interrupted: Ctrl-C or SIGTERM in a packed run (the running cells resume from their checkpoints).
     """
     if backend not in ("local", "ray"):
         raise ConfigError(f"--backend: unknown backend {backend!r}; valid: local, ray")
     if cell_cpus < 1:
         raise ConfigError(f"--cell-cpus: must be >= 1, got {cell_cpus}")
+    if pack < 0:
+        raise ConfigError(f"--pack: must be >= 2 cells at once (0: no packing), got {pack}")
+    if pack > 1 and backend == "ray":
+        raise ConfigError("--pack: packs cells on this process's device; not with --backend ray (drop one of them)")
     if backend == "ray":
         import_ray("--backend")
     exp = load_experiment(path)
+    if pack > 1:  # every cell under the per-individual data order
+        exp = Experiment(
+            exp.raw,
+            tuple(dataclasses.replace(c, overrides=merge_tables(c.overrides, PACKED_ORDER)) for c in exp.cells),
+        )
     name = name or Path(path).stem
     check_name(name)
     run_dir, plot_dir = Path(runs_dir) / name, Path(plots_dir) / name
@@ -240,6 +328,15 @@ def run_experiment(
         raise EvoticketError(
             f"{run_dir}: its {EXPERIMENT_FILE} differs from {path}; resume with the same file or give a new --name"
         )
+    packing_file = run_dir / PACKING_FILE
+    if resume and packing_file.is_file():
+        was = json.loads(packing_file.read_text(encoding="utf-8")).get("pack", 0)
+        if (was > 1) != (pack > 1):
+            again = f"--pack {was}" if was > 1 else "without --pack"
+            raise EvoticketError(
+                f"{run_dir} was run {'with --pack ' + str(was) if was > 1 else 'without --pack'}; "
+                f"resume it {again} (packing sets the cells' data order), or give a new --name"
+            )
     data = _DataCache(splits)
     spends: dict[tuple[str, float], int] = {}
     needs: dict[str, int] = {}  # cells whose budget does not pay for their method's first unit of work
@@ -263,11 +360,13 @@ def run_experiment(
     with RunLock(run_dir):
         if not stored.is_file():
             atomic_write_text(stored, Path(path).read_text(encoding="utf-8"))
+        order = "individual" if pack > 1 else "as configured"
+        atomic_write_text(packing_file, json.dumps({"data_order": order, "pack": pack}) + "\n")
         cells_dir = run_dir / "cells"
         from tqdm.auto import tqdm
 
         todo = [c for c in exp.cells if c.name not in needs and not (cells_dir / c.name / "summary.json").is_file()]
-        rows, ran = [], []
+        rows, ran, packing = [], [], None
         bar = tqdm(
             total=len(exp.cells),
             initial=len(exp.cells) - len(todo),  # the time left is estimated from the cells run now
@@ -296,6 +395,8 @@ def run_experiment(
                     finished(cell, count=False)
             if backend == "ray":
                 _run_on_ray(todo, spends, data, cells_dir, plot_dir, address, cell_cpus, cell_gpus, bar, finished)
+            elif pack > 1:
+                packing = _run_packed(todo, spends, data, run_dir, name, plot_dir, pack, bar, finished)
             else:
                 for cell in todo:
                     bar.set_postfix_str(cell.name)
@@ -311,7 +412,7 @@ def run_experiment(
     print(
         f"evoticket: experiment {name}: {len(rows)} cells ({len(ran)} run now); results in {run_dir}/", file=sys.stderr
     )
-    return ExperimentResult(run_dir, plot_dir, rows, ran)
+    return ExperimentResult(run_dir, plot_dir, rows, ran, packing)
 
 
 __all__ = ["EXPERIMENT_FILE", "ExperimentResult", "imp_spend", "load_experiment", "run_cell", "run_experiment"]

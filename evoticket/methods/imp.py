@@ -224,6 +224,7 @@ class IMPRun(MethodRun):
             c.optimizer.batch_size,
             derive_seed(c.campaign.seed, "imp", r),
             splits.device,
+            range(len(members)) if c.optimizer.data_order == "individual" else None,
         )
         stopping = EarlyStopping(c.imp.eval_every, c.campaign.early_stopping)
         saver = SaveWeights([c.imp.rewind_step] if r == 0 and c.imp.rewind_step > 0 else [])

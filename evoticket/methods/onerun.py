@@ -169,6 +169,7 @@ class OneRun(MethodRun):
             c.optimizer.batch_size,
             derive_seed(c.campaign.seed, method.name),
             splits.device,
+            range(len(members)) if optimizer.data_order == "individual" else None,
         )
         stopping = EarlyStopping(
             c.train.eval_every, c.campaign.early_stopping, keep_weights=True, start=method.stopping_start(self)

@@ -32,16 +32,22 @@ def cnn1d_forward(
 
     The convolutions run as ``conv2d`` over height-1 images kept in
     channels-last memory (``(B, 1, L, P*channels)``): the first over the whole
-    population (shared input), the others grouped per individual (groups = P).
+    population (shared input ``(B, ...)``; per-network inputs ``(P, B, ...)``
+    grouped per individual), the others grouped per individual (groups = P).
     oneDNN runs these grouped convolutions several times faster channels-last
     than in ``conv1d``'s channels-first layout. ``cnn1d_bn`` normalises each
     convolution's output per individual and channel before the ReLU.
     """
     norms = {n.after: n for n in arch.norms}
-    batch = x.shape[0]
     convs, last = arch.layers[:-1], arch.layers[-1]
     p = params[convs[0].weight].shape[0]
-    h = x.reshape(batch, 1, 1, -1)  # (B, 1, 1, L)
+    per_network = x.dim() == len(arch.input_shape) + 2  # (P, B, ...): each network its own minibatch
+    if per_network:
+        batch = x.shape[1]
+        h = x.reshape(p, batch, -1).transpose(0, 1).unsqueeze(2)  # (B, P, 1, L)
+    else:
+        batch = x.shape[0]
+        h = x.reshape(batch, 1, 1, -1)  # (B, 1, 1, L)
     for i, spec in enumerate(convs):
         w = params[spec.weight].reshape(p * spec.out_features, spec.in_features, 1, spec.kernel_size)
         h = F.conv2d(
@@ -50,7 +56,7 @@ def cnn1d_forward(
             params[spec.bias].reshape(-1) if spec.use_bias else None,
             stride=(1, spec.stride),
             padding=(0, spec.padding),
-            groups=1 if i == 0 else p,  # first layer: shared input
+            groups=1 if i == 0 and not per_network else p,  # first layer on a shared input: one convolution
         )
         h = h.contiguous(memory_format=torch.channels_last)  # (B, P*out, 1, L')
         if spec.name in norms:

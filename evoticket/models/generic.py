@@ -340,11 +340,16 @@ def template(arch: Architecture) -> nn.Module:
 
 
 def probe(arch: Architecture) -> Probe:
-    """The probe of ``arch``'s module (:func:`probe_module`), computed once per process; built-in models too."""
+    """The probe of ``arch``'s module (:func:`probe_module`), computed once per process; built-in models too.
+
+    The global random generator is left as it was (the probe draws from a fork of it), so that a run draws the same
+    numbers whether or not an earlier run in the process (an experiment's cells, packed runs) probed first."""
     found = _PROBES.get(arch)
     if found is None:
-        module = template(arch) if arch.generic else arch.build_module()
-        found = _PROBES[arch] = probe_module(module, arch.input_shape, arch.num_classes, arch.name)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(PROBE_SEED)
+            module = template(arch) if arch.generic else arch.build_module()
+            found = _PROBES[arch] = probe_module(module, arch.input_shape, arch.num_classes, arch.name)
     return found
 
 
@@ -474,7 +479,7 @@ def generic_forward(
     Args:
         arch: a generic architecture.
         params: parameter name -> ``(P, *shape)``; every parameter of the module.
-        x: inputs ``(B, *input_shape)``, shared by the population.
+        x: inputs ``(B, *input_shape)``, shared by the population, or ``(P, B, *input_shape)``, one minibatch each.
         buffers: buffer name -> ``(P, *shape)``, updated in place in training mode; ``None`` uses the
             factory's buffers for every individual (evaluation mode only, when the module has any).
         train: training mode (``module.train()``: batch statistics, dropout) or evaluation mode.
@@ -484,6 +489,7 @@ def generic_forward(
     """
     module = template(arch)
     module.train(train)
+    x_dim = 0 if x.dim() == len(arch.input_shape) + 2 else None  # per-network minibatches (P, B, ...)
     if buffers is None:
         fixed = {n: b.to(x.device) for n, b in module.named_buffers()}
         if train and fixed:
@@ -492,12 +498,12 @@ def generic_forward(
         def one_fixed(p: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
             return torch.func.functional_call(module, (p, fixed), (xb,))
 
-        return torch.func.vmap(one_fixed, in_dims=(0, None), randomness="different")(params, x)
+        return torch.func.vmap(one_fixed, in_dims=(0, x_dim), randomness="different")(params, x)
 
     def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
         return torch.func.functional_call(module, (p, b), (xb,))
 
-    return torch.func.vmap(one, in_dims=(0, 0, None), randomness="different")(params, buffers, x)
+    return torch.func.vmap(one, in_dims=(0, 0, x_dim), randomness="different")(params, buffers, x)
 
 
 __all__ = [

@@ -11,11 +11,14 @@ def per_individual_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
     Args:
         logits: ``(P, B, C)``.
-        y: labels ``(B,)``, int64.
+        y: labels ``(B,)`` shared by the P networks, or ``(P, B)`` (per-network minibatches), int64.
 
     Returns:
         ``(P,)`` losses (nats).
     """
     p = logits.shape[0]
+    if y.dim() == 2:  # per-network minibatches: one row per example, each computed as alone, whatever P
+        rows = logits.reshape(-1, logits.shape[-1])  # (P*B, C)
+        return F.cross_entropy(rows, y.reshape(-1), reduction="none").view(p, -1).mean(1)
     loss = F.cross_entropy(logits.transpose(1, 2), y.expand(p, -1), reduction="none")  # (P, B)
     return loss.mean(1)

@@ -9,7 +9,8 @@
   (Greydanus 2020, arXiv:2011.14439).
 
 The batched forward pass keeps activations feature-major, ``(P, features, B)``: the first layer
-of the whole population is one large matmul over the shared input, later layers are batched
+of the whole population is one large matmul over the shared input (or a batched matmul over
+per-network inputs ``(P, B, ...)``, ``optimizer.data_order = "individual"``), later layers are batched
 matmuls. :class:`MLPFastGradient` is the opt-in fast path of ``mlp`` and ``mlp_residual``: a
 hand-written backward pass into preallocated buffers, tested equal to autograd.
 """
@@ -78,6 +79,16 @@ def _linear_first(
     return h.view(p, n_out, x.shape[0])
 
 
+def _linear_input(
+    w: torch.Tensor, b: torch.Tensor | None, x: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The first layer: a shared input ``(B, in)`` (:func:`_linear_first`) or per-network inputs ``(P, B, in)``
+    (:func:`_linear_next` on each network's own minibatch); pre-activations ``(P, out, B)``."""
+    if x.dim() == 3:
+        return _linear_next(w, b, x.transpose(1, 2), out=out)
+    return _linear_first(w, b, x, out=out)
+
+
 def _linear_next(
     w: torch.Tensor, b: torch.Tensor | None, h: torch.Tensor, out: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -108,11 +119,11 @@ def mlp_forward(
     Args:
         arch: the architecture.
         params: parameter name -> ``(P, *shape)``.
-        x: inputs ``(B, *input_shape)``.
+        x: inputs ``(B, *input_shape)`` shared by the P networks, or ``(P, B, *input_shape)``, one minibatch each.
         buffers, train: BatchNorm running statistics and mode (see
             :meth:`evoticket.models.Architecture.forward_batched`); unused without BatchNorm.
     """
-    x = x.reshape(x.shape[0], -1)
+    x = x.reshape(*x.shape[: x.dim() - len(arch.input_shape)], -1)  # (B, in) or (P, B, in)
     first, *rest = arch.layers
     norms = {n.after: n for n in arch.norms}
 
@@ -122,7 +133,7 @@ def mlp_forward(
         # in-place ReLU is safe under autograd: matmuls save their inputs, not their outputs
         return h.relu_()
 
-    h = hidden(first, _linear_first(params[first.weight], params.get(first.bias), x))
+    h = hidden(first, _linear_input(params[first.weight], params.get(first.bias), x))
     if arch.name == "mlp_residual":
         mid, last = rest
         h = h + _linear_next(params[mid.weight], params[mid.bias], h).relu_()
@@ -220,7 +231,8 @@ class MLPFastGradient:
     :func:`evoticket.models.loss.per_individual_loss` (up to float rounding).
 
     With ``packing``, the gradient of each masked weight is computed a block
-    of rows (layer 1) or individuals (later layers) at a time into a small
+    of rows (layer 1 on a shared input) or individuals (later layers, and
+    layer 1 on per-network inputs) at a time into a small
     scratch buffer, and only its kept entries are gathered into
     ``packing.packed_grads`` (see :data:`GRAD_BLOCK_BYTES`); :attr:`grads`
     then holds those packed buffers for the masked weights.
@@ -230,6 +242,8 @@ class MLPFastGradient:
         params: parameter name -> ``(P, *shape)`` tensors, read at every call.
         batch: examples per minibatch, B.
         packing: the optimizer whose packed gradient buffers to fill, if any.
+        per_network: the minibatches are per network (``x`` ``(P, B, *input_shape)``, ``y`` ``(P, B)``;
+            ``optimizer.data_order = "individual"``); else one minibatch shared by all.
     """
 
     def __init__(
@@ -238,9 +252,12 @@ class MLPFastGradient:
         params: dict[str, torch.Tensor],
         batch: int,
         packing: Packing | None = None,
+        *,
+        per_network: bool = False,
     ) -> None:
         self.arch = arch
         self.params = params
+        self.per_network = per_network
         first = params[arch.layers[0].weight]
         self.population = first.shape[0]
         kw = {"device": first.device, "dtype": first.dtype}
@@ -258,9 +275,9 @@ class MLPFastGradient:
             self.dsum = torch.empty_like(self.out[0])
 
     def _unit(self, name: str) -> int:
-        """Elements of one block unit of a weight: a row of layer 1, an individual's matrix after."""
+        """Elements of one block unit of a weight: a row of layer 1 on a shared input, else an individual's matrix."""
         spec = next(s for s in self.arch.layers if s.weight == name)
-        if spec is self.arch.layers[0]:
+        if spec is self.arch.layers[0] and not self.per_network:
             return spec.in_features
         return spec.out_features * spec.in_features
 
@@ -275,16 +292,23 @@ class MLPFastGradient:
             idx = packing.index.get(spec.weight)
             if idx is None:
                 continue
-            units = self.population * spec.out_features if i == 0 else self.population
+            by_rows = i == 0 and not self.per_network
+            units = self.population * spec.out_features if by_rows else self.population
             unit = self._unit(spec.weight)
-            per = max(1, block_bytes // (self.params[spec.weight].element_size() * unit))
+            # per-network minibatches: no block of one network (bmm of one matrix runs another kernel than of several,
+            # and a network must compute the same alone and packed: evoticket.training.packing)
+            least = 2 if self.per_network else 1
+            per = max(least, block_bytes // (self.params[spec.weight].element_size() * unit))
             starts = list(range(0, units, per))
+            if self.per_network and len(starts) > 1 and units - starts[-1] == 1:
+                starts.pop()
             bounds = torch.tensor([u * unit for u in [*starts, units]], device=idx.device)
             pos = torch.searchsorted(idx, bounds).tolist()  # kept entries before each block boundary
+            ends = [*starts[1:], units]
             plan[spec.weight] = [
                 (
                     lo,
-                    min(lo + per, units),
+                    ends[k],
                     idx[pos[k] : pos[k + 1]] - lo * unit,
                     packing.packed_grads[spec.weight][pos[k] : pos[k + 1]],
                 )
@@ -295,13 +319,13 @@ class MLPFastGradient:
     def _weight_grad(self, i: int, d: torch.Tensor, inp: torch.Tensor, out: torch.Tensor) -> None:
         """Gradient of layer ``i``'s weight from its pre-activation gradient ``d`` ``(P, out, B)`` and input.
 
-        ``inp`` is ``(B, in)`` for layer 0, ``(P, in, B)`` after; ``out`` is the
+        ``inp`` is ``(B, in)`` for layer 0 on a shared input, ``(P, in, B)`` otherwise; ``out`` is the
         dense ``(P, out, in)`` buffer, unused for a packed (blocked) weight.
         """
         spec = self.arch.layers[i]
         batch = d.shape[2]
         blocks = self.blocks.get(spec.weight)
-        if i == 0:
+        if i == 0 and not self.per_network:
             rows = d.view(-1, batch)  # (P*out, B)
             if blocks is None:
                 torch.mm(rows, inp, out=out.view(rows.shape[0], -1))
@@ -324,7 +348,7 @@ class MLPFastGradient:
         """Fill :attr:`grads` for one minibatch.
 
         Args:
-            x: inputs ``(B, *input_shape)``; y: labels ``(B,)``.
+            x: inputs ``(B, *input_shape)``; y: labels ``(B,)`` (per network: ``(P, B, *input_shape)``, ``(P, B)``).
 
         Returns:
             ``(P,)`` mean cross-entropy of each individual (nats).
@@ -335,12 +359,17 @@ class MLPFastGradient:
         gw = [self.grads[s.weight] for s in specs]
         gb = [self.grads[s.bias] for s in specs]
         out, dout = self.out, self.dout
-        x = x.reshape(x.shape[0], -1)  # (B, in)
-        batch = x.shape[0]
+        if self.per_network:
+            x = x.reshape(p, x.shape[1], -1).transpose(1, 2)  # (P, in, B): each network's own minibatch
+            labels = y.view(p, 1, -1)
+        else:
+            x = x.reshape(x.shape[0], -1)  # (B, in)
+            labels = y.view(1, 1, -1).expand(p, 1, -1)
+        batch = labels.shape[2]
         residual = self.arch.name == "mlp_residual"
 
         # forward: the layers of mlp_forward, into the buffers kept for the backward pass
-        _linear_first(w[0], b[0], x, out=out[0]).relu_()
+        (_linear_next if self.per_network else _linear_first)(w[0], b[0], x, out=out[0]).relu_()
         if residual:
             _linear_next(w[1], b[1], out[0], out=out[1]).relu_()  # r = relu(fc2 h1)
             torch.add(out[0], out[1], out=self.sum)
@@ -352,13 +381,20 @@ class MLPFastGradient:
         _linear_next(w[-1], b[-1], inputs[-1], out=out[-1])  # logits (P, C, B)
 
         # loss and d(sum of mean losses)/dlogits = (softmax - onehot) / B
-        logp = torch.log_softmax(out[-1], 1)  # (P, C, B)
-        loss = logp.gather(1, y.view(1, 1, batch).expand(p, 1, batch)).mean((1, 2)).neg()  # (P,)
         # softmax by ATen's own kernel, not torch.exp(logp): on the CPU torch.exp calls Intel MKL's VML,
         # which on some x86 hosts computes a worker thread's slice at reduced accuracy (relative error
         # ~1e-4) in some processes and not others, so a campaign's numbers depended on the process
-        _softmax_out(out[-1], dout[-1])
-        dout[-1].sub_(F.one_hot(y, out[-1].shape[1]).T.to(logp.dtype)).mul_(1.0 / batch)
+        if self.per_network:  # one row per example, each computed as alone, whatever P (packing's bit-for-bit rule)
+            rows = out[-1].transpose(1, 2).contiguous()  # (P, B, C)
+            logp = torch.log_softmax(rows, 2)
+            loss = logp.gather(2, labels.view(p, batch, 1)).mean((1, 2)).neg()  # (P,)
+            dout[-1].copy_(torch.softmax(rows, 2).sub_(F.one_hot(y, rows.shape[2]).to(rows.dtype)).transpose(1, 2))
+        else:
+            logp = torch.log_softmax(out[-1], 1)  # (P, C, B)
+            loss = logp.gather(1, labels).mean((1, 2)).neg()  # (P,)
+            _softmax_out(out[-1], dout[-1])
+            dout[-1].sub_(F.one_hot(y, out[-1].shape[1]).T.to(logp.dtype))
+        dout[-1].mul_(1.0 / batch)
 
         # backward
         last = len(specs) - 1
@@ -378,16 +414,6 @@ class MLPFastGradient:
                 torch.bmm(w[i].transpose(1, 2), d, out=dout[i - 1])
                 _relu_backward(dout[i - 1], out[i - 1], dout[i - 1])
         return loss
-
-
-def _softmax_out(logits: torch.Tensor, out: torch.Tensor) -> None:
-    """``out = softmax(logits, dim=1)`` into a preallocated buffer, by ATen's softmax kernel."""
-    torch.ops.aten._softmax.out(logits, 1, False, out=out)
-
-
-def _relu_backward(grad: torch.Tensor, output: torch.Tensor, out: torch.Tensor) -> None:
-    """``out = grad * (output > 0)`` for ``output = relu(a)``; ``out`` may be ``grad``."""
-    torch.ops.aten.threshold_backward.grad_input(grad, output, 0, grad_input=out)
 
 
 def _softmax_out(logits: torch.Tensor, out: torch.Tensor) -> None:

@@ -303,11 +303,12 @@ class Architecture:
         buffers: dict[str, torch.Tensor] | None = None,
         train: bool = False,
     ) -> torch.Tensor:
-        """Logits of P networks on one shared input batch.
+        """Logits of P networks on one shared input batch, or on one minibatch each.
 
         Args:
             params: parameter name -> tensor of shape ``(P, *shape)``.
-            x: inputs, shape ``(B, *input_shape)``.
+            x: inputs, shape ``(B, *input_shape)`` shared by the P networks, or ``(P, B, *input_shape)``
+                (per-network minibatches, ``optimizer.data_order = "individual"``).
             buffers: buffer name -> ``(P, *shape)`` running statistics; ``None`` for a model
                 without buffers (a generic network then uses its factory's). With ``train`` they
                 are updated in place.

@@ -1,22 +1,37 @@
-"""The minibatch sequence shared by a whole batched training (common random numbers), and its gathering."""
+"""The minibatch sequences of a batched training and their gathering.
+
+Two data orders (``optimizer.data_order``): ``"common"``, one sequence shared by every network of the batch (common
+random numbers: the GA compares its individuals on the same minibatches), and ``"individual"``, each network its own
+sequence, seeded by the network's identity (its ticket's uid, or its place among a run's networks), so that networks
+of different runs can share one batch (``evoticket experiment --pack``).
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 
+from evoticket.core.seeds import derive_seed
 from evoticket.data import Splits, augment_batch
+
+DATA_ORDERS = ("common", "individual")
+"""The values of ``optimizer.data_order``."""
 
 STAGE_BYTES = 8 * 2**20
 """Largest block of training inputs gathered at once for the coming steps (bytes)."""
 
 
 def minibatch_indices(
-    n_train: int, steps: int, batch_size: int, seed: int, device: str | torch.device = "cpu"
+    n_train: int,
+    steps: int,
+    batch_size: int,
+    seed: int,
+    device: str | torch.device = "cpu",
+    individuals: Sequence[int] | None = None,
 ) -> torch.Tensor:
-    """The minibatch sequence shared by a whole batched fine-tuning.
+    """The minibatch sequence of a batched training: one shared by the whole batch, or one per network.
 
     Examples are drawn without replacement within an epoch (a fresh
     permutation each epoch); a batch never straddles two epochs' duplicates.
@@ -27,10 +42,22 @@ def minibatch_indices(
         batch_size: examples per minibatch; capped at ``n_train``.
         seed: seed of the permutations.
         device: where the index tensor goes.
+        individuals: ``None``: one sequence for every network (``optimizer.data_order = "common"``); else one
+            identity per network (a ticket's uid, or its place among a run's networks), and network ``i`` draws its
+            own sequence, seeded by ``derive_seed(seed, "individual", individuals[i])``: the same wherever the
+            network trains and whoever shares its batch (``"individual"``).
 
     Returns:
-        int64 tensor of shape ``(steps, min(batch_size, n_train))``.
+        int64 tensor of shape ``(steps, min(batch_size, n_train))``, or ``(steps, P, min(batch_size, n_train))``
+        with ``individuals`` (P of them).
     """
+    if individuals is not None:
+        rows = [
+            minibatch_indices(n_train, steps, batch_size, derive_seed(seed, "individual", int(k)), device)
+            for k in individuals
+        ]
+        batch = min(batch_size, n_train)
+        return torch.stack(rows, 1) if rows else torch.empty((steps, 0, batch), dtype=torch.long, device=device)
     batch = min(batch_size, n_train)
     per_epoch = n_train // batch
     epochs = math.ceil(steps / per_epoch) if steps else 0
@@ -64,13 +91,15 @@ def augmentation_seeds(batches: torch.Tensor) -> list[int]:
 
 
 def minibatches(splits: Splits, batches: torch.Tensor) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """``(x (B, *input_shape), y (B,))`` for each row of ``batches``, gathered in blocks of steps.
+    """``(x (B, *input_shape), y (B,))`` for each row of ``batches`` (``(steps, B)``), or ``(x (P, B, *input_shape),
+    y (P, B))`` for each step of per-network ``batches`` (``(steps, P, B)``), gathered in blocks of steps.
 
     With ``splits.augment`` (``data.augment``) other than ``"none"``, each minibatch's inputs are augmented by
     :func:`evoticket.data.augment_batch` with a generator seeded by :func:`augmentation_seeds`: the whole
-    population sees the same augmented minibatch (common random numbers), and runs are reproducible.
+    population sees the same augmented minibatch (common random numbers), and runs are reproducible. Per-network
+    minibatches are augmented one network at a time, each seeded by its own indices, as it would be alone.
     """
-    per_step = max(1, batches.shape[1] * splits.x_train[0].numel() * splits.x_train.element_size())
+    per_step = max(1, batches[0].numel() * splits.x_train[0].numel() * splits.x_train.element_size())
     block = max(1, STAGE_BYTES // per_step)
     augment = getattr(splits, "augment", "none")
     for start in range(0, len(batches), block):
@@ -79,6 +108,15 @@ def minibatches(splits: Splits, batches: torch.Tensor) -> Iterator[tuple[torch.T
         if augment == "none":
             yield from pairs
             continue
+        if idx.dim() == 3:  # per network: each one's minibatch augmented as it would be alone
+            for (x, y), rows in zip(pairs, idx, strict=True):
+                seeds = augmentation_seeds(rows)
+                yield torch.stack([_augmented(xi, augment, s) for xi, s in zip(x, seeds, strict=True)]), y
+            continue
         for (x, y), seed in zip(pairs, augmentation_seeds(idx), strict=True):
-            gen = torch.Generator(device=x.device).manual_seed(seed)
-            yield augment_batch(x, augment, gen), y
+            yield _augmented(x, augment, seed), y
+
+
+def _augmented(x: torch.Tensor, augment: str, seed: int) -> torch.Tensor:
+    """One minibatch ``(B, *input_shape)`` augmented with a generator seeded by ``seed``."""
+    return augment_batch(x, augment, torch.Generator(device=x.device).manual_seed(seed))

@@ -26,12 +26,15 @@ def make_optimizer(params: Sequence[torch.Tensor], cfg: OptimizerConfig) -> torc
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
 
 
-def _packed_optimizer(params: list[torch.Tensor], cfg: OptimizerConfig) -> torch.optim.Optimizer:
-    """``optimizer.optimizer`` over packed vectors: the fused kernel where this torch has one, else ``foreach``."""
+def _packed_optimizer(params: list[torch.Tensor], cfg: OptimizerConfig, fused: bool = True) -> torch.optim.Optimizer:
+    """``optimizer.optimizer`` over packed vectors: the fused kernel where this torch has one (and ``fused``), else
+    ``foreach`` (one elementwise kernel per operation: an entry's arithmetic does not depend on where it lies)."""
     if cfg.optimizer == "adam":
         kind, kwargs = torch.optim.Adam, {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     else:
         kind, kwargs = torch.optim.SGD, {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
+    if not fused:
+        return kind(params, foreach=True, **kwargs)
     try:
         return kind(params, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or torch version
@@ -127,6 +130,11 @@ class MaskedOptimizer:
     steps, one ``torch.optim`` step count cannot serve them all, and the update is Adam's own (``torch.optim.Adam``'s
     single-tensor arithmetic) with each network's bias correction.
 
+    Under ``optimizer.data_order = "individual"`` every network's arithmetic is its own from the first step: Adam's own
+    update with each network's step count, SGD's momentum buffers present (zero) from the start. A network then
+    follows the same float operations whoever shares its batch and whatever step they are at, so that the cells of an
+    experiment can share batches (``evoticket experiment --pack``) and give exactly what they give alone.
+
     Args:
         params: parameter name -> ``(P, *shape)`` contiguous dense tensors,
             updated in place by :meth:`step`.
@@ -182,9 +190,14 @@ class MaskedOptimizer:
             self._set_scale(name)
         if self.lr is not None:
             cfg = dataclasses.replace(cfg, lr=1.0)
-        self.optimizer = _packed_optimizer(list(self.packed.values()), cfg)
+        self.independent = getattr(self.cfg, "data_order", "common") == "individual"
+        # the fused CPU kernels compute an entry in vector lanes or in a scalar tail, depending on where it lies
+        self.optimizer = _packed_optimizer(list(self.packed.values()), cfg, fused=not self.independent)
         if state is not None:
             self._load(state)
+        elif self.independent:
+            p = next(iter(self.dense.values())).shape[0]
+            self._load(OptimizerState(torch.zeros(p, dtype=torch.int64), {}))
 
     def _load(self, state: OptimizerState) -> None:
         """Continue from ``state``: its tensors at the kept positions, its step counts."""
@@ -193,7 +206,7 @@ class MaskedOptimizer:
             raise ValueError(f"MaskedOptimizer: the state holds {len(state)} networks, the parameters {p}")
         self.start_steps = state.steps.to(torch.int64).cpu()
         adam = self.cfg.optimizer == "adam"
-        if adam and bool((self.start_steps != self.start_steps[0]).any()):
+        if adam and (self.independent or bool((self.start_steps != self.start_steps[0]).any())):
             device = next(iter(self.dense.values())).device
             self.own_steps = self.start_steps.to(device, torch.float64)
         group = self.optimizer.param_groups[0]

@@ -4,7 +4,7 @@
 population blocks (:func:`population_block`): validation before and after, optionally the fine-tuned
 weights, the weights at a rewinding step and what fine-tuning learned (fine-tuned magnitudes,
 dense-gradient growth candidates). Every individual of a call sees the same minibatch sequence (common
-random numbers), and the block size is a function of the batch alone (never of where it runs), so a
+random numbers; ``optimizer.data_order = "individual"``: each its own), and the block size is a function of the batch alone (never of where it runs), so a
 backend that splits a batch at block boundaries (:mod:`evoticket.evolution.ray_backend`) computes every
 block exactly as a local run does.
 """
@@ -197,6 +197,7 @@ def finetune_tickets(
     inherit_step: int = 0,
     dynamic: DynamicSparse | None = None,
     optimizer_state: bool = False,
+    first: int = 0,
 ) -> BatchResult:
     """Fine-tune and evaluate P tickets in population blocks that fit the memory budget.
 
@@ -210,20 +211,23 @@ def finetune_tickets(
         arch: their architecture.
         splits: the data; its device is where the work runs.
         cfg: the optimizer's settings (``[optimizer]``).
-        seed: seed of the minibatch sequence (shared by all P).
+        seed: seed of the minibatch sequence (shared by all P; under ``optimizer.data_order = "individual"`` of each
+            ticket's own, by its place ``first + i`` in the batch).
         steps: optimizer steps, >= 0.
         max_memory_mb: memory budget of one block (MiB; ``campaign.max_memory_mb``).
         block: networks per batched computation; default :func:`population_block` of ``tickets``.
         return_weights: also return the fine-tuned weights.
         learned, inherit_step, dynamic: as for :func:`finetune_stacked`.
         optimizer_state: continue and return each ticket's optimizer state (``finetune.optimizer_state = "inherit"``).
+        first: the place of ``tickets[0]`` in the whole batch (a backend that splits a batch passes its shard's start).
 
     Returns:
         The concatenated :class:`BatchResult`, in the order of ``tickets``, with the blocks' training and
         evaluation times summed.
     """
     device = splits.device
-    batches = minibatch_indices(splits.x_train.shape[0], steps, cfg.batch_size, seed, device)
+    individuals = range(first, first + len(tickets)) if cfg.data_order == "individual" else None
+    batches = minibatch_indices(splits.x_train.shape[0], steps, cfg.batch_size, seed, device, individuals)
     if block is None:
         block = population_block(tickets, arch, splits.x_val.shape[0], cfg, device, max_memory_mb=max_memory_mb)
     parts = []
@@ -237,7 +241,7 @@ def finetune_tickets(
                 masks,
                 splits,
                 cfg,
-                batches,
+                batches if batches.dim() == 2 else batches[:, start : start + block],
                 return_weights=return_weights,
                 learned=learned,
                 inherit_step=inherit_step,

@@ -57,7 +57,8 @@ class TrainState:
         step: optimizer steps taken.
         total: optimizer steps planned.
         scores: edge-popup's scores (scope ``scores`` only).
-        batches: ``(total, B)`` the run's minibatch indices (row ``s`` is step ``s + 1``'s batch).
+        batches: ``(total, B)`` the run's minibatch indices (row ``s`` is step ``s + 1``'s batch), or
+            ``(total, P, B)`` per network (``optimizer.data_order = "individual"``).
         stop: set True by a callback to end training after it.
         lr: ``(P,)`` each network's learning rate (population-based training's genes), or ``None``: ``cfg.lr``.
         carried: the optimizer state the training continues (:class:`evoticket.training.OptimizerState`), used
@@ -123,7 +124,7 @@ class TrainState:
         arXiv:1911.11134); BatchNorm's running statistics are left as they are.
 
         Args:
-            batch: ``(B,)`` training indices.
+            batch: ``(B,)`` training indices (``(P, B)``: one minibatch per network).
             metered: charge the cost to the first ``metered`` networks only (those whose masks it changes);
                 default all.
 
@@ -139,7 +140,7 @@ class TrainState:
             self.arch, kept, weights, dense_weight_grads=weights
         )
         n = self.population if metered is None else metered
-        self.meter.train_flops[:n] += batch.numel() * per_example[:n]
+        self.meter.train_flops[:n] += batch.shape[-1] * per_example[:n]
         return gradient.grads
 
     def optimizer_state(self) -> OptimizerState | None:
@@ -165,17 +166,47 @@ class TrainState:
         opt = self._optimizer
         if keep_state and isinstance(opt, MaskedOptimizer):
             opt.remask({k: self.masks[k] for k in masks if k in opt.index})
-        else:
+        else:  # a carried state (a packed run's, or one not yet used) continues at the kept entries
             self._optimizer = None
+            if not keep_state:
+                self.carried = None
         self._gradient = None  # a fast gradient writes into the optimizer's packed buffers
         self._kept = self._train_flops = self._forward_flops = None
 
     def run_steps(self, batches: torch.Tensor) -> None:
-        """Run ``len(batches)`` optimizer steps (the loop calls this between due callbacks)."""
+        """Run ``len(batches)`` optimizer steps (the loop calls this between due callbacks).
+
+        Args:
+            batches: ``(steps, B)`` indices of a minibatch shared by the P networks, or ``(steps, P, B)``, one
+                each (``optimizer.data_order = "individual"``). In a packed run
+                (:mod:`evoticket.training.packing`) the steps of a training that can share a batch are taken
+                together with other runs' trainings, to the same result.
+        """
         if not len(batches):
             return
+        from evoticket.training.packing import active_packer, pack_key
+
+        packer = active_packer()
+        if packer is not None and pack_key(self, batches) is not None:
+            packer.run_steps(self, batches)
+        else:
+            self._steps(batches)
+        if self.scope.scores:  # the kept counts stay: top-k of the same k
+            self.masks = topk_masks(self.scores, self.kept())
+            with torch.no_grad():
+                for name, mask in self.masks.items():
+                    self.params[name] = self.theta0[name] * mask
+        self.meter.add_training(len(batches), batches.shape[-1], self.train_flops_per_example())
+
+    def _steps(self, batches: torch.Tensor) -> None:
+        """The optimizer steps themselves: the gradient and the update of every step of ``batches``."""
+        if batches.dim() == 3 and self.population == 1 and not self.scope.scores:
+            from evoticket.training.packing import run_together
+
+            run_together([self], [batches])  # one network on its own minibatches: as it trains packed
+            return
         if self._optimizer is None or self._gradient is None:
-            self._build(batches.shape[1])
+            self._build(batches.shape[-1], per_network=batches.dim() == 3)
         gradient, opt = self._gradient, self._optimizer
         for x, y in minibatches(self.splits, batches):
             loss = gradient(x, y)  # (P,)
@@ -186,14 +217,8 @@ class TrainState:
                 for name, s in self.scores.items():
                     s.grad = gradient.grads[name]
                 opt.step()
-        if self.scope.scores:  # the kept counts stay: top-k of the same k
-            self.masks = topk_masks(self.scores, self.kept())
-            with torch.no_grad():
-                for name, mask in self.masks.items():
-                    self.params[name] = self.theta0[name] * mask
-        self.meter.add_training(len(batches), batches.shape[1], self.train_flops_per_example())
 
-    def _build(self, batch: int) -> None:
+    def _build(self, batch: int, per_network: bool = False) -> None:
         if self.scope.scores:
             self._optimizer = make_optimizer(list(self.scores.values()), self.cfg)
             self._gradient = ScoreGradient(self.arch, self.theta0, self.scores, self.kept(), self.buffers or None)
@@ -206,7 +231,7 @@ class TrainState:
             self.carried = None  # a rebuilt optimizer (set_masks(keep_state=False)) starts fresh
         fast = None if self.arch.generic else MODELS[self.arch.name].fast_gradient
         if fast is not None and trainable == frozenset(self.params) and not self.buffers:
-            self._gradient = fast(self.arch, self.params, batch, self._optimizer)
+            self._gradient = fast(self.arch, self.params, batch, self._optimizer, per_network=per_network)
         else:
             self._gradient = AutogradGradient(self.arch, self.params, sorted(trainable), self.buffers or None)
 
