@@ -32,8 +32,10 @@ class StopOnSignal:
         self.previous: dict[int, Any] = {}
 
     def install(self) -> None:
-        """Install the handler (in the main thread only)."""
-        if threading.current_thread() is threading.main_thread():
+        """Install the handler (in the main thread only, and not in a packed run: the experiment handles signals)."""
+        from evoticket.training.packing import active_packer
+
+        if threading.current_thread() is threading.main_thread() and active_packer() is None:
             self.previous = {s: signal.signal(s, self._handle) for s in STOP_SIGNALS}
 
     def uninstall(self) -> None:

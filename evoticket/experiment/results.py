@@ -458,16 +458,41 @@ def format_markdown(agg: Sequence[dict[str, Any]], pairs: Sequence[dict[str, Any
     return "\n".join(lines) + "\n"
 
 
-def write_results(run_dir: Path, plot_dir: Path, rows: Sequence[dict[str, Any]], raw: dict[str, Any]) -> None:
-    """Write ``results.csv``, ``results.md`` and ``results.json`` (atomically), then the figures."""
+def write_results(
+    run_dir: Path,
+    plot_dir: Path,
+    rows: Sequence[dict[str, Any]],
+    raw: dict[str, Any],
+    packing: dict[str, Any] | None = None,
+) -> None:
+    """Write ``results.csv``, ``results.md`` and ``results.json`` (atomically), then the figures.
+
+    Args:
+        run_dir, plot_dir: where they go.
+        rows: one ``results.csv`` row per cell.
+        raw: the experiment file (its hybrids and baselines pair up in ``results.md``).
+        packing: how a packed run ran (``evoticket experiment --pack``; its ``pack`` width at least): ``results.md``
+            says so, and ``results.json`` holds it.
+    """
     write_csv(run_dir / "results.csv", columns(rows), rows)
     agg, pairs = aggregate(rows), paired(rows, hybrid_names(raw))
-    atomic_write_text(run_dir / "results.md", format_markdown(agg, pairs))
+    text = format_markdown(agg, pairs)
+    if packing:
+        text = (
+            f"Packed (evoticket experiment --pack {packing['pack']}): the cells ran under the per-individual data order, "
+            f"up to {packing['pack']} at a time, their training steps in shared batches; a cell's wall s runs from its "
+            "start to its end, the other cells' work included.\n\n" + text
+        )
+    atomic_write_text(run_dir / "results.md", text)
 
     def finite(value: Any) -> Any:  # JSON has no NaN: an undefined interval or p-value is null
         return None if isinstance(value, float) and value != value else value
 
-    clean = {k: [{f: finite(v) for f, v in r.items()} for r in rs] for k, rs in (("aggregate", agg), ("paired", pairs))}
+    clean: dict[str, Any] = {
+        k: [{f: finite(v) for f, v in r.items()} for r in rs] for k, rs in (("aggregate", agg), ("paired", pairs))
+    }
+    if packing:
+        clean["packing"] = packing
     atomic_write_text(run_dir / "results.json", json.dumps(clean, indent=1) + "\n")
     from evoticket.experiment.figures import plot_experiment
 

@@ -235,15 +235,14 @@ def _run_packed(
     previous = signal.signal(signal.SIGTERM, stop) if main else None
     try:
         packer.run([task(c, k) for c, k in zip(todo, configs, strict=True)], lambda i, _: finished(todo[i]))
-    except KeyboardInterrupt:
-        raise Interrupted(str(cells_dir), -1, received[0], unit="cell") from None
+    except (KeyboardInterrupt, Interrupted) as e:  # a cell stopped on the signal, and the others with it
+        raise Interrupted(str(cells_dir), -1, getattr(e, "signum", received[0]), unit="cell") from None
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
     st = packer.stats
     return {
         "cells": len(todo),
-        "width": width,
         "max_memory_mb": budget,
         "batches": st.rounds,
         "packed_steps": st.packed_steps,
@@ -408,7 +407,9 @@ def run_experiment(
             rows = [done[c.name] for c in exp.cells]
         finally:
             bar.close()
-        write_results(run_dir, plot_dir, rows, copy.deepcopy(exp.raw))
+        write_results(
+            run_dir, plot_dir, rows, copy.deepcopy(exp.raw), {"pack": pack, **(packing or {})} if pack > 1 else None
+        )
     print(
         f"evoticket: experiment {name}: {len(rows)} cells ({len(ran)} run now); results in {run_dir}/", file=sys.stderr
     )

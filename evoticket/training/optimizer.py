@@ -26,15 +26,13 @@ def make_optimizer(params: Sequence[torch.Tensor], cfg: OptimizerConfig) -> torc
     return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, foreach=True)
 
 
-def _packed_optimizer(params: list[torch.Tensor], cfg: OptimizerConfig, fused: bool = True) -> torch.optim.Optimizer:
-    """``optimizer.optimizer`` over packed vectors: the fused kernel where this torch has one (and ``fused``), else
-    ``foreach`` (one elementwise kernel per operation: an entry's arithmetic does not depend on where it lies)."""
+def _packed_optimizer(params: list, cfg: OptimizerConfig) -> torch.optim.Optimizer:
+    """``optimizer.optimizer`` over packed vectors (or parameter groups): the fused kernel where this torch has one,
+    else ``foreach``."""
     if cfg.optimizer == "adam":
         kind, kwargs = torch.optim.Adam, {"lr": cfg.lr, "weight_decay": cfg.weight_decay}
     else:
         kind, kwargs = torch.optim.SGD, {"lr": cfg.lr, "momentum": cfg.momentum, "weight_decay": cfg.weight_decay}
-    if not fused:
-        return kind(params, foreach=True, **kwargs)
     try:
         return kind(params, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):  # no fused kernel for this device or torch version
@@ -130,10 +128,7 @@ class MaskedOptimizer:
     steps, one ``torch.optim`` step count cannot serve them all, and the update is Adam's own (``torch.optim.Adam``'s
     single-tensor arithmetic) with each network's bias correction.
 
-    Under ``optimizer.data_order = "individual"`` every network's arithmetic is its own from the first step: Adam's own
-    update with each network's step count, SGD's momentum buffers present (zero) from the start. A network then
-    follows the same float operations whoever shares its batch and whatever step they are at, so that the cells of an
-    experiment can share batches (``evoticket experiment --pack``) and give exactly what they give alone.
+    Under ``optimizer.data_order = "individual"``, :class:`NetworkOptimizer` (:func:`masked_optimizer` chooses).
 
     Args:
         params: parameter name -> ``(P, *shape)`` contiguous dense tensors,
@@ -190,14 +185,9 @@ class MaskedOptimizer:
             self._set_scale(name)
         if self.lr is not None:
             cfg = dataclasses.replace(cfg, lr=1.0)
-        self.independent = getattr(self.cfg, "data_order", "common") == "individual"
-        # the fused CPU kernels compute an entry in vector lanes or in a scalar tail, depending on where it lies
-        self.optimizer = _packed_optimizer(list(self.packed.values()), cfg, fused=not self.independent)
+        self.optimizer = _packed_optimizer(list(self.packed.values()), cfg)
         if state is not None:
             self._load(state)
-        elif self.independent:
-            p = next(iter(self.dense.values())).shape[0]
-            self._load(OptimizerState(torch.zeros(p, dtype=torch.int64), {}))
 
     def _load(self, state: OptimizerState) -> None:
         """Continue from ``state``: its tensors at the kept positions, its step counts."""
@@ -206,7 +196,7 @@ class MaskedOptimizer:
             raise ValueError(f"MaskedOptimizer: the state holds {len(state)} networks, the parameters {p}")
         self.start_steps = state.steps.to(torch.int64).cpu()
         adam = self.cfg.optimizer == "adam"
-        if adam and (self.independent or bool((self.start_steps != self.start_steps[0]).any())):
+        if adam and bool((self.start_steps != self.start_steps[0]).any()):
             device = next(iter(self.dense.values())).device
             self.own_steps = self.start_steps.to(device, torch.float64)
         group = self.optimizer.param_groups[0]
@@ -366,3 +356,178 @@ class MaskedOptimizer:
             self.index[name], self.packed[name] = idx, new
             self.packed_grads[name] = torch.empty_like(new)
             self._set_scale(name)
+
+
+class NetworkOptimizer(MaskedOptimizer):
+    """:class:`MaskedOptimizer` under ``optimizer.data_order = "individual"``: each network's arithmetic is its own.
+
+    Each network's kept entries of a weight (and its row of a bias) are a tensor of their own to the fused kernel
+    (``torch._fused_adam_``, ``torch._fused_sgd_``; views into the packed vectors), with the network's own step
+    count. A network therefore follows the same float operations whoever shares its batch and whatever step they are
+    at (a fused CPU kernel computes an entry in vector lanes or in a scalar tail depending on where it lies in its
+    tensor, and here every tensor starts at its network), so that the cells of an experiment can share batches
+    (``evoticket experiment --pack``) and give exactly what they give alone. Adam's bias correction is each network's
+    own (``torch.optim.Adam``'s arithmetic); per-network learning rates are groups, one call per distinct rate.
+
+    Args: as for :class:`MaskedOptimizer`.
+    """
+
+    def __init__(
+        self,
+        params: dict[str, torch.Tensor],
+        masks: dict[str, torch.Tensor],
+        cfg: OptimizerConfig,
+        lr: torch.Tensor | None = None,
+        state: OptimizerState | None = None,
+    ) -> None:
+        self.lr = None if lr is None else lr.detach().to(torch.float32)
+        self.cfg = cfg
+        self.dense, self.packed, self.index, self.packed_grads = {}, {}, {}, {}
+        for name, param in params.items():
+            dense = param.detach()
+            if not dense.is_contiguous():
+                raise ValueError(f"MaskedOptimizer: parameter {name!r} must be contiguous")
+            self.dense[name] = dense
+            self.packed[name] = dense
+            if name in masks:
+                self._pack(name, masks[name])
+        p = next(iter(self.dense.values())).shape[0]
+        self._setup(state if state is not None else OptimizerState(torch.zeros(p, dtype=torch.int64), {}))
+
+    def _pack(self, name: str, mask: torch.Tensor) -> None:
+        idx = mask.reshape(-1).nonzero().squeeze(1)  # (kept,) flat positions, network by network
+        self.index[name] = idx
+        self.packed[name] = self.dense[name].view(-1).index_select(0, idx)
+        self.packed_grads[name] = torch.empty_like(self.packed[name])
+
+    def _segments(self, name: str) -> list[slice]:
+        """Network ``i``'s entries of ``packed[name]``: a slice of the packed vector, or its row of a dense tensor."""
+        dense = self.dense[name]
+        p = dense.shape[0]
+        if name not in self.index:
+            return [slice(i, i + 1) for i in range(p)]
+        bounds = torch.arange(p + 1, device=self.index[name].device) * dense[0].numel()
+        cuts = torch.searchsorted(self.index[name], bounds).tolist()
+        return [slice(cuts[i], cuts[i + 1]) for i in range(p)]
+
+    def _setup(self, state: OptimizerState) -> None:
+        """Per-network tensors of every parameter and of its optimizer state, ``state`` loaded (its steps the start)."""
+        p = next(iter(self.dense.values())).shape[0]
+        if len(state) != p:
+            raise ValueError(f"MaskedOptimizer: the state holds {len(state)} networks, the parameters {p}")
+        self.start_steps = state.steps.to(torch.int64).cpu()
+        self.taken = 0
+        device = next(iter(self.dense.values())).device
+        self.steps = self.start_steps.to(device, torch.float32)  # (P,) each network's Adam step count
+        keys = [k for k in STATE_KEYS[self.cfg.optimizer] if k != "momentum_buffer" or self.cfg.momentum]
+        self.buffers: dict[str, dict[str, torch.Tensor]] = {key: {} for key in keys}
+        for key in keys:
+            for name, packed in self.packed.items():
+                dense = state.tensors.get(key, {}).get(name)
+                if dense is None:
+                    value = torch.zeros_like(packed)
+                elif name in self.index:
+                    value = dense.to(packed.device, torch.float32).reshape(-1)[self.index[name]]
+                else:
+                    value = dense.to(packed.device, torch.float32).clone()
+                self.buffers[key][name] = value
+        rates = self.lr.tolist() if self.lr is not None else [self.cfg.lr] * p
+        groups: dict[float, list[int]] = {}
+        for i, rate in enumerate(rates):
+            groups.setdefault(rate, []).append(i)
+        self.segments = {name: self._segments(name) for name in self.packed}
+
+        def cut(tensor: torch.Tensor, name: str, i: int) -> torch.Tensor:
+            piece = tensor[self.segments[name][i]]
+            return piece if name in self.index else piece[0]
+
+        self.groups = []  # (lr, params, exp_avgs or momentum buffers, exp_avg_sqs, steps, [(name, i)])
+        for rate, nets in groups.items():
+            members = [(name, i) for i in nets for name in self.packed]
+            self.groups.append(
+                (
+                    rate,
+                    [cut(self.packed[n], n, i) for n, i in members],
+                    [[cut(self.buffers[k][n], n, i) for n, i in members] for k in keys],
+                    [self.steps[i] for _, i in members],
+                    members,
+                )
+            )
+        self._grads: dict[str, tuple[torch.Tensor, list[torch.Tensor]]] = {}
+
+    def _grad_pieces(self, name: str, grad: torch.Tensor) -> list[torch.Tensor]:
+        """Each network's piece of ``name``'s gradient (cached while the gradient buffer stays the same)."""
+        held = self._grads.get(name)
+        if held is None or held[0] is not grad:
+            pieces = [grad[s] if name in self.index else grad[s][0] for s in self.segments[name]]
+            held = self._grads[name] = (grad, pieces)
+        return held[1]
+
+    def state(self) -> OptimizerState:
+        """The state reached, dense (zero at pruned positions), on the parameters' device."""
+        tensors: dict[str, dict[str, torch.Tensor]] = {}
+        for key, per in self.buffers.items():
+            for name, buffer in per.items():
+                if name in self.index:
+                    dense = torch.zeros(self.dense[name].numel(), dtype=buffer.dtype, device=buffer.device)
+                    dense = dense.index_copy_(0, self.index[name], buffer).view_as(self.dense[name])
+                else:
+                    dense = buffer.clone()
+                tensors.setdefault(key, {})[name] = dense
+        return OptimizerState(self.start_steps + self.taken, tensors)
+
+    def kept(self) -> int:
+        """Number of optimised entries (kept weights and every bias) over the population."""
+        return sum(v.numel() for v in self.packed.values())
+
+    @torch.no_grad()
+    def step(self, grads: dict[str, torch.Tensor]) -> None:
+        """One update from the gradients of the summed loss (as :meth:`MaskedOptimizer.step`)."""
+        pieces = {}
+        for name in self.packed:
+            grad = grads[name]
+            if name in self.index and grad is not self.packed_grads[name]:
+                grad = torch.gather(grad.reshape(-1), 0, self.index[name], out=self.packed_grads[name])
+            pieces[name] = self._grad_pieces(name, grad)
+        self.taken += 1
+        c = self.cfg
+        if c.optimizer == "adam":
+            self.steps.add_(1)
+        for rate, params, state, steps, members in self.groups:
+            g = [pieces[n][i] for n, i in members]
+            if c.optimizer == "adam":
+                torch._fused_adam_(
+                    params, g, state[0], state[1], [], steps, lr=rate, beta1=0.9, beta2=0.999,
+                    weight_decay=c.weight_decay, eps=1e-8, amsgrad=False, maximize=False,
+                )  # fmt: skip
+            else:
+                torch._fused_sgd_(
+                    params, g, state[0] if state else [], weight_decay=c.weight_decay, momentum=c.momentum, lr=rate,
+                    dampening=0.0, nesterov=False, maximize=False, is_first_step=False,
+                )  # fmt: skip
+        for name, idx in self.index.items():
+            self.dense[name].view(-1).index_copy_(0, idx, self.packed[name])
+
+    @torch.no_grad()
+    def remask(self, masks: dict[str, torch.Tensor]) -> None:
+        """Change the kept set of some masked weights, keeping the state of the surviving entries (as
+        :meth:`MaskedOptimizer.remask`: grown ones start from zero, the step counts stay)."""
+        reached = self.state()
+        for name, mask in masks.items():
+            if name not in self.index:
+                raise KeyError(name)
+            self._pack(name, mask)
+        self._setup(reached)
+
+
+def masked_optimizer(
+    params: dict[str, torch.Tensor],
+    masks: dict[str, torch.Tensor],
+    cfg: OptimizerConfig,
+    lr: torch.Tensor | None = None,
+    state: OptimizerState | None = None,
+) -> MaskedOptimizer:
+    """The optimizer of stacked tickets' kept weights for ``cfg.data_order``: :class:`NetworkOptimizer` under
+    ``"individual"``, else :class:`MaskedOptimizer` (arguments as theirs)."""
+    kind = NetworkOptimizer if getattr(cfg, "data_order", "common") == "individual" else MaskedOptimizer
+    return kind(params, masks, cfg, lr, state)

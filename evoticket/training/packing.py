@@ -2,8 +2,8 @@
 
 An experiment's cells are small batches (one network and its control, IMP's ticket and its control, a GA's
 population): one at a time they leave a GPU nearly idle and spend a CPU's time in per-step overhead.
-:class:`Packer` runs several of them together, each in its own thread, and takes turns: one thread runs at a
-time (so a run's Python code, its global random generators and its files are as they are alone), and when
+:class:`Packer` runs several of them together, each a coroutine (a greenlet) on one thread, taking turns: one
+runs at a time (so a run's Python code, its global random generators and its files are as they are alone), and when
 every running run is waiting on training steps (:meth:`evoticket.training.TrainState.run_steps`), the waiting
 trainings that can share a batch (same data, architecture, trainable scope, optimizer settings and batch size)
 take their next steps as one stacked batch, their networks side by side.
@@ -16,11 +16,11 @@ Runs of the common data order (one minibatch sequence per batch) train alone, ne
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import greenlet
 import torch
 
 from evoticket.core.seeds import capture_rng, restore_rng
@@ -29,18 +29,20 @@ from evoticket.training.meter import Meter
 from evoticket.training.optimizer import STATE_KEYS, OptimizerState
 from evoticket.training.state import TrainState
 
-_LOCAL = threading.local()
+_PACKED: dict[Any, Packer] = {}  # each packed run's greenlet -> its packer
 
 
 def active_packer() -> Packer | None:
-    """The :class:`Packer` running the current thread's run, or ``None`` (a run alone)."""
-    return getattr(_LOCAL, "packer", None)
+    """The :class:`Packer` running the current run, or ``None`` (a run alone)."""
+    if not _PACKED:
+        return None
+    return _PACKED.get(greenlet.getcurrent())
 
 
 def pack_key(state: TrainState, batches: torch.Tensor) -> tuple | None:
     """What trainings must share to take their steps in one batch; ``None`` for a training that cannot share one
-    (the common data order, edge-popup's scores)."""
-    if state.scope.scores or batches.dim() != 3 or state.cfg.data_order != "individual":
+    (the common data order)."""
+    if batches.dim() != 3 or state.cfg.data_order != "individual":
         return None
     first = next(iter(state.params.values()))
     return (
@@ -73,20 +75,18 @@ class _Request:
 
 @dataclass
 class _Run:
-    """One run's thread and its turn."""
+    """One run: its greenlet, and the steps it waits for."""
 
     index: int
     task: Callable[[], Any]
-    thread: threading.Thread | None = None
-    rng: dict[str, Any] | None = None
+    glet: Any = None
     request: _Request | None = None
     result: Any = None
     error: BaseException | None = None
-    finished: bool = False
 
 
 class Cancelled(RuntimeError):
-    """Raised in a packed run's thread when the packer stops (another run failed, or the caller was interrupted)."""
+    """Raised in a packed run when the packer stops (another run failed, or the caller was interrupted)."""
 
 
 @dataclass
@@ -107,7 +107,12 @@ class PackStats:
 
 
 class Packer:
-    """Runs tasks (an experiment's cells) in threads that take turns, their training steps packed into shared batches.
+    """Runs tasks (an experiment's cells) as coroutines that take turns, their training steps packed into shared batches.
+
+    Each task runs in a greenlet on the calling thread (one thread: the BLAS and OpenMP thread pools of the main
+    thread serve every run, and nothing runs at the same time as anything else). A task runs until it asks for
+    training steps (:meth:`run_steps`) or ends; when every started task waits on steps, the waiting trainings take
+    their next steps together (:meth:`_run_round`), and those whose steps are done continue, in order.
 
     Args:
         width: most tasks running at once (>= 1).
@@ -121,142 +126,91 @@ class Packer:
         self.width = width
         self.max_memory_mb = max_memory_mb
         self.stats = PackStats()
-        self._cond = threading.Condition()
-        self._turn: _Run | None = None
-        self._ready: list[_Run] = []  # runs waiting for their turn, in order
         self._waiting: list[_Run] = []  # runs waiting on training steps, in order of their requests
-        self._queue: list[_Run] = []  # tasks not started
-        self._live = 0
-        self._cancelled: BaseException | None = None
+        self._scheduler: Any = None
+        self._runs: dict[Any, _Run] = {}  # greenlet -> its run
 
-    # ----------------------------------------------------------------- running
     def run(self, tasks: Sequence[Callable[[], Any]], on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
         """Run every task, at most :attr:`width` at once; returns their results in order.
 
         Args:
-            tasks: callables run in threads; each sees this packer as :func:`active_packer`.
-            on_done: called (in the finished task's thread, in its turn) with the task's index and result.
+            tasks: callables; each sees this packer as :func:`active_packer`.
+            on_done: called with a task's index and result when it ends.
 
         Raises:
-            The first exception a task raised (the tasks still running are cancelled: they raise
-            :class:`Cancelled` at their next training steps); KeyboardInterrupt likewise.
+            The first exception a task raised (or KeyboardInterrupt): the tasks still running are stopped first
+            (:class:`Cancelled` is raised in each at the steps it waits for, so that its ``finally`` blocks run).
         """
-        self._on_done = on_done
+        self._scheduler = greenlet.getcurrent()
         runs = [_Run(i, task) for i, task in enumerate(tasks)]
-        self._queue = list(runs)
-        with self._cond:
-            while self._queue and self._live < self.width:
-                self._start(self._queue.pop(0))
-            self._pass_turn()
+        queue = list(runs)
+        ready: list[_Run] = []
+        live = 0
         try:
-            for r in runs:
-                while True:
-                    with self._cond:
-                        if r.thread is None and self._cancelled is not None:
-                            break  # never started
-                    if r.thread is not None:
-                        r.thread.join(0.2)
-                        if not r.thread.is_alive():
-                            break
-                    else:
-                        with self._cond:
-                            self._cond.wait(0.2)
-        except BaseException as e:  # KeyboardInterrupt: the runs stop at their next steps
-            self.cancel(e)
-            for r in runs:
-                if r.thread is not None:
-                    r.thread.join()
+            while queue or ready or self._waiting:
+                while queue and live < self.width:
+                    run = queue.pop(0)
+                    run.glet = greenlet.greenlet(run.task, parent=self._scheduler)
+                    _PACKED[run.glet] = self
+                    self._runs[run.glet] = run
+                    ready.append(run)
+                    live += 1
+                if not ready:
+                    self._run_round()
+                    ready = [r for r in self._waiting if r.request.left == 0 or r.request.error is not None]
+                    self._waiting = [r for r in self._waiting if r not in ready]
+                    continue
+                run = ready.pop(0)
+                try:
+                    result = run.glet.switch()
+                except Exception as e:  # the task failed: the others stop, then its error is raised
+                    run.error = e
+                    self._cancel(runs, e)
+                    raise
+                if run.glet.dead:
+                    run.result = result
+                    live -= 1
+                    _PACKED.pop(run.glet, None)
+                    if on_done is not None:
+                        on_done(run.index, result)
+        except BaseException as e:
+            self._cancel(runs, e)
             raise
-        errors = [r.error for r in runs if r.error is not None and not isinstance(r.error, Cancelled)]
-        if errors:
-            raise errors[0]
+        finally:
+            for run in runs:
+                _PACKED.pop(run.glet, None)
+            self._runs = {}
         return [r.result for r in runs]
 
-    def cancel(self, reason: BaseException) -> None:
-        """Stop: no task starts any more, and the running ones raise :class:`Cancelled` at their next steps."""
-        with self._cond:
-            if self._cancelled is None:
-                self._cancelled = reason
-            self._queue.clear()
-            for r in self._waiting:
-                r.request.error = Cancelled(f"stopped: {reason!r}")
-                self._ready.append(r)
-            self._waiting.clear()
-            if self._turn is None:
-                self._pass_turn()
-            self._cond.notify_all()
-
-    def _start(self, run: _Run) -> None:
-        self._live += 1
-        run.thread = threading.Thread(target=self._main, args=(run,), name=f"evoticket-pack-{run.index}", daemon=True)
-        self._ready.append(run)
-        run.thread.start()
-
-    def _main(self, run: _Run) -> None:
-        _LOCAL.packer = self
-        self._wait_turn(run)
-        try:
-            if self._cancelled is not None:
-                raise Cancelled(f"stopped: {self._cancelled!r}")
-            run.result = run.task()
-            if self._on_done is not None:
-                self._on_done(run.index, run.result)
-        except BaseException as e:
-            run.error = e
-            if not isinstance(e, Cancelled):
-                self.cancel(e)
-        finally:
-            with self._cond:
-                run.finished = True
-                self._live -= 1
-                while self._queue and self._live < self.width and self._cancelled is None:
-                    self._start(self._queue.pop(0))
-                self._turn = None
-                self._pass_turn()
-                self._cond.notify_all()
-
-    def _wait_turn(self, run: _Run) -> None:
-        with self._cond:
-            while self._turn is not run:
-                self._cond.wait()
-        if run.rng is not None:
-            restore_rng(run.rng)
-
-    def _current(self) -> _Run:
-        run = self._turn
-        if run is None or run.thread is not threading.current_thread():
-            raise RuntimeError("Packer: training steps requested outside the run whose turn it is")
-        return run
-
-    def _pass_turn(self) -> None:
-        """Give the turn to the next ready run; with none ready and runs waiting on steps, run their steps first.
-        Called with the lock held, by the run giving up its turn (or the caller, to start)."""
-        while not self._ready and self._waiting and self._cancelled is None:
-            self._run_round()
-        self._turn = self._ready.pop(0) if self._ready else None
-        self._cond.notify_all()
+    def _cancel(self, runs: Sequence[_Run], reason: BaseException) -> None:
+        """Stop every run still going: :class:`Cancelled` raised where it waits (its ``finally`` blocks run)."""
+        self._waiting = []
+        for run in runs:
+            if run.glet is not None and run.glet and not run.glet.dead:
+                try:
+                    run.glet.throw(Cancelled(f"stopped: {reason!r}"))
+                except BaseException:
+                    pass
+            _PACKED.pop(run.glet, None)
 
     # ---------------------------------------------------------------- steps
     def run_steps(self, state: TrainState, batches: torch.Tensor) -> None:
         """Take ``len(batches)`` steps of ``state``'s training, in batches shared with the other runs' trainings.
 
-        Called by :meth:`TrainState.run_steps` in a packed run's thread; returns when the steps are done (the
-        parameters, BatchNorm statistics, non-finite flags and optimizer state of ``state`` updated).
+        Called by :meth:`TrainState.run_steps` in a packed run; returns when the steps are done (the parameters,
+        BatchNorm statistics, non-finite flags and optimizer state of ``state`` updated). The run's global random
+        generators and autograd mode are its own across the wait.
 
         Raises:
             Cancelled: when the packer stopped.
         """
-        key = pack_key(state, batches)
-        with self._cond:
-            run = self._current()
-            if self._cancelled is not None:
-                raise Cancelled(f"stopped: {self._cancelled!r}")
-            run.rng = capture_rng()
-            run.request = _Request(state, batches, key)
-            self._waiting.append(run)
-            self._turn = None
-            self._pass_turn()
-        self._wait_turn(run)
+        run = self._runs[greenlet.getcurrent()]
+        run.request = _Request(state, batches, pack_key(state, batches))
+        rng, grad = capture_rng(), torch.is_grad_enabled()
+        self._waiting.append(run)
+        self._scheduler.switch()
+        restore_rng(rng)
+        torch.set_grad_enabled(grad)
         request, run.request = run.request, None
         if request.error is not None:
             raise request.error
@@ -287,24 +241,21 @@ class Packer:
                 chunk.append(run)
                 size += p
             self._run_chunk(chunk)
-        for run in list(self._waiting):
-            request = run.request
-            if request.left == 0 or request.error is not None:
-                self._waiting.remove(run)
-                self._ready.append(run)
 
     def _run_chunk(self, runs: list[_Run]) -> None:
         requests = [r.request for r in runs]
         steps = min(r.left for r in requests)
         try:
-            if len(requests) == 1:
-                request = requests[0]
-                request.state._steps(request.batches[request.done : request.done + steps])
-                self.stats.alone_steps += steps
-            else:
-                run_together([r.state for r in requests], [r.batches[r.done : r.done + steps] for r in requests])
-                self.stats.packed_steps += steps
-        except BaseException as e:  # every training of the batch fails with it
+            with torch.enable_grad():
+                if len(requests) == 1:
+                    request = requests[0]
+                    request.state._steps(request.batches[request.done : request.done + steps])
+                    self.stats.alone_steps += steps
+                else:
+                    batches = [r.batches[r.done : r.done + steps] for r in requests]
+                    run_together([r.state for r in requests], batches)
+                    self.stats.packed_steps += steps
+        except Exception as e:  # every training of the batch fails with it
             for r in requests:
                 r.error = e
             return
@@ -352,14 +303,14 @@ def run_together(states: Sequence[TrainState], batches: Sequence[torch.Tensor]) 
     batches = list(batches) + ([batches[0]] if len(sources) > len(states) else [])
     cat = lambda get: {k: torch.cat([get(s)[k] for s in sources]) for k in get(first)}  # noqa: E731
     params = {k: v.detach().clone().requires_grad_(True) for k, v in cat(lambda s: s.params).items()}
-    carried = [
-        _filled(s.optimizer_state(), {k: v for k, v in s.params.items() if k in trainable}, keys) for s in sources
-    ]
+    scores = {k: v.detach().clone() for k, v in cat(lambda s: s.scores).items()} if first.scope.scores else None
+    trained = (lambda s: s.scores) if first.scope.scores else (lambda s: {k: s.params[k] for k in trainable})
+    carried = [_filled(s.optimizer_state(), trained(s), keys) for s in sources]
     merged = TrainState(
         arch=first.arch,
         splits=first.splits,
         cfg=first.cfg,
-        theta0=params,
+        theta0=cat(lambda s: s.theta0),
         params=params,
         masks=cat(lambda s: s.masks),
         buffers={k: v.clone() for k, v in cat(lambda s: s.buffers).items()},
@@ -369,6 +320,7 @@ def run_together(states: Sequence[TrainState], batches: Sequence[torch.Tensor]) 
         total=len(batches[0]),
         lr=torch.cat([s.lr for s in sources]) if first.lr is not None else None,
         carried=OptimizerState.concat(carried),
+        scores=scores,
     )
     merged._steps(torch.cat(batches, 1))
     reached = merged.optimizer_state()
@@ -380,6 +332,8 @@ def run_together(states: Sequence[TrainState], batches: Sequence[torch.Tensor]) 
                 v.copy_(merged.params[k][part])
             for k, v in s.buffers.items():
                 v.copy_(merged.buffers[k][part])
+            for k, v in (s.scores or {}).items():
+                v.copy_(merged.scores[k][part])
             s.bad |= merged.bad[part]
             s.carried = OptimizerState(
                 reached.steps[part].clone(),

@@ -30,7 +30,7 @@ from evoticket.training.batches import minibatches
 from evoticket.training.evaluate import evaluate_params
 from evoticket.training.gradients import AutogradGradient, ScoreGradient, topk_masks
 from evoticket.training.meter import Meter, backward_flops, forward_flops, kept_counts, train_flops_per_example
-from evoticket.training.optimizer import MaskedOptimizer, OptimizerState, make_optimizer
+from evoticket.training.optimizer import MaskedOptimizer, OptimizerState, make_optimizer, masked_optimizer
 from evoticket.training.scopes import Scope
 
 
@@ -200,7 +200,7 @@ class TrainState:
 
     def _steps(self, batches: torch.Tensor) -> None:
         """The optimizer steps themselves: the gradient and the update of every step of ``batches``."""
-        if batches.dim() == 3 and self.population == 1 and not self.scope.scores:
+        if batches.dim() == 3 and self.population == 1:
             from evoticket.training.packing import run_together
 
             run_together([self], [batches])  # one network on its own minibatches: as it trains packed
@@ -220,14 +220,18 @@ class TrainState:
 
     def _build(self, batch: int, per_network: bool = False) -> None:
         if self.scope.scores:
-            self._optimizer = make_optimizer(list(self.scores.values()), self.cfg)
+            if self.cfg.data_order == "individual":  # each network's scores a tensor of their own (packing's rule)
+                self._optimizer = masked_optimizer(self.scores, {}, self.cfg, state=self.carried)
+                self.carried = None
+            elif self._optimizer is None:
+                self._optimizer = make_optimizer(list(self.scores.values()), self.cfg)
             self._gradient = ScoreGradient(self.arch, self.theta0, self.scores, self.kept(), self.buffers or None)
             return
         trainable = self.scope.trainable(self.arch)
         if self._optimizer is None:
             params = {k: v for k, v in self.params.items() if k in trainable}
             masks = {k: v for k, v in self.masks.items() if k in trainable}
-            self._optimizer = MaskedOptimizer(params, masks, self.cfg, self.lr, state=self.carried)
+            self._optimizer = masked_optimizer(params, masks, self.cfg, self.lr, state=self.carried)
             self.carried = None  # a rebuilt optimizer (set_masks(keep_state=False)) starts fresh
         fast = None if self.arch.generic else MODELS[self.arch.name].fast_gradient
         if fast is not None and trainable == frozenset(self.params) and not self.buffers:

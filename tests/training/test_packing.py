@@ -83,12 +83,14 @@ def _training(arch, splits, cfg, n, seed, steps, every, dynamic=False, lr=None, 
     """One run's training: ``n`` networks, ``steps`` steps, evaluated every ``every`` steps (a callback between)."""
     theta0, masks = stack_tickets(tickets_for(arch, n, density=0.3, seed=seed))
     batches = minibatch_indices(120, steps, cfg.batch_size, seed, individuals=range(n))
+    g = torch.Generator().manual_seed(seed)
+    scores = {k: torch.randn(m.shape, generator=g) for k, m in masks.items()} if scope == "scores" else None
 
     def run():
         callbacks = [Evaluate(every)]
         if dynamic:
             callbacks.append(MaskUpdate(DropAndGrow("gradient", lambda step: 0.3, seed=seed), every=4))
-        return train(arch, theta0, masks, splits, cfg, batches, callbacks=callbacks, lr=lr, scope=scope)
+        return train(arch, theta0, masks, splits, cfg, batches, callbacks=callbacks, lr=lr, scope=scope, scores=scores)
 
     return run
 
@@ -142,12 +144,16 @@ def test_packed_autograd_trainings_equal_alone_bit_for_bit(name):
     splits = toy_splits()
     tasks = [_training(arch, splits, INDIVIDUAL, n, seed, 12, 4) for n, seed in [(1, 0), (2, 1), (1, 2)]]
     tasks.append(_training(arch, splits, INDIVIDUAL, 2, 3, 12, 4, scope="output"))  # another scope: its own batch
+    # edge-popup's scores (straight-through top-k), one network and two
+    tasks += [_training(arch, splits, INDIVIDUAL, n, 5 + n, 12, 4, scope="scores") for n in (1, 2)]
     alone = [task() for task in tasks]
     packer = Packer(width=4)
     packed = packer.run(tasks)
     assert packer.stats.packed_steps > 0
     for a, b in zip(alone, packed, strict=True):
         _same(a, b)
+        for k in a.scores or {}:
+            assert torch.equal(a.scores[k], b.scores[k])
 
 
 def test_packed_runs_keep_their_own_global_random_streams():
