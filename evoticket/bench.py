@@ -754,6 +754,8 @@ def run_bench(
     mode: Mode | None = None,
     models: Sequence[str] | None = None,
     memory_model: str = "lenet-300-100",
+    matmul_precision: str = "highest",
+    populations: Sequence[int] | None = None,
 ) -> int:
     """Run the benchmark, print the table and optionally write JSON.
 
@@ -767,6 +769,9 @@ def run_bench(
         models: keys of :data:`BENCH_MODELS` to measure; default :data:`DEFAULT_MODELS`.
         memory_model: the model of the memory-budget check (at its :data:`MODEL_BATCH` and
             ``mode.memory_population``, or 16 for a convolutional model).
+        matmul_precision: the float32 matmul precision of the timed rows (``campaign.matmul_precision``: highest,
+            or high for TF32 on a GPU); their ``fraction_of_peak`` is then of the TF32 peak on a GPU.
+        populations: the population sizes to measure (>= 1 each); default the mode's (and 1024 on a GPU).
 
     Returns:
         The exit status, 0.
@@ -780,7 +785,11 @@ def run_bench(
     unknown = [m for m in [*models, memory_model] if m not in BENCH_MODELS]
     if unknown:
         raise ConfigError(unknown_name("bench model", unknown[0], BENCH_MODELS))
-    populations = mode.populations + (GPU_POPULATIONS if dev.type == "cuda" and mode in (FULL, QUICK) else ())
+    if populations is not None and (not populations or min(populations) < 1):
+        raise ConfigError(f"--populations: need sizes >= 1, e.g. 1,256,1024; got {list(populations)}")
+    populations = tuple(populations) if populations else mode.populations
+    if dev.type == "cuda" and mode in (FULL, QUICK) and populations == mode.populations:
+        populations += GPU_POPULATIONS
     busy_before = cpu_busy()
     threads = torch.get_num_threads()
     name = torch.cuda.get_device_name(dev) if dev.type == "cuda" else (platform.processor() or platform.machine())
@@ -793,8 +802,19 @@ def run_bench(
         peaks["tf32"] = matmul_peak(dev, tf32=True)
         peaks["bfloat16"] = matmul_peak(dev, torch.bfloat16)
     print("matmul peak (GFLOP/s): " + ", ".join(f"{k} {v:.0f}" for k, v in peaks.items()))
+    if matmul_precision not in ("highest", "high", "medium"):
+        raise ConfigError(f"--matmul-precision: {matmul_precision!r}; valid: highest, high, medium")
+    peak = peaks["tf32"] if matmul_precision != "highest" and "tf32" in peaks else peaks["float32"]
+    print(
+        f"matmul precision {matmul_precision}: fractions of the {'TF32' if peak is not peaks['float32'] else 'float32'} peak"
+    )
     print(_HEADER)
-    rows = bench_rows(models, populations, list(EVALUATORS), mode, dev, peaks["float32"], log=print)
+    previous = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(matmul_precision)
+    try:
+        rows = bench_rows(models, populations, list(EVALUATORS), mode, dev, peak, log=print)
+    finally:
+        torch.set_float32_matmul_precision(previous)
     print()
     print(format_table(rows))
     meter = MemoryMeter(dev)
@@ -821,6 +841,7 @@ def run_bench(
             "mode": "quick" if mode == QUICK else "full" if mode == FULL else asdict(mode),
             "settings": {"batch_size": OptimizerConfig().batch_size, "optimizer": "adam", "density": DENSITY},
             "peak_gflops": peaks,
+            "matmul_precision": matmul_precision,
             "cpu_busy_before": busy_before,
             "cpu_busy_after": cpu_busy(),
             "seconds": elapsed,

@@ -253,6 +253,15 @@ def build_parser() -> argparse.ArgumentParser:
         "cifar-resnet20)",
     )
     bench.add_argument("--memory-model", default="lenet-300-100", help="the model of the memory-budget check")
+    bench.add_argument(
+        "--populations", default="", metavar="P,P", help="population sizes, e.g. 1,256,1024 (default: the mode's)"
+    )
+    bench.add_argument(
+        "--matmul-precision",
+        default="highest",
+        choices=("highest", "high", "medium"),
+        help="float32 matmul precision of the timed rows (high: TF32 on a GPU, compared with the TF32 peak)",
+    )
     models = sub.add_parser(
         "models",
         help="list the models, or show what a model prunes and what it costs",
@@ -326,12 +335,26 @@ def _config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _int_list(text: str, key: str) -> list[int]:
+    """``"1,256"`` -> ``[1, 256]``; a one-line error naming ``key`` otherwise."""
+    try:
+        return [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise EvoticketError(f"{key}: need comma-separated integers, e.g. 1,256,1024; got {text!r}") from None
+
+
 def _bench(args: argparse.Namespace) -> int:
     from evoticket.bench import run_bench
 
     models = [m.strip() for m in args.models.split(",") if m.strip()] or None
     return run_bench(
-        quick=args.quick, json_path=args.json_path, device=args.device, models=models, memory_model=args.memory_model
+        quick=args.quick,
+        json_path=args.json_path,
+        device=args.device,
+        models=models,
+        memory_model=args.memory_model,
+        matmul_precision=args.matmul_precision,
+        populations=_int_list(args.populations, "--populations") or None,
     )
 
 

@@ -42,6 +42,7 @@ from evoticket.campaign.summary import (
 )
 from evoticket.config import CampaignConfig, read_toml
 from evoticket.core import paths
+from evoticket.core.device import device_settings, resolve_device
 from evoticket.core.errors import ConfigError, EvoticketError, Interrupted, StorageError
 from evoticket.core.faults import kill_point
 from evoticket.core.io import atomic_write_text, write_csv, write_json
@@ -323,7 +324,15 @@ def _save_checkpoint(run_dir: Path, config: CampaignConfig, run: MethodRun, coun
     )
 
 
-def _execute(
+def _execute(*args: Any, **kwargs: Any) -> CampaignResult:
+    """:func:`_run_method` under the campaign's numeric settings (``campaign.matmul_precision``,
+    ``campaign.deterministic``), the previous ones put back after."""
+    c = args[0].campaign
+    with device_settings(c.matmul_precision, c.deterministic, str(resolve_device(c.device))):
+        return _run_method(*args, **kwargs)
+
+
+def _run_method(
     config: CampaignConfig,
     method: Method,
     run: MethodRun,

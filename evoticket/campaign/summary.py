@@ -43,6 +43,8 @@ def timing(counters: dict[str, float]) -> dict[str, Any]:
         "individuals_per_second": round(counters["evaluated"] / max(compute, 1e-9), 3),
         "torch_version": torch.__version__,
         "threads": torch.get_num_threads(),
+        "matmul_precision": torch.get_float32_matmul_precision(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }
 
 

@@ -504,6 +504,14 @@ class CampaignSection:
     """Where fine-tuning runs: auto (CUDA when present, else CPU), cpu, cuda or cuda:N."""
     max_memory_mb: float = field(default=2048.0, metadata=_positive())
     """Memory budget of one batched training (MiB): a population is trained in chunks that fit it; > 0."""
+    matmul_precision: str = field(default="highest", metadata=_choice("highest", "high", "medium"))
+    """float32 matmul precision (torch.set_float32_matmul_precision): highest (float32 throughout, the default), high
+    (TF32 on NVIDIA GPUs from Ampere on: a 10-bit mantissa in the matmuls' inputs, several times their throughput) or
+    medium (bfloat16). Recorded in summary.json; on the CPU it changes nothing here."""
+    deterministic: bool = True
+    """On a GPU, PyTorch's deterministic algorithms (torch.use_deterministic_algorithms, warning where an operation
+    has none, and cuBLAS's fixed workspace), so that a campaign run twice gives the same records; false: the
+    fastest kernels. Recorded in summary.json; the CPU kernels used are deterministic either way."""
     population_block: int = field(default=0, metadata=_at_least(0))
     """Most individuals trained in one batched computation (a population block); 0 (the default): the device's
     own (64 on the CPU, where blocks stay in cache, and for a network that runs through torch.func as many as

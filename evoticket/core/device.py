@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -58,3 +60,30 @@ def format_bytes(n: float) -> str:
         if n >= 1024**power:
             return f"{n / 1024**power:.3g} {unit}"
     return f"{int(n)} B"
+
+
+@contextlib.contextmanager
+def device_settings(
+    matmul_precision: str = "highest", deterministic: bool = True, device: str = "cpu"
+) -> Iterator[None]:
+    """Apply a campaign's numeric settings for its duration, then put the previous ones back.
+
+    Args:
+        matmul_precision: ``torch.set_float32_matmul_precision``'s value (``campaign.matmul_precision``): highest,
+            high (TF32 on NVIDIA GPUs from Ampere on) or medium.
+        deterministic: on a CUDA device, ``torch.use_deterministic_algorithms(True, warn_only=True)`` and cuBLAS's
+            fixed workspace (``CUBLAS_WORKSPACE_CONFIG=:4096:8`` when unset; it must precede cuBLAS's first use in
+            the process) (``campaign.deterministic``).
+        device: the campaign's device (``campaign.device`` as resolved).
+    """
+    precision = torch.get_float32_matmul_precision()
+    was, warn = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    torch.set_float32_matmul_precision(matmul_precision)
+    if deterministic and str(device).startswith("cuda"):
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
+        torch.use_deterministic_algorithms(was, warn_only=warn)

@@ -46,6 +46,7 @@ def pack_key(state: TrainState, batches: torch.Tensor) -> tuple | None:
         return None
     first = next(iter(state.params.values()))
     return (
+        torch.get_float32_matmul_precision(),  # the run's own (campaign.matmul_precision): its batch computes under it
         id(state.splits.x_train),
         state.arch,
         state.scope.name,
@@ -199,18 +200,19 @@ class Packer:
 
         Called by :meth:`TrainState.run_steps` in a packed run; returns when the steps are done (the parameters,
         BatchNorm statistics, non-finite flags and optimizer state of ``state`` updated). The run's global random
-        generators and autograd mode are its own across the wait.
+        generators, autograd mode and matmul precision are its own across the wait.
 
         Raises:
             Cancelled: when the packer stopped.
         """
         run = self._runs[greenlet.getcurrent()]
         run.request = _Request(state, batches, pack_key(state, batches))
-        rng, grad = capture_rng(), torch.is_grad_enabled()
+        rng, grad, precision = capture_rng(), torch.is_grad_enabled(), torch.get_float32_matmul_precision()
         self._waiting.append(run)
         self._scheduler.switch()
         restore_rng(rng)
         torch.set_grad_enabled(grad)
+        torch.set_float32_matmul_precision(precision)
         request, run.request = run.request, None
         if request.error is not None:
             raise request.error
@@ -245,7 +247,9 @@ class Packer:
     def _run_chunk(self, runs: list[_Run]) -> None:
         requests = [r.request for r in runs]
         steps = min(r.left for r in requests)
+        precision = torch.get_float32_matmul_precision()
         try:
+            torch.set_float32_matmul_precision(requests[0].key[0])
             with torch.enable_grad():
                 if len(requests) == 1:
                     request = requests[0]
@@ -259,6 +263,8 @@ class Packer:
             for r in requests:
                 r.error = e
             return
+        finally:
+            torch.set_float32_matmul_precision(precision)
         self.stats.rounds += 1
         self.stats.networks = max(self.stats.networks, sum(r.state.population for r in requests))
         for r in requests:
