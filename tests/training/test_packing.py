@@ -81,10 +81,11 @@ def test_fast_gradient_on_per_network_minibatches_equals_autograd(name, packed):
 
 def _training(arch, splits, cfg, n, seed, steps, every, dynamic=False, lr=None, scope="kept"):
     """One run's training: ``n`` networks, ``steps`` steps, evaluated every ``every`` steps (a callback between)."""
-    theta0, masks = stack_tickets(tickets_for(arch, n, density=0.3, seed=seed))
-    batches = minibatch_indices(120, steps, cfg.batch_size, seed, individuals=range(n))
+    device = splits.device
+    theta0, masks = stack_tickets(tickets_for(arch, n, density=0.3, seed=seed), device)
+    batches = minibatch_indices(120, steps, cfg.batch_size, seed, device, individuals=range(n))
     g = torch.Generator().manual_seed(seed)
-    scores = {k: torch.randn(m.shape, generator=g) for k, m in masks.items()} if scope == "scores" else None
+    scores = {k: torch.randn(m.shape, generator=g).to(device) for k, m in masks.items()} if scope == "scores" else None
 
     def run():
         callbacks = [Evaluate(every)]
@@ -234,3 +235,20 @@ def test_cancelled_is_raised_in_runs_still_going():
     with pytest.raises(RuntimeError, match="boom"):
         Packer(width=2).run([watcher, bad])
     assert len(seen) == 1
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_packed_trainings_on_cuda_match_alone_and_repeat_exactly():
+    """On a GPU: packed as alone to float rounding (cuBLAS picks kernels by batch size), and twice the same."""
+    from evoticket.core.device import device_settings
+
+    arch = build_architecture("mlp", (40,), 10, [16])
+    splits = toy_splits(n_train=120, features=40, classes=10).to("cuda")
+    with device_settings("highest", True, "cuda"):
+        tasks = [_training(arch, splits, INDIVIDUAL, n, seed, 15, 5) for n, seed in [(1, 0), (3, 1), (2, 2)]]
+        alone = [task() for task in tasks]
+        first, second = Packer(width=3).run(tasks), Packer(width=3).run(tasks)
+    for a, b, c in zip(alone, first, second, strict=True):
+        for k in a.params:
+            torch.testing.assert_close(a.params[k], b.params[k], rtol=1e-4, atol=1e-5)
+            assert torch.equal(b.params[k], c.params[k])
