@@ -227,19 +227,19 @@ def _run_packed(
     packer = Packer(width, max_memory_mb=budget)
     received = [signal.SIGINT]
 
-    def stop(signum: int, frame: Any) -> None:  # SIGTERM as Ctrl-C: the running cells stop at their next steps
+    def stop(signum: int, frame: Any) -> None:  # Ctrl-C or SIGTERM: every running cell stops where it is
         received[0] = signum
         raise KeyboardInterrupt
 
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, stop) if main else None
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)} if main else {}
     try:
         packer.run([task(c, k) for c, k in zip(todo, configs, strict=True)], lambda i, _: finished(todo[i]))
     except (KeyboardInterrupt, Interrupted) as e:  # a cell stopped on the signal, and the others with it
         raise Interrupted(str(cells_dir), -1, getattr(e, "signum", received[0]), unit="cell") from None
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     st = packer.stats
     return {
         "cells": len(todo),

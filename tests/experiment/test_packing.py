@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from evoticket.cli import main
 from evoticket.core import faults
 from evoticket.core.errors import ConfigError, EvoticketError, Interrupted
 from evoticket.experiment import run_experiment
@@ -40,14 +41,16 @@ def records(run_dir: Path) -> dict[str, object]:
     return out
 
 
-def test_packed_cells_give_bit_for_bit_what_they_give_alone(tmp_path, cli):
+def test_packed_cells_give_bit_for_bit_what_they_give_alone(tmp_path, capsys):
     (tmp_path / "grid.toml").write_text(GRID, encoding="utf-8")
     alone = run_experiment(
         tmp_path / "grid.toml", name="alone", runs_dir=tmp_path / "runs", plots_dir=tmp_path / "plots", progress=False
     )
     assert alone.packing is None
-    done = cli(tmp_path, [], "experiment", "grid.toml", "--name", "packed", "--pack", "4", "--no-progress")
-    assert done.returncode == 0, done.stderr
+    dirs = ["--runs-dir", str(tmp_path / "runs"), "--plots-dir", str(tmp_path / "plots"), "--no-progress"]
+    assert main(["experiment", str(tmp_path / "grid.toml"), "--name", "packed", "--pack", "4", *dirs]) == 0
+    assert main(["experiment", str(tmp_path / "grid.toml"), "--name", "bad", "--pack", "-2", *dirs]) == 2
+    assert "--pack: must be >= 2" in capsys.readouterr().err
     packed = tmp_path / "runs" / "packed"
     info = json.loads((packed / "packing.json").read_text())
     assert info == {"data_order": "individual", "pack": 4}
