@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from evoticket.core.errors import EvoticketError
 from evoticket.plots import common
+
+if TYPE_CHECKING:  # networkx is imported where a graph is built or drawn (it costs 0.15 s at start-up)
+    import networkx as nx
 from evoticket.records.lineage import EDGE_KINDS, ancestors, edge_kind, founders, lineage_graph
 
 _RING_SIZE, _STAR_SIZE = 120, 220
@@ -83,6 +84,8 @@ def layout(graph: nx.DiGraph) -> dict[int, tuple[float, float]]:
     then ordered by the mean height of their parents (one barycentric sweep, forward in generations),
     which keeps families together and edges short.
     """
+    import networkx as nx
+
     if graph.number_of_nodes() == 0:
         return {}
     for n in graph:
@@ -112,6 +115,8 @@ def draw_lineage(run_dir: Path) -> Any:
     Raises:
         EvoticketError: if ``run_dir`` is not a run directory.
     """
+    import networkx as nx
+
     plt = common.pyplot()
     from matplotlib.lines import Line2D
 

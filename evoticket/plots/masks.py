@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from matplotlib.ticker import MaxNLocator
 
 from evoticket.core import paths
 from evoticket.genome.files import read_ticket_file
@@ -38,6 +37,8 @@ def draw_masks(ticket_path: Path, run_dir: Path | None = None) -> Any:
     if not ticket_path.is_file():
         return None
     plt = common.pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     ticket, _, config = read_ticket_file(ticket_path)
     raw = {name: m.to("cpu").numpy() for name, m in ticket.masks.items()}
     masks = {name: m.reshape(m.shape[0], -1) for name, m in raw.items()}

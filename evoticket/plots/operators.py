@@ -32,9 +32,15 @@ from typing import Any
 
 from evoticket.plots import common
 
-_HORIZONTAL = {"orientation": "horizontal"}
-if tuple(int(x) for x in __import__("matplotlib").__version__.split(".")[:2]) < (3, 10):  # pragma: no cover
-    _HORIZONTAL = {"vert": False}
+
+def _horizontal() -> dict[str, Any]:
+    """``boxplot``'s argument for horizontal boxes: ``orientation`` from matplotlib 3.10, ``vert`` before."""
+    import matplotlib
+
+    if tuple(int(x) for x in matplotlib.__version__.split(".")[:2]) < (3, 10):  # pragma: no cover
+        return {"vert": False}
+    return {"orientation": "horizontal"}
+
 
 NOISE = "re-evaluation (same ticket)"
 """The group of re-evaluations: the noise floor of a fitness difference."""
@@ -217,7 +223,7 @@ def draw_operators(run_dir: Path) -> Any:
         ax.boxplot(
             values,
             positions=[i],
-            **_HORIZONTAL,
+            **_horizontal(),
             widths=0.55,
             showfliers=False,
             medianprops={"color": "black"},

@@ -13,13 +13,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import networkx as nx
+from typing import TYPE_CHECKING, Any
 
 from evoticket.core import paths
 from evoticket.core.errors import EvoticketError
 from evoticket.records.readers import read_individuals
+
+if TYPE_CHECKING:  # networkx is imported where a graph is built or drawn (it costs 0.15 s at start-up)
+    import networkx as nx
 
 
 def fitness(record: dict[str, Any]) -> float:
@@ -80,6 +81,8 @@ def lineage_graph(records: Path | str | Iterable[dict[str, Any]]) -> nx.DiGraph:
     Raises:
         EvoticketError: if a run directory holds no ``individuals.jsonl``.
     """
+    import networkx as nx
+
     if isinstance(records, str | Path):
         run_dir = Path(records)
         if not paths.individuals_jsonl(run_dir).is_file():
@@ -126,6 +129,8 @@ def ancestors(graph: nx.DiGraph, uids: Iterable[int]) -> set[int]:
     Raises:
         EvoticketError: if a uid is not in the graph.
     """
+    import networkx as nx
+
     found: set[int] = set()
     for uid in uids:
         if uid not in graph:

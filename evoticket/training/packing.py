@@ -139,8 +139,8 @@ class Packer:
             on_done: called with a task's index and result when it ends.
 
         Raises:
-            The first exception a task raised (or KeyboardInterrupt): the tasks still running are stopped first
-            (:class:`Cancelled` is raised in each at the steps it waits for, so that its ``finally`` blocks run).
+            Exception: the first exception a task raised (and KeyboardInterrupt), after the tasks still running were
+                stopped: :class:`Cancelled` raised in each where it waits for steps, so that its ``finally`` blocks run.
         """
         self._scheduler = greenlet.getcurrent()
         runs = [_Run(i, task) for i, task in enumerate(tasks)]
