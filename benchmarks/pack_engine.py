@@ -46,9 +46,7 @@ def trainings(cfg: OptimizerConfig, n: int, p: int, steps: int) -> list[Callable
         theta0, masks = stack_tickets([initTicket(Ticket, arch, 0.1, rng=g) for _ in range(p)])
         own = range(p) if cfg.data_order == "individual" else None
         batches = minibatch_indices(splits.x_train.shape[0], steps, cfg.batch_size, seed, individuals=own)
-        out.append(
-            lambda t=theta0, m=masks, b=batches: train(arch, t, m, splits, cfg, b, callbacks=[Evaluate(100)])
-        )
+        out.append(lambda t=theta0, m=masks, b=batches: train(arch, t, m, splits, cfg, b, callbacks=[Evaluate(100)]))
     return out
 
 
@@ -66,7 +64,9 @@ def main() -> None:
     times: dict[str, list[float]] = {"common alone": [], "individual alone": [], "individual packed": []}
     for _ in range(args.repeats):
         for name in times:
-            tasks = trainings(common if name == "common alone" else individual, args.trainings, args.networks, args.steps)
+            tasks = trainings(
+                common if name == "common alone" else individual, args.trainings, args.networks, args.steps
+            )
             start = time.perf_counter()
             if name.endswith("packed"):
                 packed = Packer(args.trainings).run(tasks)
@@ -75,9 +75,7 @@ def main() -> None:
             times[name].append(time.perf_counter() - start)
             if name == "individual alone":
                 alone = results
-        same = all(
-            torch.equal(a.params[k], b.params[k]) for a, b in zip(alone, packed, strict=True) for k in a.params
-        )
+        same = all(torch.equal(a.params[k], b.params[k]) for a, b in zip(alone, packed, strict=True) for k in a.params)
     medians = {k: statistics.median(v) for k, v in times.items()}
     for name, value in medians.items():
         print(f"{name:18s} {value:6.2f} s  ({', '.join(f'{t:.2f}' for t in times[name])})")
