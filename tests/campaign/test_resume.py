@@ -21,6 +21,7 @@ import torch
 
 from evoticket.campaign import resume_campaign, run_campaign
 from evoticket.campaign.checkpoint import KEEP, list_checkpoints, load_checkpoint, load_latest
+from evoticket.cli import main
 from evoticket.core import paths
 from evoticket.core.errors import CheckpointError, ConfigError, DivergedError, EvoticketError, StorageError
 from evoticket.records import TIMING_COLUMNS
@@ -120,10 +121,10 @@ def reference(tmp_path_factory) -> dict[str, object]:
 @pytest.mark.parametrize(
     "kill_at",
     [
-        "finetune:1",  # during generation 0, before any record
+        # (kills in generation 0's fine-tuning and between generation 0's records and its checkpoint were two more
+        # points here; the random-moment test below lands in both, and records:2 rolls the records back the same way)
         "finetune:3",  # during generation 2's fine-tuning
         "records:2",  # between individuals.jsonl and generations.csv of generation 1
-        "checkpoint:2",  # generation 0's records written, its checkpoint not: both files roll back to 0 bytes
         "checkpoint:3",  # checkpoint of generation 1 written to its temporary file, not renamed
         "final:1",  # during the final comparison, after the last checkpoint
         "figures:1",  # summary.json written, the figures not yet drawn: the resume draws them
@@ -430,15 +431,15 @@ def test_resume_of_a_non_run_is_a_clean_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_killed_before_the_first_checkpoint_leaves_no_run_and_says_so(tmp_path, reference):
+def test_killed_before_the_first_checkpoint_leaves_no_run_and_says_so(tmp_path, reference, capsys):
     """Killed while the run directory is still staged: resume says to start again, and a new run works."""
     assert cli(tmp_path, "run", "--name", "r", kill_at="checkpoint:1").returncode == -signal.SIGKILL
     assert not (tmp_path / "runs" / "r").exists()
-    done = cli(tmp_path, "resume", "runs/r")
-    assert done.returncode == 2
-    assert done.stderr.strip() == (
-        "evoticket: error: runs/r: the run was never created (its start was interrupted before the first "
-        "checkpoint); start it again: evoticket run --name r"
+    capsys.readouterr()
+    assert main(["resume", str(tmp_path / "runs" / "r")]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"evoticket: error: {tmp_path / 'runs' / 'r'}: the run was never created (its start was interrupted before "
+        "the first checkpoint); start it again: evoticket run --name r"
     )
     assert cli(tmp_path, "run", "--name", "r").returncode == 0
     assert not paths.staging(tmp_path / "runs" / "r").exists()
@@ -447,11 +448,11 @@ def test_killed_before_the_first_checkpoint_leaves_no_run_and_says_so(tmp_path, 
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """A real 500 KiB file system (tmpfs), mounted for the test; skips where mounting is not permitted."""
+    """A real 300 KiB file system (tmpfs), mounted for the test; skips where mounting is not permitted."""
     mount = tmp_path / "disk"
     mount.mkdir()
     try:
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=500k", "tmpfs", str(mount)], capture_output=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=300k", "tmpfs", str(mount)], capture_output=True)
     except OSError as e:  # no mount command
         pytest.skip(f"cannot mount a tmpfs here: {e}")
     if done.returncode != 0:
@@ -464,16 +465,16 @@ def small_disk(tmp_path):
 
 @pytest.mark.slow
 def test_a_real_full_disk_stops_cleanly_and_resume_continues(small_disk, tmp_path):
-    """The records outgrow a 500 KiB disk around generation 65: a clean stop, then a resume once there is room."""
+    """The records outgrow a 300 KiB disk part of the way: a clean stop, then a resume once there is room."""
     long = [o for o in TINY if not o.startswith(("ga.generations", "campaign.final_seeds"))]
-    long += ["ga.generations=150", "campaign.final_seeds=1"]
+    long += ["ga.generations=80", "campaign.final_seeds=1"]
     full = cli(small_disk, "run", "--name", "r", overrides=long)
     assert full.returncode == 1, full.stderr
     line = full.stderr.strip().splitlines()[-1]
     assert line.startswith("evoticket: error: cannot ") and "No space left on device" in line, line
     assert "evoticket resume runs/r" in line and "Traceback" not in full.stderr
     generation = load_latest(small_disk / "runs" / "r").generation
-    assert 10 < generation < 150
+    assert 10 < generation < 80
     subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
     resumed = cli(small_disk, "resume", "runs/r")
     assert resumed.returncode == 0, resumed.stderr

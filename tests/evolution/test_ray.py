@@ -81,11 +81,12 @@ def test_shards_are_contiguous_in_population_order():
     assert shard_bounds(20, 4, 8) == [(0, 8), (8, 16), (16, 20)]
 
 
-@pytest.mark.parametrize("block", [0, 8])
+@pytest.mark.parametrize("block", [0])
 def test_ray_gives_the_records_of_the_local_backend_at_the_default_model_size(cluster, tmp_path, block):
     """The default network (mlp 40-300-100-10) and the default GA (Lamarckian, halving), a population of 16: a batched
     matmul over P networks need not round like one over P/2, so both backends train the same population blocks.
-    block 0: the CPU's block of 64 holds the whole population (one actor); 8: two blocks, one per actor."""
+    block 0: the CPU's block of 64 holds the whole population (one actor), as a default campaign on Ray runs. The
+    populations split into blocks over two actors are the other tests' (LEVERS, HYBRID: blocks of 3 and 2)."""
     more = [
         "ga.population=16",
         "ga.generations=2",
