@@ -170,11 +170,8 @@ class MaskedOptimizer:
         self.packed: dict[str, torch.Tensor] = {}
         self.index: dict[str, torch.Tensor] = {}
         self.packed_grads: dict[str, torch.Tensor] = {}
-        for name, param in params.items():
-            dense = param.detach()
-            if not dense.is_contiguous():
-                raise ValueError(f"MaskedOptimizer: parameter {name!r} must be contiguous")
-            self.dense[name] = dense
+        self._take(params)
+        for name, dense in self.dense.items():
             if name in masks:
                 idx = masks[name].reshape(-1).nonzero().squeeze(1)  # (kept,) flat positions
                 self.index[name] = idx
@@ -234,13 +231,24 @@ class MaskedOptimizer:
                 value = held.get(key)
                 if not torch.is_tensor(value) or value.shape != packed.shape:
                     continue
-                if name in self.index:
-                    dense = torch.zeros(self.dense[name].numel(), dtype=value.dtype, device=value.device)
-                    dense = dense.index_copy_(0, self.index[name], value).view_as(self.dense[name])
-                else:
-                    dense = value.clone()
-                tensors.setdefault(key, {})[name] = dense
+                tensors.setdefault(key, {})[name] = self._densify(name, value)
         return OptimizerState(start + self.taken, tensors)
+
+    def _densify(self, name: str, value: torch.Tensor) -> torch.Tensor:
+        """A packed ``(kept,)`` state tensor of ``name`` as a dense ``(P, *shape)`` one (zero at pruned positions);
+        a dense parameter's state, copied."""
+        if name not in self.index:
+            return value.clone()
+        dense = torch.zeros(self.dense[name].numel(), dtype=value.dtype, device=value.device)
+        return dense.index_copy_(0, self.index[name], value).view_as(self.dense[name])
+
+    def _take(self, params: dict[str, torch.Tensor]) -> None:
+        """The parameters' dense tensors (``self.dense``), each checked contiguous."""
+        for name, param in params.items():
+            dense = param.detach()
+            if not dense.is_contiguous():
+                raise ValueError(f"MaskedOptimizer: parameter {name!r} must be contiguous")
+            self.dense[name] = dense
 
     def _set_scale(self, name: str) -> None:
         """Per-entry settings of ``packed[name]``: with Adam's own update (networks with different step counts), the
@@ -383,11 +391,8 @@ class NetworkOptimizer(MaskedOptimizer):
         self.lr = None if lr is None else lr.detach().to(torch.float32)
         self.cfg = cfg
         self.dense, self.packed, self.index, self.packed_grads = {}, {}, {}, {}
-        for name, param in params.items():
-            dense = param.detach()
-            if not dense.is_contiguous():
-                raise ValueError(f"MaskedOptimizer: parameter {name!r} must be contiguous")
-            self.dense[name] = dense
+        self._take(params)
+        for name, dense in self.dense.items():
             self.packed[name] = dense
             if name in masks:
                 self._pack(name, masks[name])
@@ -468,17 +473,8 @@ class NetworkOptimizer(MaskedOptimizer):
         tensors: dict[str, dict[str, torch.Tensor]] = {}
         for key, per in self.buffers.items():
             for name, buffer in per.items():
-                if name in self.index:
-                    dense = torch.zeros(self.dense[name].numel(), dtype=buffer.dtype, device=buffer.device)
-                    dense = dense.index_copy_(0, self.index[name], buffer).view_as(self.dense[name])
-                else:
-                    dense = buffer.clone()
-                tensors.setdefault(key, {})[name] = dense
+                tensors.setdefault(key, {})[name] = self._densify(name, buffer)
         return OptimizerState(self.start_steps + self.taken, tensors)
-
-    def kept(self) -> int:
-        """Number of optimised entries (kept weights and every bias) over the population."""
-        return sum(v.numel() for v in self.packed.values())
 
     @torch.no_grad()
     def step(self, grads: dict[str, torch.Tensor]) -> None:
