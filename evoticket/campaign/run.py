@@ -324,12 +324,12 @@ def _save_checkpoint(run_dir: Path, config: CampaignConfig, run: MethodRun, coun
     )
 
 
-def _execute(*args: Any, **kwargs: Any) -> CampaignResult:
-    """:func:`_run_method` under the campaign's numeric settings (``campaign.matmul_precision``,
+def _execute(config: CampaignConfig, *args: Any, **kwargs: Any) -> CampaignResult:
+    """:func:`_run_method` (same arguments) under the campaign's numeric settings (``campaign.matmul_precision``,
     ``campaign.deterministic``), the previous ones put back after."""
-    c = args[0].campaign
+    c = config.campaign
     with device_settings(c.matmul_precision, c.deterministic, str(resolve_device(c.device))):
-        return _run_method(*args, **kwargs)
+        return _run_method(config, *args, **kwargs)
 
 
 def _run_method(

@@ -51,14 +51,13 @@ def minibatch_indices(
         int64 tensor of shape ``(steps, min(batch_size, n_train))``, or ``(steps, P, min(batch_size, n_train))``
         with ``individuals`` (P of them).
     """
+    batch = min(batch_size, n_train)
     if individuals is not None:
         rows = [
             minibatch_indices(n_train, steps, batch_size, derive_seed(seed, "individual", int(k)), device)
             for k in individuals
         ]
-        batch = min(batch_size, n_train)
         return torch.stack(rows, 1) if rows else torch.empty((steps, 0, batch), dtype=torch.long, device=device)
-    batch = min(batch_size, n_train)
     per_epoch = n_train // batch
     epochs = math.ceil(steps / per_epoch) if steps else 0
     gen = torch.Generator().manual_seed(int(seed))

@@ -446,7 +446,7 @@ class NetworkOptimizer(MaskedOptimizer):
             piece = tensor[self.segments[name][i]]
             return piece if name in self.index else piece[0]
 
-        self.groups = []  # (lr, params, exp_avgs or momentum buffers, exp_avg_sqs, steps, [(name, i)])
+        self.groups = []  # (lr, params, [exp_avgs, exp_avg_sqs] or [momentum buffers] or [], steps, [(name, i)])
         for rate, nets in groups.items():
             members = [(name, i) for i in nets for name in self.packed]
             self.groups.append(
@@ -458,15 +458,20 @@ class NetworkOptimizer(MaskedOptimizer):
                     members,
                 )
             )
-        self._grads: dict[str, tuple[torch.Tensor, list[torch.Tensor]]] = {}
+        self._grad_sources: dict[str, torch.Tensor] = {}
+        self._group_grads: list[list[torch.Tensor]] = []
 
-    def _grad_pieces(self, name: str, grad: torch.Tensor) -> list[torch.Tensor]:
-        """Each network's piece of ``name``'s gradient (cached while the gradient buffer stays the same)."""
-        held = self._grads.get(name)
-        if held is None or held[0] is not grad:
-            pieces = [grad[s] if name in self.index else grad[s][0] for s in self.segments[name]]
-            held = self._grads[name] = (grad, pieces)
-        return held[1]
+    def _group_gradients(self, grads: dict[str, torch.Tensor]) -> list[list[torch.Tensor]]:
+        """Each group's per-network gradient pieces, in its members' order; rebuilt only when a gradient tensor is
+        a new one (the fast backward and the packed buffers keep theirs from step to step)."""
+        if not self._group_grads or any(self._grad_sources.get(n) is not g for n, g in grads.items()):
+            self._grad_sources = dict(grads)
+            pieces = {
+                name: [grad[s] if name in self.index else grad[s][0] for s in self.segments[name]]
+                for name, grad in grads.items()
+            }
+            self._group_grads = [[pieces[n][i] for n, i in members] for *_, members in self.groups]
+        return self._group_grads
 
     def state(self) -> OptimizerState:
         """The state reached, dense (zero at pruned positions), on the parameters' device."""
@@ -479,18 +484,17 @@ class NetworkOptimizer(MaskedOptimizer):
     @torch.no_grad()
     def step(self, grads: dict[str, torch.Tensor]) -> None:
         """One update from the gradients of the summed loss (as :meth:`MaskedOptimizer.step`)."""
-        pieces = {}
+        packed = {}
         for name in self.packed:
             grad = grads[name]
             if name in self.index and grad is not self.packed_grads[name]:
                 grad = torch.gather(grad.reshape(-1), 0, self.index[name], out=self.packed_grads[name])
-            pieces[name] = self._grad_pieces(name, grad)
+            packed[name] = grad
         self.taken += 1
         c = self.cfg
         if c.optimizer == "adam":
             self.steps.add_(1)
-        for rate, params, state, steps, members in self.groups:
-            g = [pieces[n][i] for n, i in members]
+        for (rate, params, state, steps, _), g in zip(self.groups, self._group_gradients(packed), strict=True):
             if c.optimizer == "adam":
                 torch._fused_adam_(
                     params, g, state[0], state[1], [], steps, lr=rate, beta1=0.9, beta2=0.999,

@@ -29,14 +29,13 @@ from evoticket.training.meter import Meter
 from evoticket.training.optimizer import STATE_KEYS, OptimizerState
 from evoticket.training.state import TrainState
 
-_PACKED: dict[Any, Packer] = {}  # each packed run's greenlet -> its packer
+_PACKED: dict[Any, tuple[Packer, _Run]] = {}  # each packed run's greenlet -> its packer and its run
 
 
 def active_packer() -> Packer | None:
     """The :class:`Packer` running the current run, or ``None`` (a run alone)."""
-    if not _PACKED:
-        return None
-    return _PACKED.get(greenlet.getcurrent())
+    found = _PACKED.get(greenlet.getcurrent()) if _PACKED else None
+    return found[0] if found else None
 
 
 def pack_key(state: TrainState, batches: torch.Tensor) -> tuple | None:
@@ -129,7 +128,6 @@ class Packer:
         self.stats = PackStats()
         self._waiting: list[_Run] = []  # runs waiting on training steps, in order of their requests
         self._scheduler: Any = None
-        self._runs: dict[Any, _Run] = {}  # greenlet -> its run
 
     def run(self, tasks: Sequence[Callable[[], Any]], on_done: Callable[[int, Any], None] | None = None) -> list[Any]:
         """Run every task, at most :attr:`width` at once; returns their results in order.
@@ -152,8 +150,7 @@ class Packer:
                 while queue and live < self.width:
                     run = queue.pop(0)
                     run.glet = greenlet.greenlet(run.task, parent=self._scheduler)
-                    _PACKED[run.glet] = self
-                    self._runs[run.glet] = run
+                    _PACKED[run.glet] = (self, run)
                     ready.append(run)
                     live += 1
                 if not ready:
@@ -180,7 +177,6 @@ class Packer:
         finally:
             for run in runs:
                 _PACKED.pop(run.glet, None)
-            self._runs = {}
         return [r.result for r in runs]
 
     def _cancel(self, runs: Sequence[_Run], reason: BaseException) -> None:
@@ -195,18 +191,23 @@ class Packer:
             _PACKED.pop(run.glet, None)
 
     # ---------------------------------------------------------------- steps
-    def run_steps(self, state: TrainState, batches: torch.Tensor) -> None:
+    def run_steps(self, state: TrainState, batches: torch.Tensor, key: tuple | None = None) -> None:
         """Take ``len(batches)`` steps of ``state``'s training, in batches shared with the other runs' trainings.
 
         Called by :meth:`TrainState.run_steps` in a packed run; returns when the steps are done (the parameters,
         BatchNorm statistics, non-finite flags and optimizer state of ``state`` updated). The run's global random
         generators, autograd mode and matmul precision are its own across the wait.
 
+        Args:
+            state: the training.
+            batches: its ``(steps, P, B)`` minibatch indices.
+            key: its :func:`pack_key`, when the caller has it.
+
         Raises:
             Cancelled: when the packer stopped.
         """
-        run = self._runs[greenlet.getcurrent()]
-        run.request = _Request(state, batches, pack_key(state, batches))
+        run = _PACKED[greenlet.getcurrent()][1]
+        run.request = _Request(state, batches, key if key is not None else pack_key(state, batches))
         rng, grad, precision = capture_rng(), torch.is_grad_enabled(), torch.get_float32_matmul_precision()
         self._waiting.append(run)
         self._scheduler.switch()

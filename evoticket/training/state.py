@@ -187,8 +187,9 @@ class TrainState:
         from evoticket.training.packing import active_packer, pack_key
 
         packer = active_packer()
-        if packer is not None and pack_key(self, batches) is not None:
-            packer.run_steps(self, batches)
+        key = pack_key(self, batches) if packer is not None else None
+        if key is not None:
+            packer.run_steps(self, batches, key)
         else:
             self._steps(batches)
         if self.scope.scores:  # the kept counts stay: top-k of the same k
@@ -220,7 +221,7 @@ class TrainState:
 
     def _build(self, batch: int, per_network: bool = False) -> None:
         if self.scope.scores:
-            if self.cfg.data_order == "individual":  # each network's scores a tensor of their own (packing's rule)
+            if self._optimizer is None and self.cfg.data_order == "individual":  # each network's scores its own tensor
                 self._optimizer = masked_optimizer(self.scores, {}, self.cfg, state=self.carried)
                 self.carried = None
             elif self._optimizer is None:
