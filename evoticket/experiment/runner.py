@@ -208,7 +208,7 @@ def _run_packed(
     bar: Any,
     finished: Callable[[Cell], None],
 ) -> dict[str, Any]:
-    """Run the cells ``width`` at a time in threads taking turns, their training steps packed
+    """Run the cells ``width`` at a time as greenlets taking turns, their training steps packed
     (:class:`evoticket.training.packing.Packer`); returns what was packed."""
     from evoticket.training.packing import Packer
 
