@@ -48,20 +48,21 @@ def agreement(reference: list[dict[str, Any]], packed: list[dict[str, Any]]) -> 
 
     key = ("dataset", "density", "allocation", "budget", "method")
     ref = {tuple(g[k] for k in key): g for g in aggregate(reference)}
-    seeds: dict[str, dict[tuple, list[float]]] = {"reference": {}, "packed": {}}
-    for which, rows in (("reference", reference), ("packed", packed)):
+    seeds: dict[int, dict[tuple, list[float]]] = {0: {}, 1: {}}  # reference, packed: group -> its seeds' accuracy, %
+    for which, rows in enumerate((reference, packed)):
         for r in rows:
             if r["status"] == "done":
                 seeds[which].setdefault(tuple(r[k] for k in key), []).append(100 * r["test_acc"])
     out = []
     for g in aggregate(packed):
-        r = ref.get(tuple(g[k] for k in key))
+        group = tuple(g[k] for k in key)
+        r = ref.get(group)
         if r is None or g["status"] != "done" or r["status"] != "done":
             continue
         low, high = 100 * r["ci_low"], 100 * r["ci_high"]
         mean = 100 * g["test_acc_mean"]
         inside = None if math.isnan(low) else bool(low - 1e-9 <= mean <= high + 1e-9)
-        a, b = seeds["reference"][tuple(g[k] for k in key)], seeds["packed"][tuple(g[k] for k in key)]
+        a, b = seeds[0][group], seeds[1][group]
         with warnings.catch_warnings():  # seeds of equal accuracy: scipy warns of its precision, or gives NaN
             warnings.simplefilter("ignore", RuntimeWarning)
             p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if len(a) > 1 and len(b) > 1 else math.nan
@@ -77,6 +78,17 @@ def agreement(reference: list[dict[str, Any]], packed: list[dict[str, Any]]) -> 
         )
         out.append(row)
     return out
+
+
+def counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Groups with an interval, those whose packed mean is inside it, groups tested, and those at p < 0.05."""
+    tested = [r["p_welch"] for r in rows if r["p_welch"] is not None]
+    return {
+        "groups": sum(r["inside"] is not None for r in rows),
+        "inside_interval": sum(r["inside"] is True for r in rows),
+        "welch_tested": len(tested),
+        "welch_below_0.05": sum(p < 0.05 for p in tested),
+    }
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
@@ -95,15 +107,15 @@ def markdown(rows: list[dict[str, Any]]) -> str:
             f"{r['reference_mean']:.1f} | [{low:.1f}, {high:.1f}] | {r['packed_mean']:.1f} | "
             f"{r['difference']:+.1f} | {inside} | {p} |"
         )
-    judged = [r for r in rows if r["inside"] is not None]
-    inside = sum(r["inside"] for r in judged)
+    n = counts(rows)
     lines.append("")
-    lines.append(f"{inside} of {len(judged)} groups have their packed mean inside the reference's 95% interval.")
-    tested = [r["p_welch"] for r in rows if r["p_welch"] is not None]
-    low = sum(p < 0.05 for p in tested)
     lines.append(
-        f"Welch's t-test, the packed seeds against the reference's: p < 0.05 in {low} of {len(tested)} groups "
-        f"({0.05 * len(tested):.1f} expected by chance when packing changes nothing but the data order)."
+        f"{n['inside_interval']} of {n['groups']} groups have their packed mean inside the reference's 95% interval."
+    )
+    lines.append(
+        f"Welch's t-test, the packed seeds against the reference's: p < 0.05 in {n['welch_below_0.05']} of "
+        f"{n['welch_tested']} groups ({0.05 * n['welch_tested']:.1f} expected by chance when packing changes nothing "
+        "but the data order)."
     )
     diffs = [abs(r["difference"]) for r in rows]
     if diffs:
@@ -131,16 +143,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{args.wall[0] / args.wall[1]:.2f}x"
         )
     if args.json:
-        judged = [r for r in rows if r["inside"] is not None]
-        record = {
-            "reference": str(args.reference),
-            "packed": str(args.packed),
-            "groups": len(judged),
-            "inside_interval": sum(r["inside"] for r in judged),
-            "welch_tested": sum(r["p_welch"] is not None for r in rows),
-            "welch_below_0.05": sum(r["p_welch"] is not None and r["p_welch"] < 0.05 for r in rows),
-            "rows": rows,
-        }
+        record = {"reference": str(args.reference), "packed": str(args.packed), **counts(rows), "rows": rows}
         if args.wall:
             record["wall_seconds"] = {"reference": args.wall[0], "packed": args.wall[1]}
             record["speedup"] = args.wall[0] / args.wall[1]

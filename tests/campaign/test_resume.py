@@ -370,27 +370,26 @@ def test_resume_refuses_changed_configuration_and_allows_more_generations(tmp_pa
 
 @pytest.mark.slow
 def test_an_ensemble_killed_in_its_training_resumes_to_the_same_files_and_can_be_added_on_resume(tmp_path, reference):
-    finished = reference
     ensemble = [*TINY, "campaign.ensemble=2"]
     straight, killed, added = (tmp_path / name for name in ("straight", "killed", "added"))
     for root in (straight, killed, added):
         root.mkdir()
     assert cli(straight, "run", "--name", "r", overrides=ensemble).returncode == 0
-    reference = outputs(straight, "r")
-    assert reference["summary.json"]["ensemble"]["size"] == 2
+    expected = outputs(straight, "r")  # with the ensemble from the start
+    assert expected["summary.json"]["ensemble"]["size"] == 2
     # the controls pass the kill point once per seed (two), then the ensemble once per seed: killed in its first
     done = cli(killed, "run", "--name", "r", kill_at="final:3", overrides=ensemble)
     assert done.returncode == -signal.SIGKILL, done.stderr
     assert not _complete(killed / "runs" / "r")
     resumed = cli(killed, "resume", "runs/r")
     assert resumed.returncode == 0, resumed.stderr
-    assert_same_outputs(killed, "r", reference)
+    assert_same_outputs(killed, "r", expected)
     # campaign.ensemble may change on resume: added to a finished run, the same files as with it from the start
-    copy_of_reference(finished, added)
+    copy_of_reference(reference, added)
     assert "ensemble" not in json.loads(paths.summary(added / "runs" / "r").read_text())
     more = cli(added, "resume", "runs/r", "--set", "campaign.ensemble=2")
     assert more.returncode == 0, more.stderr
-    assert_same_outputs(added, "r", reference)
+    assert_same_outputs(added, "r", expected)
 
 
 def test_edited_config_file_is_refused(tmp_path):
